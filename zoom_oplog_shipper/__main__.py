@@ -1,0 +1,5 @@
+"""Allow ``python -m zoom_oplog_shipper``."""
+
+from zoom_oplog_shipper.cli import entry
+
+entry()
