@@ -1,0 +1,150 @@
+"""Shared fixtures: a fake clock that never sleeps, and a pytest-httpserver Zoom double."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from zoom_oplog_shipper.clock import Clock
+from zoom_oplog_shipper.config import Config
+
+NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+SECRET = "s3cr3t-Value-that-must-never-leak"
+
+
+class FakeClock(Clock):
+    """Wall and monotonic time that only move when the code sleeps or the test says so."""
+
+    def __init__(self, now: datetime = NOW) -> None:
+        self._now = now
+        self._mono = 1000.0
+        self.slept: list[float] = []
+
+    def now(self) -> datetime:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.advance(seconds)
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+        self._mono += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@dataclass
+class Canned:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeZoom:
+    """A small Zoom double on pytest-httpserver: newest first, `to` inclusive, UTC days.
+
+    Canned answers queued with ``fail`` are served before the normal ones, so a test can script
+    errors precisely; the project's simulator covers the rest in the engine tests.
+    """
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.server = server
+        self.records: list[dict[str, Any]] = []
+        self.canned: list[Canned] = []
+        self.requests: list[dict[str, str]] = []
+        self.token_requests = 0
+        self.valid_tokens: set[str] = set()
+        self.scope = "report:read:operation_logs:admin"
+        self.on_page: Callable[[dict[str, str]], None] | None = None
+        server.expect_request("/oauth/token", method="POST").respond_with_handler(self._token)
+        server.expect_request("/v2/report/operationlogs", method="GET").respond_with_handler(self._logs)
+
+    @property
+    def base(self) -> str:
+        return self.server.url_for("").rstrip("/")
+
+    def fail(self, status: int, body: Any = None, headers: dict[str, str] | None = None, times: int = 1) -> None:
+        for _ in range(times):
+            self.canned.append(Canned(status, body, headers or {}))
+
+    def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+        data = body if isinstance(body, bytes) else orjson.dumps(body)
+        return Response(data, status=status, headers={"content-type": "application/json", **(headers or {})})
+
+    def _token(self, request: Request) -> Response:
+        self.token_requests += 1
+        expected = base64.b64encode(f"client-id:{SECRET}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {expected}":
+            return self._json(400, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
+        account = request.form.get("account_id") or request.args.get("account_id")
+        if account != "acct-1":
+            return self._json(400, {"reason": "Account does not exist", "error": "invalid_request"})
+        token = f"tok-{self.token_requests}"
+        self.valid_tokens.add(token)
+        return self._json(200, {"access_token": token, "token_type": "bearer", "expires_in": 3600, "scope": self.scope})
+
+    def _logs(self, request: Request) -> Response:
+        args = dict(request.args)
+        self.requests.append(args)
+        if self.on_page:
+            self.on_page(args)
+        if self.canned:
+            c = self.canned.pop(0)
+            return self._json(c.status, c.body if c.body is not None else b"", c.headers)
+        auth = request.headers.get("Authorization", "")
+        if auth.removeprefix("Bearer ") not in self.valid_tokens:
+            return self._json(401, {"code": 124, "message": "Invalid access token."})
+        start, end = args["from"], args["to"]
+        rows = [r for r in self.records if start <= str(r.get("time", ""))[:10] <= end]
+        rows.sort(key=lambda r: str(r.get("time", "")), reverse=True)
+        size = int(args.get("page_size", 30))
+        offset = int(args.get("next_page_token") or 0)
+        page = rows[offset : offset + size]
+        nxt = str(offset + size) if offset + size < len(rows) else ""
+        return self._json(200, {"next_page_token": nxt, "page_size": size, "operation_logs": page})
+
+
+@pytest.fixture
+def zoom(httpserver: HTTPServer) -> Iterator[FakeZoom]:
+    yield FakeZoom(httpserver)
+
+
+def make_config(tmp_path: Any, base: str, **overrides: Any) -> Config:
+    values: dict[str, Any] = {
+        "account_id": "acct-1",
+        "client_id": "client-id",
+        "client_secret": SECRET,
+        "state_dir": tmp_path / "state",
+        "api_url": f"{base}/v2",
+        "oauth_url": f"{base}/oauth/token",
+        "max_rps": 0.0,
+    }
+    values.update(overrides)
+    return Config(**values)
+
+
+def record(time: str, detail: str = "Add User a@example.com", **extra: Any) -> dict[str, Any]:
+    rec = {
+        "time": time,
+        "operator": "admin@example.com",
+        "category_type": "User",
+        "action": "Add",
+        "operation_detail": detail,
+    }
+    rec.update(extra)
+    return rec

@@ -1,0 +1,176 @@
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from zoom_oplog_shipper.config import (
+    Config,
+    DEFAULT_API_URL,
+    DEFAULT_LOOKBACK,
+    DEFAULT_MAX_RPS,
+    check_url,
+    load_config,
+    parse_duration,
+    parse_instant,
+)
+from zoom_oplog_shipper.errors import ConfigError
+
+NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
+ENV = {"ZOOM_ACCOUNT_ID": "acct", "ZOOM_CLIENT_ID": "cid", "ZOOM_CLIENT_SECRET": "S3CRET-xyz"}
+
+
+def load(flags: dict[str, Any] | None = None, env: dict[str, str] | None = None, **kw: Any) -> Config:
+    return load_config(flags or {}, {**ENV, **(env or {})}, NOW, **kw)
+
+
+def test_defaults(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    cfg = load()
+    assert cfg.category_type == "all"
+    assert cfg.api_url == DEFAULT_API_URL
+    assert cfg.lookback == DEFAULT_LOOKBACK
+    assert cfg.max_rps == DEFAULT_MAX_RPS
+    assert cfg.backfill_start is None
+    assert cfg.output_format == "ecs"
+    assert "S3CRET" not in repr(cfg)
+
+
+def test_precedence_flag_over_env_over_file(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('category_type = "user"\nlookback = "2h"\nmax_rps = 3\n')
+    path.chmod(0o600)
+    cfg = load({"config": str(path)})
+    assert (cfg.category_type, cfg.lookback, cfg.max_rps) == ("user", timedelta(hours=2), 3.0)
+    cfg = load({"config": str(path)}, {"ZOOM_CATEGORY_TYPE": "account"})
+    assert cfg.category_type == "account"
+    cfg = load({"config": str(path), "category_type": "role"}, {"ZOOM_CATEGORY_TYPE": "account"})
+    assert cfg.category_type == "role"
+
+
+def test_config_file_from_env_variable(tmp_path: Path) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('account_id = "from-file"\n')
+    cfg = load_config({}, {"ZOOM_OPLOG_CONFIG": str(path), "ZOOM_CLIENT_ID": "c", "ZOOM_CLIENT_SECRET": "s"}, NOW)
+    assert cfg.account_id == "from-file"
+
+
+def test_secret_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("from-file-secret\n")
+    secret.chmod(0o644)
+    env = {"ZOOM_ACCOUNT_ID": "a", "ZOOM_CLIENT_ID": "c", "ZOOM_CLIENT_SECRET_FILE": str(secret)}
+    with caplog.at_level(logging.WARNING):
+        cfg = load_config({}, env, NOW)
+    assert cfg.client_secret == "from-file-secret"
+    assert "chmod 600" in caplog.text
+    assert "from-file-secret" not in caplog.text
+
+
+def test_world_readable_config_with_secret_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text('client_secret = "file-secret"\n')
+    path.chmod(0o644)
+    with caplog.at_level(logging.WARNING):
+        cfg = load_config({"config": str(path)}, {"ZOOM_ACCOUNT_ID": "a", "ZOOM_CLIENT_ID": "c"}, NOW)
+    assert cfg.client_secret == "file-secret"
+    assert "readable by group or others" in caplog.text and "file-secret" not in caplog.text
+
+
+def test_backfill_clamped_to_retention(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING):
+        cfg = load({"backfill_start": "2025-01-01"})
+    assert cfg.backfill_start == datetime(2026, 5, 28, tzinfo=UTC)
+    assert "oldest day Zoom serves" in caplog.text
+
+
+def test_backfill_forms() -> None:
+    assert load({"backfill_start": "2026-11-01"}).backfill_start == datetime(2026, 11, 1, tzinfo=UTC)
+    cfg = load({"backfill_start": "2026-11-01T10:00:00+02:00"})
+    assert cfg.backfill_start == datetime(2026, 11, 1, 8, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "needle"),
+    [
+        ({}, {"ZOOM_ACCOUNT_ID": ""}, "missing ZOOM_ACCOUNT_ID"),
+        ({}, {"ZOOM_CLIENT_ID": ""}, "missing ZOOM_CLIENT_ID"),
+        ({}, {"ZOOM_CLIENT_SECRET": ""}, "missing ZOOM_CLIENT_SECRET"),
+        ({"category_type": "users"}, {}, "--category-type: 'users' is not one of: all, user,"),
+        ({}, {"ZOOM_CATEGORY_TYPE": "nope"}, "ZOOM_CATEGORY_TYPE: 'nope' is not one of"),
+        ({"backfill_start": "2027-01-01"}, {}, "is in the future"),
+        ({"backfill_start": "last tuesday"}, {}, "is not a date or datetime"),
+        ({"api_url": "http://api.zoom.us/v2"}, {}, "uses plain http"),
+        ({"oauth_url": "ftp://x"}, {}, "--oauth-url: 'ftp://x' is not an https URL"),
+        ({"lookback": "forever"}, {}, "--lookback: 'forever' is not a duration"),
+        ({"lookback": "60d"}, {}, "out of range"),
+        ({"max_runtime": "0"}, {}, "must be positive"),
+        ({"max_rps": "fast"}, {}, "--max-rps: 'fast' must be a number"),
+        ({"max_rps": "-1"}, {}, "--max-rps: '-1' must be a number"),
+        ({"max_line_bytes": "100"}, {}, "--max-line-bytes: '100' must be a whole number >= 2048"),
+        ({"format": "xml"}, {}, "--format: 'xml' is not one of"),
+        ({}, {"ZOOM_OPLOG_INCLUDE_ORIGINAL": "maybe"}, "is not a boolean"),
+        ({}, {"ZOOM_OPLOG_LOG_LEVEL": "loud"}, "ZOOM_OPLOG_LOG_LEVEL: 'loud' is not one of"),
+        ({"config": "/nonexistent/c.toml"}, {}, "config file /nonexistent/c.toml does not exist"),
+        ({}, {"ZOOM_CLIENT_SECRET": "", "ZOOM_CLIENT_SECRET_FILE": "/nonexistent/s"}, "cannot read /nonexistent/s"),
+    ],
+)
+def test_config_errors(flags: dict[str, Any], env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(flags, env)
+    assert needle in str(info.value)
+    assert "S3CRET" not in str(info.value)
+
+
+def test_bad_toml_and_unknown_keys(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("account_id = \n")
+    with pytest.raises(ConfigError, match="is not valid TOML"):
+        load({"config": str(bad)})
+    typo = tmp_path / "typo.toml"
+    typo.write_text('acount_id = "x"\n')
+    with pytest.raises(ConfigError, match="unknown setting.*acount_id"):
+        load({"config": str(typo)})
+    wrong_type = tmp_path / "type.toml"
+    wrong_type.write_text("account_id = [1]\n")
+    with pytest.raises(ConfigError, match="expected a string"):
+        load_config({"config": str(wrong_type)}, {}, NOW)
+
+
+def test_credentials_not_needed_for_state_commands() -> None:
+    cfg = load_config({}, {"ZOOM_ACCOUNT_ID": "a"}, NOW, need_credentials=False)
+    assert cfg.client_secret == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("24h", 86400), ("90m", 5400), ("1h30m", 5400), ("2d", 172800), ("45", 45), ("1.5h", 5400)]
+)
+def test_parse_duration(text: str, seconds: int) -> None:
+    assert parse_duration(text, "x") == timedelta(seconds=seconds)
+
+
+def test_parse_instant_naive_is_utc() -> None:
+    assert parse_instant("2026-01-01T00:00:00", "x") == datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://api.zoom.us/v2/", True),
+        ("http://127.0.0.1:8080/v2", True),
+        ("http://localhost:1/v2", True),
+        ("http://[::1]:9/v2", True),
+        ("http://10.0.0.1/v2", False),
+        ("https://", False),
+        ("api.zoom.us", False),
+    ],
+)
+def test_check_url(url: str, ok: bool) -> None:
+    if ok:
+        assert not check_url(url, "x").endswith("/")
+    else:
+        with pytest.raises(ConfigError):
+            check_url(url, "x")

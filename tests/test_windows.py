@@ -1,0 +1,92 @@
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from zoom_oplog_shipper.windows import (
+    MAX_WINDOW_DAYS,
+    Window,
+    covered_until,
+    following_start,
+    months_before,
+    next_window,
+    plan,
+    proves_to_inclusive,
+    query_end,
+    query_start,
+    retention_floor,
+)
+
+
+@pytest.mark.parametrize(
+    ("day", "months", "expected"),
+    [
+        (date(2026, 11, 26), 6, date(2026, 5, 26)),
+        (date(2026, 8, 31), 6, date(2026, 2, 28)),
+        (date(2028, 8, 31), 6, date(2028, 2, 29)),
+        (date(2026, 3, 31), 1, date(2026, 2, 28)),
+        (date(2026, 1, 15), 2, date(2025, 11, 15)),
+    ],
+)
+def test_months_before(day: date, months: int, expected: date) -> None:
+    assert months_before(day, months) == expected
+
+
+def test_retention_floor_keeps_a_margin_inside_six_months() -> None:
+    assert retention_floor(date(2026, 11, 26)) == date(2026, 5, 28)
+
+
+def test_query_start_covers_the_lookback_and_a_time_zone_day() -> None:
+    w = datetime(2026, 11, 26, 0, 30, tzinfo=UTC)
+    assert query_start(w, timedelta(hours=24)) == date(2026, 11, 24)
+    assert query_start(w, timedelta(0)) == date(2026, 11, 25)
+
+
+@pytest.mark.parametrize(("ok", "expected"), [(True, date(2026, 11, 27)), (False, date(2026, 11, 26))])
+def test_query_end(ok: bool, expected: date) -> None:
+    assert query_end(date(2026, 11, 26), ok) == expected
+
+
+def test_next_window_is_at_most_28_days_and_stops_at_end() -> None:
+    assert next_window(date(2026, 1, 1), date(2026, 12, 31)) == Window(date(2026, 1, 1), date(2026, 1, 28))
+    assert next_window(date(2026, 1, 1), date(2026, 1, 3)) == Window(date(2026, 1, 1), date(2026, 1, 3))
+
+
+@pytest.mark.parametrize("inclusive", [True, False])
+def test_plan_covers_every_day_without_gaps(inclusive: bool) -> None:
+    start, end = date(2026, 5, 28), date(2026, 11, 27)
+    windows = plan(start, end, inclusive)
+    assert windows[0].start == start
+    assert windows[-1].end == end
+    for w in windows:
+        assert 0 <= (w.end - w.start).days < MAX_WINDOW_DAYS
+    for a, b in zip(windows, windows[1:], strict=False):
+        # inclusive: next day; exclusive `to`: the `to` day is asked for again
+        assert b.start == (a.end + timedelta(days=1) if inclusive else a.end)
+
+
+def test_following_start() -> None:
+    w = Window(date(2026, 1, 1), date(2026, 1, 28))
+    assert following_start(w, True) == date(2026, 1, 29)
+    assert following_start(w, False) == date(2026, 1, 28)
+
+
+def test_covered_until_assumes_the_worst_time_zone() -> None:
+    w = Window(date(2026, 1, 1), date(2026, 1, 28))
+    assert covered_until(w) == datetime(2026, 1, 27, 10, 0, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("moment", "proves"),
+    [
+        (datetime(2026, 1, 28, 12, 0, tzinfo=UTC), True),
+        (datetime(2026, 1, 28, 23, 59, tzinfo=UTC), True),
+        (datetime(2026, 1, 28, 11, 59, 59, tzinfo=UTC), False),
+        (datetime(2026, 1, 27, 23, 0, tzinfo=UTC), False),
+    ],
+)
+def test_proves_to_inclusive(moment: datetime, proves: bool) -> None:
+    assert proves_to_inclusive(moment, Window(date(2026, 1, 1), date(2026, 1, 28))) is proves
+
+
+def test_window_params() -> None:
+    assert Window(date(2026, 1, 1), date(2026, 1, 2)).params() == {"from": "2026-01-01", "to": "2026-01-02"}

@@ -1,0 +1,118 @@
+"""`check`: validate settings, token, scopes, permission, clock and state, without changing anything."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any, TextIO
+
+from zoom_oplog_shipper.clock import Clock
+from zoom_oplog_shipper.config import Config
+from zoom_oplog_shipper.errors import ExitCode, ShipperError, StateError
+from zoom_oplog_shipper.state import StateStore, state_file
+from zoom_oplog_shipper.windows import Window
+from zoom_oplog_shipper.zoom_client import REPORT_SCOPES, ZoomClient
+
+#: Beyond this difference from Zoom's clock, windows and token renewal can go wrong.
+MAX_SKEW = timedelta(seconds=60)
+
+
+class _Report:
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.exit_code = ExitCode.OK
+
+    def line(self, status: str, text: str) -> None:
+        self.stream.write(f"[{status:^4}] {text}\n")
+        self.stream.flush()
+
+    def fail(self, text: str, code: ExitCode) -> None:
+        self.line("FAIL", text)
+        if self.exit_code == ExitCode.OK:
+            self.exit_code = code
+
+
+def run_check(config: Config, clock: Clock, session: Any, stream: TextIO) -> int:
+    """Print a human report on ``stream`` (stderr) with a concrete fix per problem; returns the exit code."""
+    report = _Report(stream)
+    report.line(
+        "ok",
+        f"configuration: account {config.account_id}, category {config.category_type}, "
+        f"API {config.api_url}, token URL {config.oauth_url}",
+    )
+    _check_state(config, report)
+
+    client = ZoomClient(config, clock=clock, session=session)
+    try:
+        client.token()
+    except ShipperError as exc:
+        report.fail(f"token: {exc}", exc.exit_code)
+        return int(report.exit_code)
+    report.line("ok", "token: Zoom issued an access token for these credentials")
+
+    scopes = client.scopes
+    if not scopes:
+        report.line("info", "scopes: Zoom did not list the token's scopes; the request below tells")
+    elif any(s in scopes for s in REPORT_SCOPES):
+        report.line("ok", f"scopes: {' '.join(s for s in scopes if s in REPORT_SCOPES)} granted")
+    else:
+        report.fail(
+            "scopes: neither report:read:operation_logs:admin nor report:read:admin is granted; add one "
+            "to the app's scopes (Zoom App Marketplace > your app > Scopes) and activate the app again",
+            ExitCode.AUTH,
+        )
+    _check_clock(client, clock, report)
+
+    today = clock.now().date()
+    try:
+        page = client.get_page(Window(today - timedelta(days=1), today), config.category_type, page_size=1)
+    except ShipperError as exc:
+        report.fail(f"operation logs: {exc}", exc.exit_code)
+    else:
+        found = "at least one record" if page.records else "no records"
+        report.line("ok", f"operation logs: readable ({found} since yesterday for category {config.category_type})")
+    verdict = "all checks passed" if report.exit_code == ExitCode.OK else "some checks failed; fix them and run again"
+    report.line("ok" if report.exit_code == ExitCode.OK else "FAIL", verdict)
+    return int(report.exit_code)
+
+
+def _check_state(config: Config, report: _Report) -> None:
+    path = state_file(config.state_dir, config.account_id, config.category_type)
+    if not path.exists():
+        report.line("ok", f"state: none yet; the first run creates {path}")
+        return
+    try:
+        store = StateStore.open(path, config.account_id, config.category_type, create=False)
+    except StateError as exc:
+        report.fail(f"state: {exc}", ExitCode.STATE)
+        return
+    try:
+        snap = store.snapshot()
+    except StateError as exc:
+        report.fail(f"state: {exc}", ExitCode.STATE)
+        return
+    finally:
+        store.close()
+    mark = snap.watermark.isoformat() if snap.watermark else "not set"
+    report.line("ok", f"state: {path} (watermark {mark})")
+
+
+def _check_clock(client: ZoomClient, clock: Clock, report: _Report) -> None:
+    header = client.last_date_header
+    if not header:
+        report.line("info", "clock: Zoom's answer had no Date header to compare with")
+        return
+    try:
+        server = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        report.line("info", f"clock: cannot read Zoom's Date header {header!r}")
+        return
+    skew = clock.now() - server
+    if abs(skew) > MAX_SKEW:
+        report.fail(
+            f"clock: this machine is {skew.total_seconds():+.0f}s off Zoom's clock; enable time sync "
+            "(chrony, systemd-timesyncd or ntpd)",
+            ExitCode.FAILURE,
+        )
+    else:
+        report.line("ok", f"clock: within {MAX_SKEW.seconds}s of Zoom's ({skew.total_seconds():+.0f}s)")

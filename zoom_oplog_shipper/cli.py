@@ -1,0 +1,380 @@
+"""Command line: parse, build the config, call the engine, map the package's errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, BinaryIO, TextIO
+
+from zoom_oplog_shipper import __version__
+from zoom_oplog_shipper.clock import Clock
+from zoom_oplog_shipper.config import (
+    CATEGORY_TYPES,
+    DEFAULT_MAX_LINE_BYTES,
+    DEFAULT_MAX_RPS,
+    LOG_FORMATS,
+    LOG_LEVELS,
+    OUTPUT_FORMATS,
+    Config,
+    load_config,
+)
+from zoom_oplog_shipper.errors import ConfigError, ExitCode, OutputClosedError, ShipperError
+from zoom_oplog_shipper.logs import LOGGER_NAME, setup_logging
+
+log = logging.getLogger(LOGGER_NAME)
+
+COMMANDS = ("run", "check", "state", "simulate", "demo")
+
+EPILOG = f"""\
+examples:
+  export ZOOM_ACCOUNT_ID=... ZOOM_CLIENT_ID=... ZOOM_CLIENT_SECRET_FILE=/etc/zoom/secret
+  zoom-oplog-shipper check                      # credentials, scopes, permission, clock
+  zoom-oplog-shipper run --backfill-start 2026-06-01 > events.ndjson
+  zoom-oplog-shipper run                        # later runs: only what is new
+  zoom-oplog-shipper state show                 # watermark, fingerprints, last run
+  zoom-oplog-shipper demo | head                # no Zoom account needed
+
+settings come from a flag, else the environment, else a TOML file (--config, ZOOM_OPLOG_CONFIG,
+or config.toml in the user config directory), else the default. The client id and secret are
+never flags: use ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET or ZOOM_CLIENT_SECRET_FILE.
+
+stdout carries only event lines (one JSON document per line); every diagnostic goes to stderr.
+
+exit codes:
+  0  success, nothing new, or another run holds the lock
+  1  runtime failure after retries (network, Zoom errors, stdout closed); progress is kept
+  2  usage or configuration error
+  3  authentication or permission error (credentials, scope, plan, role)
+  4  Zoom's daily request limit reached; progress is kept, run again after the reset
+  5  state store unusable (corrupt, unwritable); the message names the file and the fix
+
+version {__version__}
+"""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    """Options every account-bound command takes."""
+    g = parser.add_argument_group("settings (flag > environment > config file > default)")
+    g.add_argument("--config", metavar="PATH", help="TOML settings file [env ZOOM_OPLOG_CONFIG]")
+    g.add_argument("--account-id", metavar="ID", help="Zoom account id [env ZOOM_ACCOUNT_ID] (required)")
+    g.add_argument(
+        "--category-type",
+        metavar="TYPE",
+        help=f"category to fetch: {', '.join(CATEGORY_TYPES)} [env ZOOM_CATEGORY_TYPE] (default all)",
+    )
+    g.add_argument(
+        "--backfill-start",
+        metavar="WHEN",
+        help="first run fetches from this date or ISO time (clamped to Zoom's ~6 months) "
+        "[env ZOOM_BACKFILL_START] (default: none, start at the first run)",
+    )
+    g.add_argument("--api-url", metavar="URL", help="API base URL [env ZOOM_API_URL] (default https://api.zoom.us/v2)")
+    g.add_argument(
+        "--oauth-url", metavar="URL", help="token URL [env ZOOM_OAUTH_URL] (default https://zoom.us/oauth/token)"
+    )
+    g.add_argument(
+        "--state-dir", metavar="DIR", help="where state is kept [env ZOOM_OPLOG_STATE_DIR] (default: user data dir)"
+    )
+    g.add_argument(
+        "--lookback", metavar="DURATION", help="re-read window for late records [env ZOOM_OPLOG_LOOKBACK] (default 24h)"
+    )
+    g.add_argument(
+        "--max-runtime",
+        metavar="DURATION",
+        help="stop cleanly after this long; keep it below the agent's interval "
+        "[env ZOOM_OPLOG_MAX_RUNTIME] (default 5m)",
+    )
+    g.add_argument(
+        "--max-rps",
+        metavar="N",
+        help=f"requests per second at most, 0 for no limit [env ZOOM_OPLOG_MAX_RPS] (default {DEFAULT_MAX_RPS:g})",
+    )
+    g.add_argument(
+        "--max-line-bytes",
+        metavar="N",
+        help=f"longest output line; longer events lose event.original, then text is cut "
+        f"[env ZOOM_OPLOG_MAX_LINE_BYTES] (default {DEFAULT_MAX_LINE_BYTES})",
+    )
+    g.add_argument("--format", choices=OUTPUT_FORMATS, help="output documents [env ZOOM_OPLOG_FORMAT] (default ecs)")
+    g.add_argument(
+        "--include-original",
+        action="store_true",
+        default=None,
+        help="keep the raw record in event.original [env ZOOM_OPLOG_INCLUDE_ORIGINAL]",
+    )
+    g.add_argument("--log-level", choices=LOG_LEVELS, help="stderr log level [env ZOOM_OPLOG_LOG_LEVEL] (default info)")
+    g.add_argument(
+        "--log-format", choices=LOG_FORMATS, help="stderr log format [env ZOOM_OPLOG_LOG_FORMAT] (default text)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    parser = argparse.ArgumentParser(
+        prog="zoom-oplog-shipper",
+        description="Print Zoom admin operation logs (Admin Activity Logs) that are new since the last run "
+        "as ECS JSON lines on stdout, for Vector, Fluent Bit, Splunk or cron. "
+        "A bare `zoom-oplog-shipper` is `zoom-oplog-shipper run`.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"zoom-oplog-shipper {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    fmt = argparse.RawDescriptionHelpFormatter
+
+    run = sub.add_parser("run", help="one pass: print new records, commit, exit", epilog=EPILOG, formatter_class=fmt)
+    _common(run)
+    check = sub.add_parser(
+        "check", help="validate settings, token, scopes, permission and clock; changes nothing", formatter_class=fmt
+    )
+    _common(check)
+
+    state = sub.add_parser("state", help="inspect or reset the stored progress", formatter_class=fmt)
+    state_sub = state.add_subparsers(dest="state_command", metavar="ACTION", required=True)
+    show = state_sub.add_parser("show", help="watermark, fingerprints, last run summary, file path")
+    _common(show)
+    reset = state_sub.add_parser("reset", help="delete the stored progress (asks for --yes)")
+    _common(reset)
+    reset.add_argument("--yes", action="store_true", help="confirm the reset")
+    path = state_sub.add_parser("path", help="print the state file's path")
+    _common(path)
+
+    simulate = sub.add_parser(
+        "simulate", help="serve a local Zoom API simulator for testing pipelines", formatter_class=fmt
+    )
+    from zoom_oplog_shipper import simulator
+
+    simulator.add_arguments(simulate)
+
+    demo = sub.add_parser("demo", help="run the real pipeline against a built-in simulator; no account needed")
+    demo.add_argument("--days", type=int, default=3, help="days of generated history (default 3)")
+    demo.add_argument("--records-per-day", type=int, default=40, help="records a day (default 40)")
+    demo.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
+    demo.add_argument("--format", choices=OUTPUT_FORMATS, default="ecs", help="output documents (default ecs)")
+    return parser
+
+
+_SETTING_FLAGS = (
+    "config",
+    "account_id",
+    "category_type",
+    "backfill_start",
+    "api_url",
+    "oauth_url",
+    "state_dir",
+    "lookback",
+    "max_runtime",
+    "max_rps",
+    "max_line_bytes",
+    "format",
+    "include_original",
+    "log_level",
+    "log_format",
+)
+
+
+def _normalize_argv(argv: list[str]) -> list[str]:
+    """A bare invocation, or one starting with options, means `run`."""
+    if any(a in ("-h", "--help", "--version") for a in argv[:1]):
+        return argv
+    for arg in argv:
+        if arg in COMMANDS:
+            return argv
+        if not arg.startswith("-"):
+            break
+    return ["run", *argv]
+
+
+class _StopFlag:
+    """Set by SIGTERM/SIGINT: the engine stops after the current page, with progress committed."""
+
+    def __init__(self) -> None:
+        self.raised = False
+
+    def __call__(self) -> bool:
+        return self.raised
+
+
+@contextmanager
+def _stop_on_signals(flag: _StopFlag) -> Iterator[None]:
+    def handler(signum: int, _frame: Any) -> None:
+        if flag.raised and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        flag.raised = True
+        log.info("received %s; stopping after the current page", signal.Signals(signum).name)
+
+    previous = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread (in-process tests): no handlers
+        pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    stdout: BinaryIO | None = None,
+    stderr: TextIO | None = None,
+    clock: Clock | None = None,
+    session: Any = None,
+) -> int:
+    """Run the command line; returns the exit code. Everything is injectable for in-process tests."""
+    args_list = _normalize_argv(list(sys.argv[1:] if argv is None else argv))
+    env = os.environ if env is None else env
+    err = stderr if stderr is not None else sys.stderr
+    parser = build_parser()
+    try:
+        args = parser.parse_args(args_list)
+    except SystemExit as exc:  # argparse: usage error (2) or --help/--version (0)
+        return int(exc.code or 0)
+    if args.command == "simulate":
+        from zoom_oplog_shipper import simulator
+
+        return simulator.run(args)
+    clock = clock or Clock()
+    # Until the config is validated, log as the flag or environment asks when that is valid.
+    level = getattr(args, "log_level", None) or env.get("ZOOM_OPLOG_LOG_LEVEL", "").lower()
+    log_format = getattr(args, "log_format", None) or env.get("ZOOM_OPLOG_LOG_FORMAT", "").lower()
+    setup_logging(
+        level if level in LOG_LEVELS else "info",
+        log_format if log_format in LOG_FORMATS else "text",
+        stream=err,
+    )
+    out = stdout if stdout is not None else sys.stdout.buffer
+    try:
+        if args.command == "demo":
+            from zoom_oplog_shipper.demo import run_demo
+
+            return run_demo(args, out, clock)
+        flags = {name: getattr(args, name, None) for name in _SETTING_FLAGS}
+        config = load_config(flags, env, clock.now(), need_credentials=args.command in ("run", "check"))
+        setup_logging(config.log_level, config.log_format, config.secrets(), stream=err)
+        if args.command == "check":
+            from zoom_oplog_shipper.check import run_check
+
+            return run_check(config, clock, session, err)
+        if args.command == "state":
+            return _state(args, config, out)
+        return _run(config, clock, session, out)
+    except OutputClosedError as exc:
+        log.info("%s", exc)
+        if stdout is None:
+            _silence_stdout()
+        return int(exc.exit_code)
+    except ShipperError as exc:
+        log.error("%s", exc)
+        return int(exc.exit_code)
+
+
+def _silence_stdout() -> None:
+    """After the reader went away, stop Python's own final flush from complaining on stderr."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
+def _run(config: Config, clock: Clock, session: Any, out: BinaryIO) -> int:
+    from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
+    from zoom_oplog_shipper.state import RunLock, StateStore, state_file
+    from zoom_oplog_shipper.sync import SyncEngine
+    from zoom_oplog_shipper.zoom_client import ZoomClient
+
+    path = state_file(config.state_dir, config.account_id, config.category_type)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        msg = f"cannot create state directory {path.parent} ({exc.strerror}); set --state-dir to a writable directory"
+        raise ConfigError(msg) from None
+    lock = RunLock(path)
+    if not lock.acquire():
+        log.warning(
+            "another run for account %s, category %s holds %s; exiting without doing anything",
+            config.account_id,
+            config.category_type,
+            lock.path,
+        )
+        return int(ExitCode.OK)
+    try:
+        store = StateStore.open(path, config.account_id, config.category_type)
+        try:
+            client = ZoomClient(config, clock=clock, session=session)
+            max_bytes = config.max_line_bytes
+            engine = SyncEngine(
+                config,
+                client,
+                store,
+                PageWriter(out),
+                make_formatter(config.output_format, config.account_id, config.include_original),
+                lambda doc: encode(doc, max_bytes),
+                clock,
+                should_stop=(flag := _StopFlag()),
+            )
+            try:
+                with _stop_on_signals(flag):
+                    engine.run()
+            finally:
+                log.info("%s", engine.summary.line())
+        finally:
+            store.close()
+    finally:
+        lock.release()
+    return int(ExitCode.OK)
+
+
+def _state(args: argparse.Namespace, config: Config, out: BinaryIO) -> int:
+    import orjson
+
+    from zoom_oplog_shipper.state import RunLock, StateStore, reset_state, state_file
+
+    if not config.account_id:
+        msg = "state commands need the account id: set ZOOM_ACCOUNT_ID or --account-id"
+        raise ConfigError(msg)
+    path = state_file(config.state_dir, config.account_id, config.category_type)
+
+    def write(text: str) -> None:
+        out.write(text.encode() + b"\n")
+        out.flush()
+
+    if args.state_command == "path":
+        write(str(path))
+        return 0
+    if args.state_command == "show":
+        store = StateStore.open(path, config.account_id, config.category_type, create=False)
+        try:
+            write(orjson.dumps(store.describe(), option=orjson.OPT_INDENT_2).decode())
+        finally:
+            store.close()
+        return 0
+    if not args.yes:
+        msg = (
+            f"`state reset` deletes the watermark and fingerprints in {path}; the next run then starts "
+            "over from --backfill-start (or now) and may send records again. Add --yes to confirm"
+        )
+        raise ConfigError(msg)
+    lock = RunLock(path)
+    if not lock.acquire():
+        log.error("a run holds %s; try again when it has finished", lock.path)
+        return int(ExitCode.FAILURE)
+    try:
+        removed = reset_state(path)
+    finally:
+        lock.release()
+    log.info("removed %s", ", ".join(map(str, removed)) if removed else f"nothing: {path} did not exist")
+    return 0
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

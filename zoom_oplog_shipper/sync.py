@@ -1,0 +1,367 @@
+"""The sync engine: read new operation logs window by window, print them, commit progress.
+
+Order of durability: a page's lines are written and flushed before its fingerprints are committed,
+so a kill at any instant loses nothing and re-sends at most one page (with the same `event.id`s).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from zoom_oplog_shipper.clock import Clock
+from zoom_oplog_shipper.config import Config
+from zoom_oplog_shipper.errors import ApiError, ConfigError
+from zoom_oplog_shipper.output import PageWriter
+from zoom_oplog_shipper.records import canonical, epoch, fingerprint, record_time, rfc3339_millis
+from zoom_oplog_shipper.state import StateStore
+from zoom_oplog_shipper.windows import (
+    MIN_TZ_OFFSET,
+    Window,
+    covered_until,
+    following_start,
+    midnight,
+    next_window,
+    query_end,
+    query_start,
+    retention_floor,
+)
+from zoom_oplog_shipper.zoom_client import InvalidRequest, PageTokenExpired, ZoomClient
+
+log = logging.getLogger(__name__)
+
+#: A window whose page token keeps expiring is read again from page one at most this often.
+MAX_WINDOW_RESTARTS = 3
+#: Zoom's documented category values, for the message when Zoom refuses one.
+ZOOM_DOCUMENTED_CATEGORIES = (
+    "all, user, user_settings, account, billing, im, recording, phone_contacts, webinar, sub_account, role, zoom_rooms"
+)
+
+#: Builds the output document for (record, event id hex, record time or None, created RFC 3339).
+Formatter = Callable[[dict[str, Any], str, datetime | None, str], dict[str, Any]]
+Encoder = Callable[[dict[str, Any]], bytes]
+
+
+@dataclass
+class RunSummary:
+    """What one run did (the summary line and `state show`)."""
+
+    started: str = ""
+    emitted: int = 0
+    pages: int = 0
+    requests: int = 0
+    retries: int = 0
+    windows: int = 0
+    duration_s: float = 0.0
+    watermark: str = ""
+    outcome: str = "running"
+    untimed: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+    def line(self) -> str:
+        """The one-line summary printed on stderr at the end of a run."""
+        return (
+            f"{self.outcome}: {self.emitted} records emitted, {self.pages} pages, "
+            f"{self.requests} requests, {self.retries} retries, {self.windows} windows, "
+            f"{self.duration_s:.1f}s, watermark {self.watermark}"
+        )
+
+
+class _RestartWindow(Exception):
+    """Read the current window again from page one."""
+
+
+@dataclass
+class _WindowCursor:
+    """Per-window reading state: occurrence counts and the observed sort order."""
+
+    counts: dict[bytes, int] = field(default_factory=dict)
+    untimed_counts: dict[bytes, int] = field(default_factory=dict)
+    current: datetime | None = None
+    direction: int = 0  # -1 newest first, +1 oldest first, 0 not known yet
+    recheck_all: bool = False
+
+
+class SyncEngine:
+    """One pass over the operation logs that are new since the stored watermark."""
+
+    def __init__(
+        self,
+        config: Config,
+        client: ZoomClient,
+        store: StateStore,
+        writer: PageWriter,
+        formatter: Formatter,
+        encoder: Encoder,
+        clock: Clock,
+        should_stop: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.store = store
+        self.writer = writer
+        self.formatter = formatter
+        self.encoder = encoder
+        self.clock = clock
+        self.should_stop = should_stop
+        self.summary = RunSummary()
+        self._unordered = False
+        self._watermark: datetime | None = None
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        """Fetch, print and commit; returns the summary (also saved in the store)."""
+        cfg = self.config
+        t0 = self.clock.now()
+        self._t0 = t0
+        started = self.clock.monotonic()
+        self._deadline = started + cfg.max_runtime.total_seconds()
+        self.client.deadline = self._deadline
+        self.summary.started = rfc3339_millis(t0)
+        try:
+            self._run(t0)
+        except BaseException as exc:
+            self.summary.outcome = f"stopped by {type(exc).__name__}"
+            raise
+        finally:
+            counters = self.client.counters
+            self.summary.requests = counters.requests
+            self.summary.retries = counters.retries
+            self.summary.duration_s = round(self.clock.monotonic() - started, 3)
+            try:
+                self.store.save_summary(self.summary.as_dict())
+            except Exception:  # the original error matters more than the summary
+                log.debug("could not save the run summary", exc_info=True)
+        return self.summary
+
+    def _run(self, t0: datetime) -> None:
+        cfg = self.config
+        snap = self.store.snapshot()
+        watermark, floor = snap.watermark, snap.floor
+        if watermark is None or floor is None:
+            watermark = floor = cfg.backfill_start or t0
+            self.store.start(watermark, floor)
+            if cfg.backfill_start:
+                log.info("first run: backfilling from %s", rfc3339_millis(watermark))
+            else:
+                log.info(
+                    "first run: starting at %s; older records are not fetched (set --backfill-start to fetch them)",
+                    rfc3339_millis(watermark),
+                )
+        elif cfg.backfill_start and cfg.backfill_start != floor:
+            log.info("state exists: --backfill-start is ignored (reset the state to backfill again)")
+        self._floor = floor
+        self._to_inclusive = snap.to_inclusive
+        self._future_to_rejected = snap.future_to_rejected
+        self._set_watermark(watermark, persist=False)
+        self._seen = self.store.seen_since(epoch(self._cutoff))
+        log.debug("loaded %d fingerprints at or after %s", len(self._seen), self._cutoff)
+
+        today = t0.date()
+        start = query_start(watermark, cfg.lookback)
+        oldest = retention_floor(today)
+        if start < oldest:
+            if snap.watermark is not None and watermark - cfg.lookback < midnight(oldest):
+                note = (
+                    f"the stored watermark {rfc3339_millis(watermark)} is older than Zoom keeps records; "
+                    f"records before {oldest} can no longer be fetched"
+                )
+                log.warning(note)
+                self.summary.notes.append(note)
+            start = oldest
+        self._end = query_end(today, not self._future_to_rejected)
+        self._recheck_before: datetime | None = None
+        window = next_window(start, self._end)
+        while True:
+            read = self._read_window(window, today)
+            if read is None:
+                break
+            window = read
+            self.summary.windows += 1
+            last = window.end >= self._end
+            self._set_watermark(t0 if last else min(covered_until(window), t0), persist=True)
+            if last:
+                break
+            nxt = following_start(window, self._to_inclusive)
+            # What the next window shares with this one may already be out: check it against the store.
+            self._recheck_before = (
+                None if self._to_inclusive else midnight(window.end + timedelta(days=1)) - MIN_TZ_OFFSET
+            )
+            window = next_window(nxt, self._end)
+        if self.summary.outcome == "running":
+            self.summary.outcome = "complete"
+
+    def _set_watermark(self, watermark: datetime, *, persist: bool) -> None:
+        current = self._watermark
+        if current is not None and watermark <= current:
+            return
+        self._watermark = watermark
+        self._cutoff = max(watermark - self.config.lookback, self._floor)
+        self._cutoff_epoch = epoch(self._cutoff)
+        self.summary.watermark = rfc3339_millis(watermark)
+        if persist:
+            self.store.advance(watermark, self._cutoff_epoch)
+
+    # -- one window -----------------------------------------------------------------------------
+    def _stop_reason(self) -> str | None:
+        if self.should_stop():
+            return "stopped by signal"
+        if self.clock.monotonic() >= self._deadline:
+            return "stopped at --max-runtime"
+        return None
+
+    def _read_window(self, window: Window, today: date) -> Window | None:
+        """Read a whole window; returns it (possibly narrowed), or None when the run must stop first."""
+        restarts = 0
+        retention_shifts = 0
+        cursor = _WindowCursor()
+        token = ""
+        while True:
+            reason = self._stop_reason()
+            if reason:
+                self.summary.outcome = reason
+                log.info(
+                    "%s before finishing %s..%s; progress is committed, the next run continues",
+                    reason,
+                    window.start,
+                    window.end,
+                )
+                return None
+            try:
+                page = self.client.get_page(window, self.config.category_type, token)
+            except PageTokenExpired as exc:
+                restarts += 1
+                if restarts > MAX_WINDOW_RESTARTS:
+                    msg = f"page tokens for {window.start}..{window.end} kept expiring ({exc}); progress is kept"
+                    raise ApiError(msg) from None
+                log.info("page token refused (%s); reading %s..%s again from page one", exc, window.start, window.end)
+                cursor = _WindowCursor(recheck_all=True)
+                token = ""
+                continue
+            except InvalidRequest as exc:
+                if token:
+                    raise
+                narrowed = self._after_refusal(window, today, exc, retention_shifts)
+                if narrowed is None:
+                    return window  # nothing left to ask for in this window
+                if narrowed.start != window.start:
+                    retention_shifts += 1
+                window = narrowed
+                continue
+            self.summary.pages += 1
+            try:
+                done = self._emit_page(page.records, window, cursor)
+            except _RestartWindow:
+                cursor = _WindowCursor(recheck_all=True)
+                token = ""
+                continue
+            if done or not page.next_page_token:
+                return window
+            token = page.next_page_token
+
+    def _after_refusal(self, window: Window, today: date, exc: InvalidRequest, shifts: int) -> Window | None:
+        """Adapt to what Zoom refused on page one, or raise. Returns the window to ask for instead."""
+        text = str(exc).lower()
+        if window.end > today and not self._future_to_rejected:
+            log.info("Zoom refused a `to` date after today (UTC); asking up to today from now on")
+            self._future_to_rejected = True
+            self._end = today
+            self.store.learn("future_to_rejected")
+            if window.start > today:
+                return None
+            return Window(window.start, today)
+        if "month" in text and shifts < 3 and window.start < today - timedelta(days=150):
+            log.warning("Zoom refused %s as older than it keeps; starting a day later", window.start)
+            return Window(window.start + timedelta(days=1), max(window.end, window.start + timedelta(days=1)))
+        if "category" in text and self.config.category_type != "all":
+            msg = (
+                f"Zoom refused category type {self.config.category_type!r} ({exc}); "
+                f"Zoom documents: {ZOOM_DOCUMENTED_CATEGORIES}"
+            )
+            raise ConfigError(msg)
+        raise exc
+
+    def _emit_page(self, records: list[Any], window: Window, cursor: _WindowCursor) -> bool:
+        """Print the page's new records, then commit them. True when the window needs no more pages."""
+        cfg = self.config
+        account = cfg.account_id
+        cutoff = self._cutoff
+        seen = self._seen
+        ordered = not self._unordered
+        inclusive_bound = None if self._to_inclusive else midnight(window.end) - MIN_TZ_OFFSET
+        candidates: list[tuple[bytes, dict[str, Any], datetime | None]] = []
+        newest: datetime | None = None
+        for rec in records:
+            if not isinstance(rec, dict):
+                log.warning("skipping an operation log entry that is not an object: %.200r", rec)
+                continue
+            t = record_time(rec)
+            canon = canonical(rec)
+            if t is None:
+                counts = cursor.untimed_counts
+            else:
+                if newest is None or t > newest:
+                    newest = t
+                if t != cursor.current:
+                    if cursor.current is not None:
+                        step = -1 if t < cursor.current else 1
+                        if cursor.direction == 0:
+                            cursor.direction = step
+                        elif step != cursor.direction and ordered:
+                            self._unordered = True
+                            log.debug(
+                                "records of %s..%s are not sorted by time; reading it again in full",
+                                window.start,
+                                window.end,
+                            )
+                            raise _RestartWindow
+                    if ordered:
+                        cursor.counts.clear()
+                    cursor.current = t
+                counts = cursor.counts
+                if inclusive_bound is not None and t >= inclusive_bound:
+                    self._to_inclusive = True
+                    inclusive_bound = None
+                    self.store.learn("to_inclusive")
+                    log.debug("Zoom returned a record on the `to` day itself: `to` is inclusive")
+            n = counts.get(canon, 0)
+            counts[canon] = n + 1
+            if t is not None and t < cutoff:
+                continue
+            fp = fingerprint(account, canon, n)
+            if fp not in seen:
+                candidates.append((fp, rec, t))
+
+        recheck = self._recheck_before
+        if candidates and (cursor.recheck_all or recheck is not None):
+            maybe = [fp for fp, _, t in candidates if cursor.recheck_all or t is None or (recheck and t < recheck)]
+            if maybe:
+                known = self.store.already_seen(maybe)
+                if known:
+                    candidates = [c for c in candidates if c[0] not in known]
+
+        if candidates:
+            created = rfc3339_millis(self.clock.now())
+            lines = []
+            entries = []
+            t0_epoch = epoch(self._t0)
+            for fp, rec, t in candidates:
+                hexid = fp.hex()
+                if t is None:
+                    self.summary.untimed += 1
+                    log.warning("record %s has no parsable time; emitted with @timestamp = now, tagged", hexid)
+                lines.append(self.encoder(self.formatter(rec, hexid, t, created)))
+                entries.append((fp, epoch(t) if t is not None else t0_epoch))
+            self.writer.write_page(lines)
+            self.store.commit_page(entries)
+            self.summary.emitted += len(lines)
+
+        # Newest first: once a whole page is older than the cutoff, the rest of the window is too.
+        return cursor.direction == -1 and ordered and newest is not None and newest < cutoff

@@ -1,0 +1,376 @@
+"""The Zoom client: OAuth token, the operation-logs endpoint, retries and the request rate limit.
+
+`classify` is the one place that decides what an HTTP answer means and whether it is retried.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+import orjson
+import requests
+
+from zoom_oplog_shipper import __version__
+from zoom_oplog_shipper.clock import Clock
+from zoom_oplog_shipper.config import Config
+from zoom_oplog_shipper.errors import ApiError, AuthError, DailyLimitError
+from zoom_oplog_shipper.windows import Window
+
+log = logging.getLogger(__name__)
+
+OPERATION_LOGS_PATH = "/report/operationlogs"
+PAGE_SIZE = 300
+#: Renew the token this long before Zoom says it expires (as Zoom's own SDK does).
+TOKEN_RENEW_MARGIN = 60.0
+MAX_ATTEMPTS = 6
+BACKOFF_BASE = 0.5
+BACKOFF_CAP = 30.0
+REQUEST_TIMEOUT = (10.0, 60.0)
+REPORT_SCOPES = ("report:read:operation_logs:admin", "report:read:admin")
+USER_AGENT = f"zoom-oplog-shipper/{__version__}"
+
+
+class Outcome(Enum):
+    """What to do with an HTTP answer."""
+
+    OK = "ok"
+    RETRY = "retry"
+    RENEW_TOKEN = "renew_token"
+    DAILY_LIMIT = "daily_limit"
+    AUTH = "auth"
+    PAGE_TOKEN = "page_token"
+    INVALID = "invalid"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The decision about one answer, with what the caller needs to act on it."""
+
+    outcome: Outcome
+    reason: str
+    wait: float | None = None
+    code: int | None = None
+    reset_at: str | None = None
+
+
+def _body_code(body: Any) -> tuple[int | None, str]:
+    if not isinstance(body, dict):
+        return None, ""
+    code = body.get("code")
+    message = body.get("message") or body.get("reason") or ""
+    return (code if isinstance(code, int) else None), str(message)
+
+
+def classify(status: int, body: Any, headers: Mapping[str, str], *, paged: bool = False) -> Verdict:
+    """Decide what an operation-logs or token answer means.
+
+    ``body`` is the decoded JSON (None when the body was not JSON); ``paged`` says whether the
+    request carried a next_page_token.
+    """
+    code, message = _body_code(body)
+    if status == 200:
+        if isinstance(body, dict):
+            return Verdict(Outcome.OK, "ok")
+        return Verdict(Outcome.RETRY, "HTTP 200 with a body that is not a JSON object")
+    detail = f"HTTP {status}" + (f" code {code}" if code is not None else "") + (f": {message}" if message else "")
+    if status == 429:
+        kind = headers.get("X-RateLimit-Type", "").lower()
+        if "daily" in kind or "daily" in message.lower():
+            return Verdict(Outcome.DAILY_LIMIT, detail, reset_at=headers.get("Retry-After"))
+        wait = None
+        retry_after = headers.get("Retry-After", "")
+        if retry_after.replace(".", "", 1).isdigit():
+            wait = float(retry_after)
+        return Verdict(Outcome.RETRY, detail, wait=wait if wait is not None else 1.0, code=code)
+    if code == 124:
+        return Verdict(Outcome.RENEW_TOKEN, detail, code=code)
+    if status in (401, 403) or code in (200, 4700, 4711):
+        return Verdict(Outcome.AUTH, detail, code=code)
+    if paged and code == 300:
+        return Verdict(Outcome.PAGE_TOKEN, detail, code=code)
+    if status == 408 or status >= 500:
+        return Verdict(Outcome.RETRY, detail, code=code)
+    if status == 400 and isinstance(body, dict) and "error" in body:
+        return Verdict(Outcome.AUTH, detail)
+    if 400 <= status < 500:
+        return Verdict(Outcome.INVALID, detail, code=code)
+    return Verdict(Outcome.RETRY, detail, code=code)
+
+
+def backoff_delay(attempt: int, rng: random.Random) -> float:
+    """Exponential backoff with full jitter for retry number ``attempt`` (1-based)."""
+    return rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of records."""
+
+    records: list[Any]
+    next_page_token: str
+    tracking_id: str
+
+
+class PageTokenExpired(Exception):
+    """Zoom refused a next_page_token; the window must be read again from page one."""
+
+
+class InvalidRequest(ApiError):
+    """Zoom refused the request's parameters (code 300 and similar)."""
+
+    def __init__(self, message: str, code: int | None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Counters:
+    """Requests and retries made so far (for the summary line)."""
+
+    requests: int = 0
+    retries: int = 0
+    token_requests: int = 0
+
+
+@dataclass
+class _Token:
+    value: str
+    expires_at: float
+    scopes: tuple[str, ...] = field(default_factory=tuple)
+
+
+class ZoomClient:
+    """Talks to Zoom's token and operation-logs endpoints with one token per process."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        clock: Clock,
+        session: requests.Session | None = None,
+        deadline: float | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._clock = clock
+        self._session = session or requests.Session()
+        self._session.headers["User-Agent"] = USER_AGENT
+        #: Monotonic time after which no retry is waited for (the run's --max-runtime).
+        self.deadline = deadline
+        self._rng = rng or random.Random()
+        self._token: _Token | None = None
+        self._next_slot = 0.0
+        self.counters = Counters()
+        self.last_date_header: str | None = None
+
+    # -- pacing ---------------------------------------------------------------------------
+    def _pace(self) -> None:
+        """Keep under --max-rps: the account's quota is shared with every other app."""
+        if self._config.max_rps <= 0:
+            return
+        now = self._clock.monotonic()
+        if self._next_slot > now:
+            self._clock.sleep(self._next_slot - now)
+            now = self._next_slot
+        self._next_slot = now + 1.0 / self._config.max_rps
+
+    def _wait_before_retry(self, wait: float, what: str, reason: str) -> None:
+        if self.deadline is not None and self._clock.monotonic() + wait > self.deadline:
+            msg = f"{what} failed ({reason}) and the run's deadline (--max-runtime) leaves no time to retry"
+            raise ApiError(msg)
+        self.counters.retries += 1
+        log.warning("%s: %s; retrying in %.1fs", what, reason, wait)
+        self._clock.sleep(wait)
+
+    # -- HTTP -----------------------------------------------------------------------------
+    def _send(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any, Mapping[str, str]]:
+        """One request; (status, decoded JSON or None, headers). Network errors propagate."""
+        self._pace()
+        self.counters.requests += 1
+        resp = self._session.request(method, url, timeout=REQUEST_TIMEOUT, **kwargs)
+        content = resp.content
+        try:
+            body = orjson.loads(content) if content else None
+        except orjson.JSONDecodeError:
+            body = None
+        if resp.headers.get("Date"):
+            self.last_date_header = resp.headers["Date"]
+        return resp.status_code, body, resp.headers
+
+    # -- token ----------------------------------------------------------------------------
+    def token(self) -> str:
+        """A valid access token, renewed shortly before it expires."""
+        tok = self._token
+        if tok is None or self._clock.monotonic() >= tok.expires_at - TOKEN_RENEW_MARGIN:
+            tok = self._token = self._fetch_token()
+        return tok.value
+
+    @property
+    def scopes(self) -> tuple[str, ...]:
+        """Scopes granted with the current token (empty before the first one)."""
+        return self._token.scopes if self._token else ()
+
+    def _fetch_token(self) -> _Token:
+        cfg = self._config
+        what = "token request"
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                self.counters.token_requests += 1
+                status, body, headers = self._send(
+                    "POST",
+                    cfg.oauth_url,
+                    auth=(cfg.client_id, cfg.client_secret),
+                    data={"grant_type": "account_credentials", "account_id": cfg.account_id},
+                )
+            except requests.RequestException as exc:
+                reason = f"{type(exc).__name__} talking to {cfg.oauth_url}"
+                if attempt == MAX_ATTEMPTS:
+                    raise ApiError(f"{what} failed after {attempt} attempts: {reason}") from None
+                self._wait_before_retry(backoff_delay(attempt, self._rng), what, reason)
+                continue
+            if status == 200 and isinstance(body, dict) and isinstance(body.get("access_token"), str):
+                ttl = body.get("expires_in")
+                ttl = float(ttl) if isinstance(ttl, int | float) and ttl > 0 else 3600.0
+                scopes = tuple(str(body.get("scope") or "").split())
+                log.debug("obtained an access token valid for %ss", int(ttl))
+                return _Token(body["access_token"], self._clock.monotonic() + ttl, scopes)
+            verdict = classify(status, body, headers)
+            if verdict.outcome is Outcome.OK:
+                verdict = Verdict(Outcome.RETRY, "token answer without access_token")
+            if verdict.outcome in (Outcome.AUTH, Outcome.INVALID, Outcome.RENEW_TOKEN):
+                raise AuthError(self._auth_message(status, body))
+            if verdict.outcome is Outcome.DAILY_LIMIT:
+                raise DailyLimitError(f"{what}: {verdict.reason}", verdict.reset_at)
+            if attempt == MAX_ATTEMPTS:
+                raise ApiError(f"{what} failed after {attempt} attempts: {verdict.reason}")
+            self._wait_before_retry(verdict.wait or backoff_delay(attempt, self._rng), what, verdict.reason)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _auth_message(self, status: int, body: Any) -> str:
+        reason = ""
+        error = ""
+        if isinstance(body, dict):
+            reason = str(body.get("reason") or body.get("message") or "")
+            error = str(body.get("error") or body.get("code") or "")
+        text = f"Zoom refused the token request (HTTP {status}"
+        text += f", {error}" if error else ""
+        text += f": {reason})" if reason else ")"
+        if "account" in reason.lower():
+            return text + "; check ZOOM_ACCOUNT_ID (the Account ID on the app's App Credentials page)"
+        return (
+            text + "; check ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET against the Server-to-Server OAuth app's "
+            "App Credentials page, and that the app is activated"
+        )
+
+    # -- operation logs -------------------------------------------------------------------
+    def get_page(
+        self, window: Window, category_type: str, next_page_token: str = "", page_size: int = PAGE_SIZE
+    ) -> Page:
+        """One page of operation logs for ``window``, with retries, token renewal and pacing."""
+        url = self._config.api_url + OPERATION_LOGS_PATH
+        params = {**window.params(), "page_size": str(page_size), "category_type": category_type}
+        if next_page_token:
+            params["next_page_token"] = next_page_token
+        what = f"GET {OPERATION_LOGS_PATH} {window.start}..{window.end}"
+        renewed = False
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                status, body, headers = self._send(
+                    "GET", url, params=params, headers={"Authorization": f"Bearer {self.token()}"}
+                )
+            except requests.RequestException as exc:
+                reason = f"{type(exc).__name__} talking to {self._config.api_url}"
+                if attempt >= MAX_ATTEMPTS:
+                    raise ApiError(f"{what} failed after {attempt} attempts: {reason}; progress is kept") from None
+                self._wait_before_retry(backoff_delay(attempt, self._rng), what, reason)
+                continue
+            tracking = headers.get("x-zm-trackingid", "")
+            verdict = classify(status, body, headers, paged=bool(next_page_token))
+            if verdict.outcome is Outcome.OK:
+                page = _parse_page(body)
+                if page is not None:
+                    log.debug("%s: %d records (tracking id %s)", what, len(page[0]), tracking or "-")
+                    return Page(page[0], page[1], tracking)
+                verdict = Verdict(Outcome.RETRY, "HTTP 200 without an operation_logs list")
+            suffix = f" (x-zm-trackingid {tracking})" if tracking else ""
+            match verdict.outcome:
+                case Outcome.RENEW_TOKEN if not renewed:
+                    log.info("access token refused (%s); renewing it once", verdict.reason)
+                    self._token = None
+                    renewed = True
+                    attempt -= 1
+                    continue
+                case Outcome.RENEW_TOKEN | Outcome.AUTH:
+                    raise AuthError(self._permission_message(verdict) + suffix)
+                case Outcome.DAILY_LIMIT:
+                    when = (
+                        f"; the quota resets at {verdict.reset_at}"
+                        if verdict.reset_at
+                        else "; the quota resets at 00:00 UTC"
+                    )
+                    raise DailyLimitError(
+                        f"Zoom's daily request limit for this account is reached{when}{suffix}", verdict.reset_at
+                    )
+                case Outcome.PAGE_TOKEN:
+                    raise PageTokenExpired(verdict.reason)
+                case Outcome.INVALID:
+                    raise InvalidRequest(f"{what}: Zoom refused the request ({verdict.reason}){suffix}", verdict.code)
+            if attempt >= MAX_ATTEMPTS:
+                raise ApiError(f"{what} failed after {attempt} attempts: {verdict.reason}{suffix}; progress is kept")
+            wait = (
+                verdict.wait + self._rng.uniform(0, 1)
+                if verdict.wait is not None
+                else backoff_delay(attempt, self._rng)
+            )
+            self._wait_before_retry(wait, what, verdict.reason + suffix)
+
+    def _permission_message(self, verdict: Verdict) -> str:
+        if verdict.code == 4700:
+            return (
+                f"the app lacks the scope to read operation logs ({verdict.reason}); add "
+                "report:read:operation_logs:admin (granular) or report:read:admin (classic) to the "
+                "Server-to-Server OAuth app's scopes and activate it again"
+            )
+        if verdict.code == 200:
+            return (
+                f"Zoom says no permission ({verdict.reason}): operation logs need a Pro or higher plan, "
+                "Zoom Reporting enabled, and the app owner's role must allow Reports > Admin Activity "
+                "Logs (view)"
+            )
+        if verdict.code == 124:
+            return (
+                f"Zoom refused a freshly issued access token ({verdict.reason}); check that the "
+                "app is activated and that no other process uses the same app's tokens"
+            )
+        return f"Zoom refused access ({verdict.reason}); check the app's scopes and the owner's role"
+
+
+def _parse_page(body: Any) -> tuple[list[Any], str] | None:
+    if not isinstance(body, dict):
+        return None
+    logs = body.get("operation_logs")
+    if "operation_logs" not in body and ("next_page_token" in body or "page_size" in body):
+        logs = []  # an empty result may come without the list
+    if not isinstance(logs, list):
+        return None
+    token = body.get("next_page_token") or ""
+    return logs, token if isinstance(token, str) else ""
+
+
+def parse_retry_after(value: str | None) -> datetime | None:
+    """Zoom's daily-limit Retry-After is an ISO 8601 UTC time, not seconds."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
