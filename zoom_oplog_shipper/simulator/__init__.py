@@ -1,0 +1,51 @@
+"""A Zoom operation-logs API simulator for testing pipelines (not a Zoom replacement).
+
+Serves ``POST /oauth/token`` and ``GET /v2/report/operationlogs`` as Zoom documents them, with every
+undocumented behaviour, rate limit and fault as a switch, plus ``/_sim/`` admin endpoints. Standard
+library and orjson only. See docs/simulator.md.
+"""
+
+from zoom_oplog_shipper.simulator._app import (
+    LOGS_PATH,
+    TOKEN_PATH,
+    SimulatedDisconnect,
+    Simulator,
+    add_months,
+)
+from zoom_oplog_shipper.simulator._cli import add_arguments, config_from_args, run
+from zoom_oplog_shipper.simulator._config import (
+    FAULT_KINDS,
+    SimulatorConfig,
+    parse_duration,
+    parse_fault_schedule,
+    parse_tz_offset,
+)
+from zoom_oplog_shipper.simulator._data import (
+    CATEGORY_FILTERS,
+    category_key,
+    generate_records,
+    load_jsonl,
+)
+from zoom_oplog_shipper.simulator._server import RunningServer, serve_in_thread
+
+__all__ = [
+    "CATEGORY_FILTERS",
+    "FAULT_KINDS",
+    "LOGS_PATH",
+    "TOKEN_PATH",
+    "RunningServer",
+    "SimulatedDisconnect",
+    "Simulator",
+    "SimulatorConfig",
+    "add_arguments",
+    "add_months",
+    "category_key",
+    "config_from_args",
+    "generate_records",
+    "load_jsonl",
+    "parse_duration",
+    "parse_fault_schedule",
+    "parse_tz_offset",
+    "run",
+    "serve_in_thread",
+]

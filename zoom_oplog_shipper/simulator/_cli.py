@@ -1,0 +1,241 @@
+"""The ``simulate`` subcommand: switches, and serving until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Any
+
+from zoom_oplog_shipper.simulator._app import Simulator
+from zoom_oplog_shipper.simulator._config import (
+    DEFAULT_FAIL_KINDS,
+    GRANULAR_SCOPE,
+    SimulatorConfig,
+    parse_duration,
+    parse_tz_offset,
+)
+from zoom_oplog_shipper.simulator._server import serve_in_thread
+
+SECRET_ENV = "ZOOM_SIM_CLIENT_SECRET"
+DEFAULT_DAYS = 7
+DEFAULT_RECORDS_PER_DAY = 50
+
+
+def _seconds(text: str) -> float:
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _whole_seconds(text: str) -> int:
+    value = _seconds(text)
+    if value < 1:
+        msg = f"{text!r} must be at least 1 second"
+        raise argparse.ArgumentTypeError(msg)
+    return int(value)
+
+
+def _tz(text: str) -> int:
+    try:
+        return parse_tz_offset(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        msg = f"{text!r} is not a fraction between 0 and 1"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``simulate`` switches to ``parser`` (see docs/simulator.md)."""
+    net = parser.add_argument_group("listening")
+    net.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    net.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
+    net.add_argument("--verbose", action="store_true", help="log every request on stderr")
+
+    auth = parser.add_argument_group("credentials and tokens")
+    auth.add_argument("--account-id", default="demo-account", help="default demo-account")
+    auth.add_argument("--client-id", default="demo-client", help="default demo-client")
+    auth.add_argument(
+        "--client-secret",
+        default=None,
+        help=f"default ${SECRET_ENV}, else demo-secret (prefer the variable: argv is visible)",
+    )
+    auth.add_argument("--token-ttl", type=_whole_seconds, default=3600, help="seconds or 1h")
+    auth.add_argument("--page-token-ttl", type=_whole_seconds, default=900, help="seconds or 15m (default)")
+    auth.add_argument("--scope", default=GRANULAR_SCOPE, help=f"granted scopes (default {GRANULAR_SCOPE})")
+    auth.add_argument("--single-token", action="store_true", help="a new access token invalidates older ones")
+    auth.add_argument(
+        "--invalid-client-status",
+        type=int,
+        choices=(400, 401),
+        default=401,
+        help="HTTP status of invalid_client errors",
+    )
+    auth.add_argument(
+        "--invalid-token-status",
+        type=int,
+        choices=(400, 401),
+        default=401,
+        help="HTTP status of code 124 errors",
+    )
+    auth.add_argument("--no-permission", action="store_true", help="answer 400 code 200")
+
+    api = parser.add_argument_group("undocumented API behaviour")
+    api.add_argument(
+        "--tz-offset",
+        type=_tz,
+        default=0,
+        metavar="OFFSET",
+        help="account UTC offset for from/to day boundaries, -12..+14 (e.g. +05:30; default UTC)",
+    )
+    api.add_argument("--order", choices=("newest", "oldest"), default="newest")
+    api.add_argument("--future-to", choices=("accept", "reject"), default="accept")
+    api.add_argument(
+        "--max-range-days",
+        type=int,
+        default=None,
+        help="longest from..to range in days, inclusive (default: one calendar month)",
+    )
+    api.add_argument("--retention-months", type=int, default=6)
+    api.add_argument("--page-size-over-max", choices=("reject", "clamp"), default="reject")
+    api.add_argument(
+        "--no-echo-dates",
+        dest="echo_dates",
+        action="store_false",
+        help="omit from/to in report responses",
+    )
+
+    data = parser.add_argument_group("data")
+    data.add_argument("--seed", type=int, default=0)
+    data.add_argument(
+        "--days",
+        type=int,
+        default=None,
+        help=f"days of generated data ending now (default {DEFAULT_DAYS}; 0 with --records-file)",
+    )
+    data.add_argument("--records-per-day", type=int, default=DEFAULT_RECORDS_PER_DAY)
+    data.add_argument("--records-file", default=None, help="JSONL file of records to serve")
+    data.add_argument("--late-fraction", type=_fraction, default=0.0)
+    data.add_argument("--late-by", type=_seconds, default=0.0, help="delay of late records (seconds or 30m, 2h)")
+
+    faults = parser.add_argument_group("rate limits and faults")
+    faults.add_argument("--qps-limit", type=int, default=None, help="report requests per second")
+    faults.add_argument("--daily-limit", type=int, default=None, help="report requests per UTC day")
+    faults.add_argument("--fail-rate", type=_fraction, default=0.0)
+    faults.add_argument(
+        "--fail-kinds",
+        default=",".join(DEFAULT_FAIL_KINDS),
+        help="comma list drawn from by --fail-rate",
+    )
+    faults.add_argument(
+        "--fail-schedule",
+        default="",
+        metavar="SPEC",
+        help="[ENDPOINT:]N[-M]=KIND,... e.g. 3-4=503,logs:7=drop",
+    )
+    faults.add_argument("--slow-rate", type=_fraction, default=0.0)
+    faults.add_argument("--slow-seconds", type=_seconds, default=5.0)
+
+
+def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
+    """The SimulatorConfig the switches describe (raises ValueError for inconsistent ones)."""
+    days = args.days
+    if days is None:
+        days = 0 if args.records_file else DEFAULT_DAYS
+    secret = args.client_secret or os.environ.get(SECRET_ENV) or "demo-secret"
+    return SimulatorConfig(
+        account_id=args.account_id,
+        client_id=args.client_id,
+        client_secret=secret,
+        token_ttl=args.token_ttl,
+        page_token_ttl=args.page_token_ttl,
+        scope=args.scope,
+        single_token=args.single_token,
+        invalid_client_status=args.invalid_client_status,
+        invalid_token_status=args.invalid_token_status,
+        no_permission=args.no_permission,
+        tz_offset_minutes=args.tz_offset,
+        order=args.order,
+        future_to=args.future_to,
+        max_range_days=args.max_range_days,
+        retention_months=args.retention_months,
+        page_size_over_max=args.page_size_over_max,
+        echo_dates=args.echo_dates,
+        seed=args.seed,
+        days=days,
+        records_per_day=args.records_per_day,
+        records_file=args.records_file,
+        late_fraction=args.late_fraction,
+        late_by=args.late_by,
+        qps_limit=args.qps_limit,
+        daily_limit=args.daily_limit,
+        fail_rate=args.fail_rate,
+        fail_kinds=tuple(k.strip() for k in args.fail_kinds.split(",") if k.strip()),
+        fail_schedule=args.fail_schedule,
+        slow_rate=args.slow_rate,
+        slow_seconds=args.slow_seconds,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGINT/SIGTERM; the base URL is the first stdout line. Returns the exit code."""
+    try:
+        config = config_from_args(args)
+        sim = Simulator(config)
+    except (ValueError, OSError) as exc:
+        print(f"zoom-oplog-shipper simulate: {exc}", file=sys.stderr)
+        return 2
+    try:
+        running = serve_in_thread(sim, args.host, args.port, verbose=args.verbose)
+    except OSError as exc:
+        print(
+            f"zoom-oplog-shipper simulate: cannot listen on {args.host}:{args.port}: {exc}; "
+            "pick another --port (0 picks a free one)",
+            file=sys.stderr,
+        )
+        return 1
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            previous[signum] = signal.signal(signum, on_signal)
+    try:
+        print(running.base_url, flush=True)
+        total = sim.stats["records_total"]
+        print(
+            f"zoom simulator: {total} records for account {config.account_id!r}, client "
+            f"{config.client_id!r}; point the shipper at it with ZOOM_API_URL={running.base_url}/v2 "
+            f"ZOOM_OAUTH_URL={running.base_url}/oauth/token; stop with Ctrl-C",
+            file=sys.stderr,
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        running.shutdown()
+    stats = sim.stats
+    print(
+        f"zoom simulator: stopped after {stats['api_requests']} API requests, "
+        f"{stats['pages_served']} pages, {stats['records_served']} records served",
+        file=sys.stderr,
+    )
+    return 0

@@ -1,0 +1,574 @@
+"""Operation-log records: a deterministic generator, a JSONL loader and the served index."""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import random
+import re
+from array import array
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+# Zoom's documented category_type filter values, plus "admin" which newer docs list.
+CATEGORY_FILTERS = (
+    "all",
+    "user",
+    "user_settings",
+    "account",
+    "billing",
+    "im",
+    "recording",
+    "phone_contacts",
+    "webinar",
+    "sub_account",
+    "role",
+    "zoom_rooms",
+    "admin",
+)
+
+_SEPARATORS = re.compile(r"[\s\-]+")
+_category_cache: dict[str, str] = {}
+
+
+def category_key(display: object) -> str | None:
+    """Map a record's ``category_type`` display name to the filter value that selects it.
+
+    ``"User Settings"`` -> ``user_settings``, ``"Zoom Rooms"`` -> ``zoom_rooms``, ``"user"`` ->
+    ``user``. Names no filter uses (``"User Group"`` -> ``user_group``) are only matched by
+    ``all``; a missing or non-string category yields None.
+    """
+    if not isinstance(display, str):
+        return None
+    key = _category_cache.get(display)
+    if key is None:
+        key = _SEPARATORS.sub("_", display.strip().lower())
+        if len(_category_cache) < 10_000:
+            _category_cache[display] = key
+    return key
+
+
+def parse_record_time(value: object) -> int:
+    """Epoch seconds of a record's ``time`` (ISO 8601; a naive time is taken as UTC)."""
+    if not isinstance(value, str):
+        msg = f"record time {value!r} is not a string like 2024-06-07T10:00:00Z"
+        raise ValueError(msg)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        msg = f"record time {value!r} is not ISO 8601 like 2024-06-07T10:00:00Z"
+        raise ValueError(msg) from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp())
+
+
+def format_time(epoch: int) -> str:
+    """The API's time form, ``2024-06-07T10:00:00Z``."""
+    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def load_jsonl(path: str | Path) -> list[dict[str, Any]]:
+    """Read one JSON object a line; blank lines are skipped. Errors name the file and line."""
+    records: list[dict[str, Any]] = []
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            records.append(_decode_record(line, f"{path}:{number}"))
+    return records
+
+
+def decode_records(body: bytes, where: str) -> list[dict[str, Any]]:
+    """Decode a JSON array of objects or JSONL (the admin endpoint accepts both)."""
+    stripped = body.lstrip()
+    if stripped.startswith(b"["):
+        try:
+            items = orjson.loads(stripped)
+        except orjson.JSONDecodeError as exc:
+            msg = f"{where}: not a JSON array: {exc}"
+            raise ValueError(msg) from None
+        if not isinstance(items, list):
+            msg = f"{where}: expected a JSON array of records"
+            raise ValueError(msg)
+        return [_check_record(item, f"{where}[{i}]") for i, item in enumerate(items)]
+    return [
+        _decode_record(line, f"{where} line {n}") for n, line in enumerate(body.splitlines(), start=1) if line.strip()
+    ]
+
+
+def _decode_record(line: bytes, where: str) -> dict[str, Any]:
+    try:
+        item = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        msg = f"{where}: not JSON: {exc}"
+        raise ValueError(msg) from None
+    return _check_record(item, where)
+
+
+def _check_record(item: object, where: str) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        msg = f"{where}: a record must be a JSON object"
+        raise ValueError(msg)
+    try:
+        parse_record_time(item.get("time"))
+    except ValueError as exc:
+        msg = f"{where}: {exc}"
+        raise ValueError(msg) from None
+    return item
+
+
+# ---------------------------------------------------------------------------------------------
+# Generator. Templates follow the public samples: display-name categories, capitalised actions,
+# a double space before " - " in setting changes, "from On to Off" transitions.
+
+_FIRST = [
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+    "ivan",
+    "judy",
+    "mallory",
+    "niaj",
+    "olivia",
+    "peggy",
+    "rupert",
+    "sybil",
+    "trent",
+    "victor",
+    "walter",
+    "yusuf",
+]
+_LAST = ["smith", "jones", "garcia", "chen", "patel", "novak", "silva", "kim", "okafor", "berg"]
+_DOMAINS = ("example.com", "example.io", "corp.example.net")
+_OPERATORS = (
+    "admin@example.com",
+    "admin@example.com",
+    "superadmin@example.com",
+    "it-ops@example.com",
+    "helpdesk@example.io",
+    "owner@example.com",
+)
+_DEPTS = ("Sales", "Engineering", "Finance", "Support", "Legal", "Marketing", "HR")
+_TITLES = ("Contractor", "Engineer", "Manager", "Director", "Analyst", "Intern")
+_ROLES = ("Admin", "Member", "Owner", "Billing Admin", "Co-Owner", "Help Desk", "Auditor")
+_USER_TYPES = ("Basic", "Licensed", "On-Prem")
+_GROUPS = ("Springfield", "Engineers", "Sales EMEA", "Support Tier 2", "Contractors")
+_ROOMS = ("Boardroom 1", "Huddle 3A", "Lab West", "Lobby Kiosk", "Training Room")
+_IM_GROUPS = ("all-hands", "eng-oncall", "sales-deals", "random")
+_SUB_ACCOUNTS = ("Acme Retail", "Acme Labs", "Acme APAC")
+_PLANS = ("Pro", "Business", "Large Meetings 500", "Cloud Recording 1TB", "Webinar 1000")
+_ACCOUNT_SETTINGS = (
+    "Security  - Sign in with Two-Factor Authentication",
+    "Security  - Require that all meetings are secured with one security option",
+    "Security  - Require a passcode when scheduling new meetings",
+    "Security  - Automatically sign users out after a specified time",
+    "Security  - Waiting Room",
+    "Sign-in Methods  - Allow users to sign in with Google",
+    "Sign-in Methods  - Allow users to sign in with SSO",
+    "In Meeting (Basic)  - Chat",
+    "In Meeting (Basic)  - File transfer",
+    "In Meeting (Advanced)  - Breakout room",
+    "Recording  - Cloud recording",
+    "Recording  - Automatic recording",
+    "Schedule Meeting  - Join before host",
+)
+_USER_SETTINGS = (
+    "Meeting  - Host video",
+    "Meeting  - Participants video",
+    "In Meeting (Basic)  - Private chat",
+    "In Meeting (Basic)  - Screen sharing",
+    "Recording  - Local recording",
+    "Email Notification  - When a cloud recording is available",
+)
+_ROLE_PERMISSIONS = (
+    "Reports  - Admin Activity Logs",
+    "Reports  - Usage Reports",
+    "User Management  - Users",
+    "Account Management  - Account Settings",
+    "Recording Management  - Recordings",
+)
+
+# (category display name, weight)
+_CATEGORY_WEIGHTS = (
+    ("User", 34),
+    ("Account", 12),
+    ("User Settings", 10),
+    ("Recording", 10),
+    ("User Group", 6),
+    ("Role", 5),
+    ("IM", 5),
+    ("Webinar", 5),
+    ("Zoom Rooms", 4),
+    ("Billing", 3),
+    ("Phone Contacts", 3),
+    ("Sub Account", 3),
+)
+_CATEGORIES = tuple(name for name, _ in _CATEGORY_WEIGHTS)
+_CATEGORY_CUM = tuple(sum(weight for _, weight in _CATEGORY_WEIGHTS[: i + 1]) for i in range(len(_CATEGORY_WEIGHTS)))
+
+
+class _Gen:
+    """Draws one record's fields; all randomness comes from the seeded ``rng``."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        choice = rng.choice
+        self.users = [f"{first}.{last}@{choice(_DOMAINS)}" for first in _FIRST for last in _LAST]
+
+    def email(self) -> str:
+        return self.rng.choice(self.users)
+
+    def onoff(self) -> str:
+        return "from On to Off" if self.rng.random() < 0.5 else "from Off to On"
+
+    def two(self, values: tuple[str, ...]) -> tuple[str, str]:
+        a, b = self.rng.sample(values, 2)
+        return a, b
+
+    def record(self, category: str | None = None) -> tuple[str, str, str]:
+        """Return (category, action, operation_detail)."""
+        rng = self.rng
+        category = category or _CATEGORIES[bisect.bisect_right(_CATEGORY_CUM, rng.random() * _CATEGORY_CUM[-1])]
+        pick = rng.random()
+        c = rng.choice
+        if category == "User":
+            if pick < 0.16:
+                return (
+                    category,
+                    "Add",
+                    (f"Add User {self.email()}  - User Type: {c(_USER_TYPES)} - Department: {c(_DEPTS)}"),
+                )
+            if pick < 0.24:
+                return category, "Delete", f"Delete User {self.email()}"
+            if pick < 0.30:
+                return category, "Activate", f"Activate User {self.email()}"
+            if pick < 0.34:
+                return category, "Update", f"Deactivate User {self.email()}"
+            if pick < 0.44:
+                a, b = self.two(_ROLES)
+                return category, "Batch Update", f"Change Role  - {self.email()}: from {a} to {b}"
+            if pick < 0.54:
+                a, b = self.two(_USER_TYPES)
+                return category, "SCIM API - Update", (f"Edit User {self.email()}  - Change Type: from {a} to {b}")
+            if pick < 0.70:
+                a, b = self.two(_ROLES)
+                return category, "Update", f"Update User {self.email()}  - User Role: from {a} to {b}"
+            if pick < 0.85:
+                return category, "Update", (f"Update User {self.email()}  - Job Title: set to {c(_TITLES)}")
+            return category, "Update", f"Update User {self.email()}  - Department: set to {c(_DEPTS)}"
+        if category == "Account":
+            if pick < 0.9:
+                return category, "Update", f"{c(_ACCOUNT_SETTINGS)}: {self.onoff()}"
+            return category, "Update", "Update account profile  - Account Name: set to Example Corp"
+        if category == "User Settings":
+            return category, "Update", (f"Edit User {self.email()}  - {c(_USER_SETTINGS)}: {self.onoff()}")
+        if category == "Recording":
+            meeting = rng.randrange(10**10, 10**11)
+            if pick < 0.6:
+                return category, "Delete", f"Delete cloud recording for meeting {meeting}"
+            if pick < 0.8:
+                return category, "Update", f"Recover cloud recording for meeting {meeting}"
+            return category, "Update", f"Update recording settings for meeting {meeting}  - Share: {self.onoff()}"
+        if category == "User Group":
+            group = c(_GROUPS)
+            if pick < 0.3:
+                return category, "Add", f"Add Group {group}"
+            if pick < 0.45:
+                return category, "Delete", f"Delete Group {group}"
+            if pick < 0.7:
+                return category, "Update", f"Edit Group {group}  - Add Member: {self.email()}"
+            return category, "Update", (f"Edit Group {group}  - Personal Meeting ID (PMI) Passcode: {self.onoff()}")
+        if category == "Role":
+            role = c(_ROLES)
+            if pick < 0.2:
+                return category, "Add", f"Add Role {role}"
+            if pick < 0.3:
+                return category, "Delete", f"Delete Role {role}"
+            if pick < 0.65:
+                return (
+                    category,
+                    "Update",
+                    (
+                        f"Edit Role {role}  - {c(_ROLE_PERMISSIONS)}: from Off to View"
+                        if rng.random() < 0.5
+                        else f"Edit Role {role}  - {c(_ROLE_PERMISSIONS)}: from View to Edit"
+                    ),
+                )
+            a, b = self.two(_ROLES)
+            return category, "Update", f"Change Role  - {self.email()}: from {a} to {b}"
+        if category == "IM":
+            group = c(_IM_GROUPS)
+            if pick < 0.3:
+                return category, "Add", f"Add IM Group {group}"
+            if pick < 0.45:
+                return category, "Delete", f"Delete IM Group {group}"
+            return category, "Update", f"Edit IM Group {group}  - Add Member: {self.email()}"
+        if category == "Webinar":
+            webinar = rng.randrange(10**10, 10**11)
+            if pick < 0.4:
+                return category, "Delete", f"Delete Webinar {webinar}"
+            return category, "Update", (f"Update Webinar {webinar}  - Registration: {self.onoff()}")
+        if category == "Zoom Rooms":
+            room = c(_ROOMS)
+            if pick < 0.2:
+                return category, "Add", f"Add Room {room}"
+            if pick < 0.3:
+                return category, "Delete", f"Delete Room {room}"
+            return category, "Update", f"Edit Room {room}  - Share screen with HDMI: {self.onoff()}"
+        if category == "Billing":
+            if pick < 0.4:
+                return category, "Update", "Update billing contact information"
+            if pick < 0.7:
+                return category, "Add", f"Add Plan {c(_PLANS)}"
+            return category, "Update", "Update payment method  - Card: ending in " + str(rng.randrange(1000, 10000))
+        if category == "Phone Contacts":
+            name = self.email().split("@", 1)[0].replace(".", " ").title()
+            if pick < 0.5:
+                return category, "Add", f"Add External Contact {name}"
+            if pick < 0.7:
+                return category, "Delete", f"Delete External Contact {name}"
+            return (
+                category,
+                "Update",
+                f"Edit External Contact {name}  - Phone Number: set to +1555{rng.randrange(10**6, 10**7)}",
+            )
+        sub = c(_SUB_ACCOUNTS)
+        if pick < 0.3:
+            return "Sub Account", "Add", f"Add Sub Account {sub}"
+        seats = rng.randrange(5, 50)
+        return (
+            "Sub Account",
+            "Update",
+            (f"Edit Sub Account {sub}  - Seats: from {seats} to {seats + rng.randrange(1, 20)}"),
+        )
+
+
+def _make(category: str, action: str, detail: str, operator: str, when: str) -> dict[str, str]:
+    # Key order as in the samples (alphabetical), which is what the API returns.
+    return {
+        "action": action,
+        "category_type": category,
+        "operation_detail": detail,
+        "operator": operator,
+        "time": when,
+    }
+
+
+def generate_records(seed: int, days: int, records_per_day: int, end: datetime) -> list[dict[str, str]]:
+    """Deterministic realistic records: ``records_per_day`` in each of the ``days`` days before ``end``.
+
+    Day ``i`` is the 24 h span ending ``(days - 1 - i) * 24 h`` before ``end`` (aware datetime);
+    every record's time lies in ``[end - days, end)``. The mix covers every category display name,
+    actions Add/Update/Delete/Batch Update/SCIM API - Update/Activate, setting changes
+    ``"...: from On to Off"``, same-second bursts, exact identical twins and rare records lacking
+    ``action`` or ``operator``. Same arguments, same list. Sorted by time ascending.
+    """
+    if end.tzinfo is None:
+        msg = "generate_records: end must be an aware datetime (UTC)"
+        raise ValueError(msg)
+    rng = random.Random(f"zoom-oplog-simulator:{seed}")
+    gen = _Gen(rng)
+    end_ts = int(end.timestamp())
+    out: list[tuple[int, int, dict[str, str]]] = []
+    seq = 0
+    time_cache: dict[int, str] = {}
+
+    def when(epoch: int) -> str:
+        text = time_cache.get(epoch)
+        if text is None:
+            text = format_time(epoch)
+            time_cache[epoch] = text
+        return text
+
+    for day in range(days):
+        day_end = end_ts - (days - 1 - day) * 86400
+        day_start = day_end - 86400
+        made = 0
+        time_cache.clear()
+        while made < records_per_day:
+            left = records_per_day - made
+            epoch = rng.randrange(day_start, day_end)
+            operator = rng.choice(_OPERATORS)
+            kind = rng.random()
+            batch: list[dict[str, str]]
+            if kind < 0.03:
+                # Identical twins: the same change applied twice in one batch.
+                category, action, detail = gen.record()
+                record = _make(category, action, detail, operator, when(epoch))
+                batch = [dict(record) for _ in range(rng.randint(2, 3))]
+            elif kind < 0.07:
+                # Same-second burst: a batch role change or a SCIM sync touching several users.
+                action = rng.choice(("Batch Update", "SCIM API - Update"))
+                batch = []
+                for _ in range(rng.randint(2, 6)):
+                    if action == "Batch Update":
+                        a, b = gen.two(_ROLES)
+                        detail = f"Change Role  - {gen.email()}: from {a} to {b}"
+                    else:
+                        a, b = gen.two(_USER_TYPES)
+                        detail = f"Edit User {gen.email()}  - Change Type: from {a} to {b}"
+                    batch.append(_make("User", action, detail, operator, when(epoch)))
+            elif kind < 0.09:
+                # A settings sweep: several account settings within a few seconds, some equal.
+                batch = []
+                moment = epoch
+                for _ in range(rng.randint(3, 6)):
+                    detail = f"{rng.choice(_ACCOUNT_SETTINGS)}: {gen.onoff()}"
+                    batch.append(_make("Account", "Update", detail, operator, when(moment)))
+                    moment = min(moment + rng.choice((0, 0, 1, 2, 5)), day_end - 1)
+            else:
+                category, action, detail = gen.record()
+                batch = [_make(category, action, detail, operator, when(epoch))]
+            for record in batch[:left]:
+                if rng.random() < 0.005:
+                    del record["action" if rng.random() < 0.5 else "operator"]
+                out.append((parse_record_time(record["time"]), seq, record))
+                seq += 1
+                made += 1
+    out.sort(key=lambda item: (item[0], item[1]))
+    return [record for _, _, record in out]
+
+
+# ---------------------------------------------------------------------------------------------
+# The served index.
+
+
+class _Index:
+    """Records sorted by time: ``keys`` (epoch seconds) parallel to pre-serialized ``blobs``."""
+
+    __slots__ = ("blobs", "keys")
+
+    def __init__(self) -> None:
+        self.keys: array[int] = array("q")
+        self.blobs: list[bytes] = []
+
+    def add(self, items: list[tuple[int, bytes]]) -> None:
+        """Insert items (sorted by time), each after existing records of the same second."""
+        keys, blobs = self.keys, self.blobs
+        if len(items) <= 8:
+            for epoch, blob in items:
+                at = bisect.bisect_right(keys, epoch)
+                keys.insert(at, epoch)
+                blobs.insert(at, blob)
+            return
+        # One pass of C-level slice copies: O(N + k) instead of k memmoves of the whole index.
+        new_keys: array[int] = array("q")
+        new_blobs: list[bytes] = []
+        done = 0
+        for epoch, blob in items:
+            at = bisect.bisect_right(keys, epoch, done)
+            if at > done:
+                new_keys += keys[done:at]
+                new_blobs += blobs[done:at]
+                done = at
+            new_keys.append(epoch)
+            new_blobs.append(blob)
+        new_keys += keys[done:]
+        new_blobs += blobs[done:]
+        self.keys, self.blobs = new_keys, new_blobs
+
+    def between(self, start: int, end: int) -> list[bytes]:
+        """Blobs with ``start <= time < end``, ascending (a copy: a snapshot)."""
+        lo = bisect.bisect_left(self.keys, start)
+        hi = bisect.bisect_left(self.keys, end, lo)
+        return self.blobs[lo:hi]
+
+
+class RecordStore:
+    """All records, split into visible ones (indexed) and pending ones (late or future).
+
+    Not thread-safe: the Simulator serialises access with its lock.
+    """
+
+    def __init__(self) -> None:
+        self._all = _Index()
+        self._by_category: dict[str, _Index] = {}
+        self._pending: list[tuple[float, int, int, bytes, str | None]] = []
+        self._seq = 0
+
+    def __len__(self) -> int:
+        return len(self._all.keys) + len(self._pending)
+
+    @property
+    def visible_count(self) -> int:
+        """How many records queries can currently see (as of the last ``release``)."""
+        return len(self._all.keys)
+
+    def add(self, records: Iterable[Mapping[str, Any]], visible_at: Iterable[float | None], now: float) -> int:
+        """Add records; ``visible_at[i]`` None means "at its own time". Returns the count."""
+        ready: list[tuple[int, bytes, str | None]] = []
+        count = 0
+        for record, shown in zip(records, visible_at, strict=True):
+            epoch = parse_record_time(record.get("time"))
+            blob = orjson.dumps(record)
+            category = category_key(record.get("category_type"))
+            due = float(epoch) if shown is None else max(float(epoch), shown)
+            if due <= now:
+                ready.append((epoch, blob, category))
+            else:
+                heapq.heappush(self._pending, (due, self._seq, epoch, blob, category))
+            self._seq += 1
+            count += 1
+        self._index(ready)
+        return count
+
+    def release(self, now: float) -> int:
+        """Make pending records due by ``now`` visible; returns how many became visible."""
+        pending = self._pending
+        if not pending or pending[0][0] > now:
+            return 0
+        ready: list[tuple[int, bytes, str | None]] = []
+        while pending and pending[0][0] <= now:
+            _, _, epoch, blob, category = heapq.heappop(pending)
+            ready.append((epoch, blob, category))
+        self._index(ready)
+        return len(ready)
+
+    def _index(self, ready: list[tuple[int, bytes, str | None]]) -> None:
+        if not ready:
+            return
+        ready.sort(key=lambda item: item[0])
+        self._all.add([(epoch, blob) for epoch, blob, _ in ready])
+        groups: dict[str, list[tuple[int, bytes]]] = {}
+        for epoch, blob, category in ready:
+            if category is not None:
+                groups.setdefault(category, []).append((epoch, blob))
+        for category, items in groups.items():
+            index = self._by_category.get(category)
+            if index is None:
+                index = self._by_category[category] = _Index()
+            index.add(items)
+
+    def between(self, start: int, end: int, category: str) -> list[bytes]:
+        """Visible blobs with ``start <= time < end`` matching the filter value, ascending."""
+        if category == "all":
+            return self._all.between(start, end)
+        index = self._by_category.get(category)
+        return index.between(start, end) if index is not None else []
+
+    def blobs(self, visible_only: bool) -> list[bytes]:
+        """Every record (or every visible one) serialized, by time ascending."""
+        if visible_only or not self._pending:
+            return list(self._all.blobs)
+        pending = [(epoch, seq, blob) for _, seq, epoch, blob, _ in self._pending]
+        pending.sort(key=lambda item: (item[0], item[1]))
+        merged = list(zip(self._all.keys, self._all.blobs, strict=True))
+        merged.extend((epoch, blob) for epoch, _, blob in pending)
+        merged.sort(key=lambda item: item[0])
+        return [blob for _, blob in merged]
+
+
+def day_start_epoch(day: date, offset_minutes: int) -> int:
+    """Epoch seconds of local midnight of ``day`` (a date) at UTC offset ``offset_minutes``."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC) - timedelta(minutes=offset_minutes)
+    return int(midnight.timestamp())
