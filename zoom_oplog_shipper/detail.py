@@ -26,6 +26,7 @@ __all__ = [
     "Detail",
     "RoleChange",
     "SecurityControlRule",
+    "change_as_dict",
     "detail_ecs_fields",
     "parse_detail",
 ]
@@ -123,7 +124,11 @@ SECURITY_CONTROL_RULES: Final[tuple[SecurityControlRule, ...]] = tuple(
         ("two-factor-authentication", r"two[- ]?factor|\b2fa\b|multi[- ]?factor|\bmfa\b", "off"),
         ("waiting-room", r"waiting room", "off"),
         ("meeting-security-option", r"security option|secured with", "off"),
-        ("passcode", r"passcode|(?:meeting|webinar|pmi|join)[^|]*password", "off"),
+        (
+            "passcode",
+            r"passcode|(?:meeting|webinar|pmi|join)[^|]*password|password[^|]*(?:meeting|webinar|pmi|join)",
+            "off",
+        ),
         (
             "sign-out-timer",
             r"sign\w* (?:users? )?out|sign[- ]out|log(?:ged)?[- ]?out|time[- ]?out|idle|inactiv",
@@ -571,7 +576,7 @@ def detail_ecs_fields(detail: Detail) -> dict[str, Any]:
     if detail.object_type:
         operation["object_type"] = detail.object_type
     if detail.changes:
-        operation["changes"] = [_change_dict(ch) for ch in detail.changes]
+        operation["changes"] = [change_as_dict(ch) for ch in detail.changes]
     if detail.disabled_controls:
         operation["disabled_controls"] = list(detail.disabled_controls)
     zoom: dict[str, Any] = {}
@@ -588,7 +593,8 @@ def detail_ecs_fields(detail: Detail) -> dict[str, Any]:
     return out
 
 
-def _change_dict(ch: Change) -> dict[str, str]:
+def change_as_dict(ch: Change) -> dict[str, str]:
+    """``{section, setting, from, to}`` for one change, leaving out the parts that are absent."""
     d = {"setting": ch.setting}
     if ch.section:
         d["section"] = ch.section
