@@ -1,0 +1,346 @@
+"""Tests for zoom_oplog_shipper.ocsf: OCSF 1.5.0 events checked against maintained OCSF models.
+
+Two model packages do the checking, neither of them hand-written here:
+- ``ocsf-emitter``: pydantic models generated from the OCSF 1.5.0 schema for every class
+  (Account Change, Entity Management, ...) plus its ``validate`` invariants (class/category
+  identity, ``type_uid = class_uid * 100 + activity_id``, schema version).
+- ``py-ocsf-models``: the base event, metadata and product objects (it has no IAM classes).
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ocsf_emitter import models as ocsf_models
+from ocsf_emitter import validate as ocsf_validate
+from py_ocsf_models.events.base_event import BaseEvent
+from pydantic import BaseModel
+
+from zoom_oplog_shipper.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL, to_ocsf
+
+DATA = Path(__file__).parent / "data"
+CREATED = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+CREATED_MS = 1795694400000
+ACCOUNT = "acct-123"
+MODELS: dict[int, type[BaseModel]] = {3001: ocsf_models.AccountChange, 3004: ocsf_models.EntityManagement}
+
+
+def sample_records() -> list[dict[str, Any]]:
+    lines = (DATA / "sample_operation_logs.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def _model_of(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
+    """The pydantic model inside ``annotation`` (``X | None``, ``list[X]``) and whether it is a list."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if arg is not type(None):
+                return _model_of(arg)
+        return None, False
+    if origin is list:
+        model, _ = _model_of(typing.get_args(annotation)[0])
+        return model, True
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, False
+    return None, False
+
+
+def unknown_attributes(value: Any, model: type[BaseModel], path: str = "") -> list[str]:
+    """Attribute names in ``value`` that the generated OCSF model does not define.
+
+    The generated models allow extra keys (OCSF objects are extensible), so a misspelt attribute
+    would pass ``model_validate``; this walk catches it. Free-form objects (no fields, such as
+    ``unmapped``) and ``Any`` attributes (``entity.data``) are not descended into.
+    """
+    if not model.model_fields or not isinstance(value, dict):
+        return []
+    problems: list[str] = []
+    for key, item in value.items():
+        field = model.model_fields.get(key)
+        if field is None:
+            problems.append(f"{path}{key}")
+            continue
+        sub, is_list = _model_of(field.annotation)
+        if sub is None:
+            continue
+        for element in item if is_list and isinstance(item, list) else [item]:
+            problems.extend(unknown_attributes(element, sub, f"{path}{key}."))
+    return problems
+
+
+def assert_valid_ocsf(event: dict[str, Any]) -> BaseModel:
+    """Validate ``event`` against its class model, the OCSF invariants and py-ocsf-models."""
+    model = MODELS[event["class_uid"]]
+    # Strict JSON mode: the event must already carry OCSF's types (no "123" standing for 123).
+    instance = model.model_validate_json(json.dumps(event), strict=True)
+    ocsf_validate(instance)  # type: ignore[arg-type]
+    # py-ocsf-models types metadata.logged_time as a datetime, not OCSF's epoch ms: lax mode.
+    BaseEvent.model_validate(event)
+    assert unknown_attributes(event, model) == []
+    assert event["type_uid"] == event["class_uid"] * 100 + event["activity_id"]
+    return instance
+
+
+def event_for(record: Any, created: datetime = CREATED) -> dict[str, Any]:
+    return to_ocsf(record, "evt-1", ACCOUNT, created)
+
+
+@pytest.mark.parametrize("record", sample_records(), ids=lambda r: str(r.get("operation_detail"))[:50])
+def test_sample_records_are_valid_ocsf(record: dict[str, Any]) -> None:
+    event = event_for(record)
+    assert_valid_ocsf(event)
+    assert event["metadata"]["product"] == {
+        "name": "Zoom",
+        "vendor_name": "Zoom",
+        "feature": {"name": "Operation Logs"},
+    }
+    assert event["metadata"]["uid"] == "evt-1"
+    assert event["metadata"]["version"] == OCSF_VERSION
+    assert event["metadata"]["tenant_uid"] == ACCOUNT
+    assert event["unmapped"]["operation_log"] == record
+    assert event["message"] == record["operation_detail"]
+    expected_ms = int(datetime.fromisoformat(record["time"]).timestamp() * 1000)
+    assert event["time"] == expected_ms
+    assert event["metadata"]["original_time"] == record["time"]
+
+
+# (record fields, class_uid, activity_id)
+CLASS_TABLE: list[tuple[dict[str, Any], int, int]] = [
+    ({"category_type": "User", "action": "Add", "operation_detail": "Add User bob@example.com"}, 3001, 1),
+    ({"category_type": "User", "action": "Update", "operation_detail": "Activate User a@x.io"}, 3001, 2),
+    ({"category_type": "User", "action": "Update", "operation_detail": "Deactivate User a@x.io"}, 3001, 5),
+    ({"category_type": "user", "action": "delete", "operation_detail": "delete user - user2@example.com"}, 3001, 6),
+    (
+        {
+            "category_type": "User",
+            "action": "Batch Update",
+            "operation_detail": "Change Role  - h@d.io: from User to Co-Owner",
+        },
+        3001,
+        7,
+    ),
+    (
+        {
+            "category_type": "User",
+            "action": "Update",
+            "operation_detail": "Update User b@x.io  - Sign in with Two-Factor Authentication: from On to Off",
+        },
+        3001,
+        11,
+    ),
+    (
+        {"category_type": "User", "action": "Update", "operation_detail": "Update User b@x.io  - Job Title: set to X"},
+        3001,
+        99,
+    ),
+    ({"category_type": "Role", "action": "Add", "operation_detail": "Add Role Zoom Room Admin"}, 3004, 1),
+    ({"category_type": "User", "action": "Update", "operation_detail": "Update billing contact information"}, 3004, 3),
+    (
+        {
+            "category_type": "Account",
+            "action": "Update",
+            "operation_detail": "Security  - Sign in with Two-Factor Authentication: from On to Off",
+        },
+        3004,
+        3,
+    ),
+    (
+        {
+            "category_type": "User Settings",
+            "action": "Update",
+            "operation_detail": "Schedule Meeting  - Host video: from Off to On",
+        },
+        3004,
+        3,
+    ),
+    ({"category_type": "User Group", "action": "Add", "operation_detail": "Add Group Engineers"}, 3004, 1),
+    (
+        {
+            "category_type": "Recording",
+            "action": "Delete",
+            "operation_detail": "Delete cloud recording for meeting 111",
+        },
+        3004,
+        4,
+    ),
+    ({"category_type": "Zoom Rooms", "action": "Frobnicate", "operation_detail": "Something new"}, 3004, 99),
+    ({}, 3004, 99),
+]
+
+
+@pytest.mark.parametrize(("fields", "class_uid", "activity_id"), CLASS_TABLE, ids=[str(c[0])[:60] for c in CLASS_TABLE])
+def test_class_and_activity_table(fields: dict[str, Any], class_uid: int, activity_id: int) -> None:
+    record = {"time": "2022-12-16T18:20:35Z", "operator": "admin@x.io", **fields}
+    event = event_for(record)
+    assert_valid_ocsf(event)
+    assert (event["class_uid"], event["activity_id"]) == (class_uid, activity_id)
+    assert event["category_uid"] == 3
+
+
+def test_role_promotion_is_account_change_with_before_and_after() -> None:
+    record = {
+        "action": "Update",
+        "category_type": "User",
+        "operation_detail": "Update User bart@panther.io  - User Role: from Member to Admin",
+        "operator": "homer@panther.io",
+        "time": "2022-03-02T08:11:09Z",
+    }
+    event = event_for(record)
+    assert_valid_ocsf(event)
+    assert event["class_name"] == "Account Change"
+    assert event["activity_name"] == "Attach Policy"
+    assert event["user"]["email_addr"] == "bart@panther.io"
+    assert event["user"]["groups"] == [{"name": "Member", "type": "Zoom Role"}]
+    assert event["user"]["type_id"] == 1
+    assert event["user_result"]["groups"] == [{"name": "Admin", "type": "Zoom Role"}]
+    assert event["user_result"]["type_id"] == 2
+    assert event["policy"] == {"name": "Admin", "desc": "Zoom role"}
+    assert event["actor"]["user"]["email_addr"] == "homer@panther.io"
+    assert event["actor"]["user"]["account"]["uid"] == ACCOUNT
+    assert event["severity_id"] == 3
+    assert event["metadata"]["labels"] == ["admin-role-granted"]
+    assert event["unmapped"]["changes"] == [{"setting": "User Role", "from": "Member", "to": "Admin"}]
+    assert {o["value"] for o in event["observables"]} == {"homer@panther.io", "bart@panther.io"}
+
+
+def test_two_factor_off_is_entity_management_with_changes() -> None:
+    record = {
+        "action": "Update",
+        "category_type": "Account",
+        "operation_detail": "Security  - Sign in with Two-Factor Authentication: from On to Off",
+        "operator": "example@example.io",
+        "time": "2022-12-16T18:20:35Z",
+    }
+    event = event_for(record)
+    assert_valid_ocsf(event)
+    assert event["class_name"] == "Entity Management"
+    assert event["entity"]["type_id"] == 4
+    assert event["entity"]["uid"] == ACCOUNT
+    assert event["entity"]["data"]["changes"] == [
+        {"section": "Security", "setting": "Sign in with Two-Factor Authentication", "from": "On", "to": "Off"}
+    ]
+    assert event["severity_id"] == 3
+    assert event["metadata"]["labels"] == ["security-control-disabled"]
+    assert event["unmapped"]["disabled_controls"] == ["two-factor-authentication"]
+    assert event["time"] == 1671214835000
+
+
+def test_group_and_recording_entities() -> None:
+    group = event_for(
+        {
+            "category_type": "User Group",
+            "action": "Update",
+            "operation_detail": "Edit Group Springfield  - X: from On to Off",
+        }
+    )
+    assert_valid_ocsf(group)
+    assert group["entity"]["type_id"] == 3
+    assert group["entity"]["group"] == {"name": "Springfield"}
+    rec = event_for(
+        {"category_type": "Recording", "action": "Delete", "operation_detail": "Delete cloud recording for meeting 111"}
+    )
+    assert_valid_ocsf(rec)
+    assert rec["entity"] == {
+        "type_id": 99,
+        "type": "Recording",
+        "uid": "111",
+        "data": {"object_type": "recording", "meeting_id": "111", "recording": True},
+    }
+
+
+def test_scim_action_names_the_app() -> None:
+    event = event_for(
+        {
+            "category_type": "User",
+            "action": "SCIM API - Update",
+            "operation_detail": "Edit User a@b.io  - Change Type: from Basic to Licensed",
+        }
+    )
+    assert_valid_ocsf(event)
+    assert event["actor"]["app_name"] == "SCIM API"
+    assert event["activity_id"] == 99
+    assert event["activity_name"] == "SCIM API - Update"
+
+
+@pytest.mark.parametrize("bad_time", [None, "", "yesterday", "2022-13-45T99:00:00Z", 1671214835, ["2022-12-16"]])
+def test_unparsable_time_uses_created_and_is_flagged(bad_time: Any) -> None:
+    record = {"category_type": "Account", "operation_detail": "Add Group G"}
+    if bad_time is not None:
+        record["time"] = bad_time
+    event = event_for(record)
+    assert_valid_ocsf(event)
+    assert event["time"] == CREATED_MS
+    assert TIME_UNPARSABLE_LABEL in event["metadata"]["labels"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected_ms"),
+    [
+        ("2022-12-16T18:20:35Z", 1671214835000),
+        ("2022-12-16T18:20:35.250Z", 1671214835250),
+        ("2022-12-16T19:20:35+01:00", 1671214835000),
+        ("2022-12-16T18:20:35", 1671214835000),  # no zone: Zoom documents UTC
+    ],
+)
+def test_time_forms(raw: str, expected_ms: int) -> None:
+    event = event_for({"time": raw})
+    assert event["time"] == expected_ms
+    assert "labels" not in event["metadata"]
+
+
+def test_naive_and_offset_created_are_utc() -> None:
+    naive = event_for({}, created=datetime(2026, 11, 26, 12, 0, 0))
+    offset = event_for({}, created=datetime(2026, 11, 26, 13, 0, 0, tzinfo=timezone(timedelta(hours=1))))
+    assert naive["time"] == offset["time"] == CREATED_MS
+    assert naive["metadata"]["logged_time"] == CREATED_MS
+
+
+@pytest.mark.parametrize("record", [None, [], "text", 5, {"operation_detail": 5, "operator": ["x"], "action": {}}])
+def test_odd_records_never_raise(record: Any) -> None:
+    event = event_for(record)
+    assert_valid_ocsf(event)
+    assert "actor" not in event
+
+
+# --- properties --------------------------------------------------------------------------------
+
+VALUES = st.one_of(
+    st.none(),
+    st.text(max_size=80),
+    st.integers(),
+    st.booleans(),
+    st.sampled_from(
+        [
+            "User",
+            "Account",
+            "Role",
+            "User Group",
+            "Update User a@b.io  - User Role: from Member to Admin",
+            "Security  - Waiting Room: from On to Off",
+            "Change Role  - h@d.io: from User to Co-Owner",
+            "2022-12-16T18:20:35Z",
+            "admin@x.io",
+            "SCIM API - Update",
+        ]
+    ),
+)
+RECORDS = st.dictionaries(
+    st.sampled_from(["action", "category_type", "operation_detail", "operator", "time", "extra"]), VALUES, max_size=6
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(record=RECORDS)
+def test_random_records_always_validate(record: dict[str, Any]) -> None:
+    event = event_for(record)
+    assert_valid_ocsf(event)
+    assert event["unmapped"]["operation_log"] == record
