@@ -71,6 +71,8 @@ class FakeZoom:
         self.valid_tokens: set[str] = set()
         self.scope = "report:read:operation_logs:admin"
         self.on_page: Callable[[dict[str, str]], None] | None = None
+        self.newest_first = True
+        self.reject_future_to_after: str | None = None  # "today" as the server sees it
         server.expect_request("/oauth/token", method="POST").respond_with_handler(self._token)
         server.expect_request("/v2/report/operationlogs", method="GET").respond_with_handler(self._logs)
 
@@ -110,8 +112,10 @@ class FakeZoom:
         if auth.removeprefix("Bearer ") not in self.valid_tokens:
             return self._json(401, {"code": 124, "message": "Invalid access token."})
         start, end = args["from"], args["to"]
-        rows = [r for r in self.records if start <= str(r.get("time", ""))[:10] <= end]
-        rows.sort(key=lambda r: str(r.get("time", "")), reverse=True)
+        if self.reject_future_to_after and end > self.reject_future_to_after:
+            return self._json(400, {"code": 300, "message": "The to date cannot be in the future."})
+        rows = [r for r in self.records if not isinstance(r.get("time"), str) or start <= r["time"][:10] <= end]
+        rows.sort(key=lambda r: str(r.get("time", "")), reverse=self.newest_first)
         size = int(args.get("page_size", 30))
         offset = int(args.get("next_page_token") or 0)
         page = rows[offset : offset + size]

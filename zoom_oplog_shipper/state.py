@@ -54,6 +54,9 @@ class Snapshot:
     floor: datetime | None
     to_inclusive: bool
     future_to_rejected: bool
+    #: Where an unfinished window stopped: {"start", "end"} of the window and the narrower
+    #: {"from", "to"} that still holds everything not yet emitted.
+    resume: dict[str, str] | None = None
 
 
 class RunLock:
@@ -186,7 +189,21 @@ class StateStore:
             floor=self._time(meta, "floor", self.path),
             to_inclusive=meta.get("to_inclusive") == "1",
             future_to_rejected=meta.get("future_to_rejected") == "1",
+            resume=self._resume(meta),
         )
+
+    def _resume(self, meta: dict[str, str]) -> dict[str, str] | None:
+        raw = meta.get("resume")
+        if not raw:
+            return None
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict) or set(value) != {"start", "end", "from", "to"}:
+            msg = f"state file {self.path} has an unreadable resume point {raw!r}; {_fix_hint(self.path)}"
+            raise StateError(msg)
+        return {str(k): str(v) for k, v in value.items()}
 
     def start(self, watermark: datetime, floor: datetime) -> None:
         """Record the first run's watermark and the floor below which nothing is ever emitted."""
@@ -217,15 +234,18 @@ class StateStore:
             found.update(row[0] for row in rows)
         return found
 
-    def commit_page(self, entries: Iterable[tuple[bytes, int]]) -> None:
-        """Remember the fingerprints of a page that has been written and flushed."""
+    def commit_page(self, entries: Iterable[tuple[bytes, int]], resume: dict[str, str] | None = None) -> None:
+        """Remember the fingerprints of a page that has been written and flushed, and where the window stands."""
         with self._tx():
             self._conn.executemany("INSERT OR IGNORE INTO seen (fp, t) VALUES (?, ?)", entries)
+            if resume is not None:
+                self._put({"resume": orjson.dumps(resume).decode()})
 
     def advance(self, watermark: datetime, prune_before_epoch: int) -> None:
         """Move the watermark and forget fingerprints too old to be fetched again, atomically."""
         with self._tx():
             self._put({"watermark": watermark.isoformat()})
+            self._conn.execute("DELETE FROM meta WHERE key = 'resume'")
             self._conn.execute("DELETE FROM seen WHERE t < ?", (prune_before_epoch,))
 
     def save_summary(self, summary: dict[str, Any]) -> None:
@@ -246,6 +266,7 @@ class StateStore:
             "floor": meta.get("floor"),
             "to_inclusive": meta.get("to_inclusive") == "1",
             "future_to_rejected": meta.get("future_to_rejected") == "1",
+            "resume": orjson.loads(meta["resume"]) if meta.get("resume") else None,
             "fingerprints": count,
             "size_bytes": self.path.stat().st_size,
             "last_run": orjson.loads(last) if last else None,

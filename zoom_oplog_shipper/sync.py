@@ -19,6 +19,7 @@ from zoom_oplog_shipper.output import PageWriter
 from zoom_oplog_shipper.records import canonical, epoch, fingerprint, record_time, rfc3339_millis
 from zoom_oplog_shipper.state import StateStore
 from zoom_oplog_shipper.windows import (
+    MAX_TZ_OFFSET,
     MIN_TZ_OFFSET,
     Window,
     covered_until,
@@ -87,6 +88,8 @@ class _WindowCursor:
     current: datetime | None = None
     direction: int = 0  # -1 newest first, +1 oldest first, 0 not known yet
     recheck_all: bool = False
+    oldest: datetime | None = None  # oldest and newest record times of the last page
+    newest: datetime | None = None
 
 
 class SyncEngine:
@@ -160,6 +163,7 @@ class SyncEngine:
         self._floor = floor
         self._to_inclusive = snap.to_inclusive
         self._future_to_rejected = snap.future_to_rejected
+        self._resume = snap.resume
         self._set_watermark(watermark, persist=False)
         self._seen = self.store.seen_since(epoch(self._cutoff))
         log.debug("loaded %d fingerprints at or after %s", len(self._seen), self._cutoff)
@@ -217,12 +221,44 @@ class SyncEngine:
             return "stopped at --max-runtime"
         return None
 
+    def _resumed(self, window: Window) -> Window:
+        """The part of ``window`` an earlier, interrupted run left to read (all of it if none)."""
+        r = self._resume
+        if r is None or (r["start"], r["end"]) != (window.start.isoformat(), window.end.isoformat()):
+            return window
+        narrowed = Window(date.fromisoformat(r["from"]), date.fromisoformat(r["to"]))
+        log.info(
+            "resuming %s..%s where the last run stopped: asking for %s..%s",
+            window.start,
+            window.end,
+            narrowed.start,
+            narrowed.end,
+        )
+        return narrowed
+
+    def _narrow(self, window: Window, query: Window, cursor: _WindowCursor) -> Window:
+        """After a page in time order, the days that can still hold records not yet emitted.
+
+        Newest first: everything newer than the page's oldest record is out, so `to` can move back to
+        the last day that record can fall on in any time zone. Oldest first: `from` moves forward alike.
+        """
+        if self._unordered or cursor.oldest is None or cursor.newest is None:
+            return query
+        if cursor.direction == -1:
+            last_day = (cursor.oldest + MAX_TZ_OFFSET).date() + timedelta(days=0 if self._to_inclusive else 1)
+            return Window(query.start, max(query.start, min(query.end, last_day)))
+        if cursor.direction == 1:
+            first_day = (cursor.newest + MIN_TZ_OFFSET).date()
+            return Window(min(query.end, max(query.start, first_day)), query.end)
+        return query
+
     def _read_window(self, window: Window, today: date) -> Window | None:
         """Read a whole window; returns it (possibly narrowed), or None when the run must stop first."""
         restarts = 0
         retention_shifts = 0
         cursor = _WindowCursor()
         token = ""
+        query = self._resumed(window)
         while True:
             reason = self._stop_reason()
             if reason:
@@ -235,7 +271,7 @@ class SyncEngine:
                 )
                 return None
             try:
-                page = self.client.get_page(window, self.config.category_type, token)
+                page = self.client.get_page(query, self.config.category_type, token)
             except PageTokenExpired as exc:
                 restarts += 1
                 if restarts > MAX_WINDOW_RESTARTS:
@@ -248,16 +284,18 @@ class SyncEngine:
             except InvalidRequest as exc:
                 if token:
                     raise
-                narrowed = self._after_refusal(window, today, exc, retention_shifts)
+                narrowed = self._after_refusal(query, today, exc, retention_shifts)
                 if narrowed is None:
                     return window  # nothing left to ask for in this window
-                if narrowed.start != window.start:
+                if narrowed.start != query.start:
                     retention_shifts += 1
-                window = narrowed
+                if narrowed.end != query.end and query == window:
+                    window = Window(window.start, narrowed.end)
+                query = narrowed
                 continue
             self.summary.pages += 1
             try:
-                done = self._emit_page(page.records, window, cursor)
+                done = self._emit_page(page.records, window, query, cursor)
             except _RestartWindow:
                 cursor = _WindowCursor(recheck_all=True)
                 token = ""
@@ -269,6 +307,12 @@ class SyncEngine:
     def _after_refusal(self, window: Window, today: date, exc: InvalidRequest, shifts: int) -> Window | None:
         """Adapt to what Zoom refused on page one, or raise. Returns the window to ask for instead."""
         text = str(exc).lower()
+        if "category" in text and self.config.category_type != "all":
+            msg = (
+                f"Zoom refused category type {self.config.category_type!r} ({exc}); "
+                f"Zoom documents: {ZOOM_DOCUMENTED_CATEGORIES}"
+            )
+            raise ConfigError(msg)
         if window.end > today and not self._future_to_rejected:
             log.info("Zoom refused a `to` date after today (UTC); asking up to today from now on")
             self._future_to_rejected = True
@@ -280,24 +324,19 @@ class SyncEngine:
         if "month" in text and shifts < 3 and window.start < today - timedelta(days=150):
             log.warning("Zoom refused %s as older than it keeps; starting a day later", window.start)
             return Window(window.start + timedelta(days=1), max(window.end, window.start + timedelta(days=1)))
-        if "category" in text and self.config.category_type != "all":
-            msg = (
-                f"Zoom refused category type {self.config.category_type!r} ({exc}); "
-                f"Zoom documents: {ZOOM_DOCUMENTED_CATEGORIES}"
-            )
-            raise ConfigError(msg)
         raise exc
 
-    def _emit_page(self, records: list[Any], window: Window, cursor: _WindowCursor) -> bool:
+    def _emit_page(self, records: list[Any], window: Window, query: Window, cursor: _WindowCursor) -> bool:
         """Print the page's new records, then commit them. True when the window needs no more pages."""
         cfg = self.config
         account = cfg.account_id
         cutoff = self._cutoff
         seen = self._seen
         ordered = not self._unordered
-        inclusive_bound = None if self._to_inclusive else midnight(window.end) - MIN_TZ_OFFSET
+        inclusive_bound = None if self._to_inclusive else midnight(query.end) - MIN_TZ_OFFSET
         candidates: list[tuple[bytes, dict[str, Any], datetime | None]] = []
         newest: datetime | None = None
+        oldest: datetime | None = None
         for rec in records:
             if not isinstance(rec, dict):
                 log.warning("skipping an operation log entry that is not an object: %.200r", rec)
@@ -309,6 +348,8 @@ class SyncEngine:
             else:
                 if newest is None or t > newest:
                     newest = t
+                if oldest is None or t < oldest:
+                    oldest = t
                 if t != cursor.current:
                     if cursor.current is not None:
                         step = -1 if t < cursor.current else 1
@@ -347,6 +388,14 @@ class SyncEngine:
                 if known:
                     candidates = [c for c in candidates if c[0] not in known]
 
+        cursor.oldest, cursor.newest = oldest, newest
+        narrowed = self._narrow(window, query, cursor)
+        resume = {
+            "start": window.start.isoformat(),
+            "end": window.end.isoformat(),
+            "from": narrowed.start.isoformat(),
+            "to": narrowed.end.isoformat(),
+        }
         if candidates:
             created = rfc3339_millis(self.clock.now())
             lines = []
@@ -360,8 +409,10 @@ class SyncEngine:
                 lines.append(self.encoder(self.formatter(rec, hexid, t, created)))
                 entries.append((fp, epoch(t) if t is not None else t0_epoch))
             self.writer.write_page(lines)
-            self.store.commit_page(entries)
+            self.store.commit_page(entries, resume)
             self.summary.emitted += len(lines)
+        elif narrowed != query:
+            self.store.commit_page((), resume)
 
         # Newest first: once a whole page is older than the cutoff, the rest of the window is too.
         return cursor.direction == -1 and ordered and newest is not None and newest < cutoff

@@ -1,0 +1,195 @@
+"""The command line in-process: exit codes, stdout hygiene, state commands, check, secrets."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import NOW, SECRET, FakeClock, FakeZoom, record
+from zoom_oplog_shipper import __version__
+from zoom_oplog_shipper.cli import main
+from zoom_oplog_shipper.state import RunLock, state_file
+
+
+class Run:
+    def __init__(self, code: int, out: bytes, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def docs(self) -> list[dict[str, Any]]:
+        return [orjson.loads(line) for line in self.out.splitlines()]
+
+
+@pytest.fixture
+def env(tmp_path: Path, zoom: FakeZoom) -> dict[str, str]:
+    return {
+        "ZOOM_ACCOUNT_ID": "acct-1",
+        "ZOOM_CLIENT_ID": "client-id",
+        "ZOOM_CLIENT_SECRET": SECRET,
+        "ZOOM_API_URL": f"{zoom.base}/v2",
+        "ZOOM_OAUTH_URL": f"{zoom.base}/oauth/token",
+        "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
+        "ZOOM_OPLOG_MAX_RPS": "0",
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+    }
+
+
+def cli(argv: list[str], env: dict[str, str], clock: FakeClock | None = None) -> Run:
+    out, err = io.BytesIO(), io.StringIO()
+    code = main(argv, env=env, stdout=out, stderr=err, clock=clock or FakeClock())
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--version"]) == 0
+    assert __version__ in capsys.readouterr().out
+    assert main(["--help"]) == 0
+    text = capsys.readouterr().out
+    for needle in ("exit codes:", "examples:", "4  Zoom's daily request limit", "ZOOM_CLIENT_SECRET_FILE"):
+        assert needle in text
+    assert main(["run", "--help"]) == 0
+    assert "--backfill-start" in capsys.readouterr().out
+
+
+def test_run_prints_only_event_lines_and_a_summary(env: dict[str, str], zoom: FakeZoom) -> None:
+    zoom.records = [record("2026-11-26T10:00:00Z", f"r{i}") for i in range(3)]
+    result = cli(["run", "--backfill-start", "2026-11-25", "--log-level", "debug"], env)
+    assert result.code == 0
+    docs = result.docs()
+    assert len(docs) == 3 and all(d["event"]["dataset"] == "zoom.operation" for d in docs)
+    assert "complete: 3 records emitted" in result.err
+    # a bare invocation is `run`, and options alone also mean `run`
+    assert cli([], env).code == 0
+    assert cli(["--lookback", "2h"], env).code == 0
+
+
+def test_secrets_never_appear_in_output_logs_or_state(env: dict[str, str], zoom: FakeZoom, tmp_path: Path) -> None:
+    zoom.records = [record("2026-11-26T10:00:00Z")]
+    results = [
+        cli(["run", "--backfill-start", "2026-11-25", "--log-level", "debug"], env),
+        cli(["check", "--log-level", "debug"], env),
+        cli(["state", "show"], env),
+        cli(["run"], {**env, "ZOOM_CLIENT_SECRET": SECRET + "x", "ZOOM_OPLOG_LOG_LEVEL": "debug"}),
+        cli(["run", "--log-format", "json"], {**env, "ZOOM_API_URL": "http://10.1.1.1/v2"}),
+    ]
+    assert results[3].code == 3
+    for r in results:
+        assert SECRET not in r.err and SECRET.encode() not in r.out
+    for path in (tmp_path / "state").iterdir():
+        assert SECRET.encode() not in path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("argv", "extra_env", "code", "needle"),
+    [
+        (["run", "--category-type", "nope"], {}, 2, "--category-type: 'nope' is not one of"),
+        (["run"], {"ZOOM_ACCOUNT_ID": ""}, 2, "missing ZOOM_ACCOUNT_ID"),
+        (["run", "--bogus"], {}, 2, ""),
+        (["run", "--backfill-start", "2099-01-01"], {}, 2, "is in the future"),
+        (["run"], {"ZOOM_CLIENT_SECRET": "wrong"}, 3, "check ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET"),
+        (["run"], {"ZOOM_ACCOUNT_ID": "other"}, 3, "check ZOOM_ACCOUNT_ID"),
+        (["state", "reset"], {}, 2, "Add --yes to confirm"),
+        (["state", "show"], {}, 5, "no state at"),
+    ],
+)
+def test_exit_codes(env: dict[str, str], argv: list[str], extra_env: dict[str, str], code: int, needle: str) -> None:
+    result = cli(argv, {**env, **extra_env})
+    assert result.code == code, result.err
+    assert needle in result.err
+    assert result.out == b""
+
+
+def test_permission_and_daily_limit_exit_codes(env: dict[str, str], zoom: FakeZoom) -> None:
+    zoom.fail(400, {"code": 200, "message": "No permission."})
+    assert cli(["run"], env).code == 3
+    zoom.fail(429, {"code": 429, "message": "You have reached the maximum daily rate limit for this API."})
+    result = cli(["run"], env)
+    assert result.code == 4 and "daily request limit" in result.err
+    zoom.fail(503, None, times=6)
+    result = cli(["run"], env)
+    assert result.code == 1 and "progress is kept" in result.err
+
+
+def test_lock_held_exits_zero_touching_nothing(env: dict[str, str], zoom: FakeZoom, tmp_path: Path) -> None:
+    path = state_file(tmp_path / "state", "acct-1", "all")
+    path.parent.mkdir(parents=True)
+    lock = RunLock(path)
+    assert lock.acquire()
+    try:
+        result = cli(["run"], env)
+    finally:
+        lock.release()
+    assert result.code == 0 and "holds" in result.err
+    assert zoom.requests == [] and not path.exists()
+
+
+def test_corrupt_state_exits_5_and_is_not_reset(env: dict[str, str], tmp_path: Path) -> None:
+    path = state_file(tmp_path / "state", "acct-1", "all")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"garbage" * 1000)
+    result = cli(["run"], env)
+    assert result.code == 5
+    assert str(path) in result.err and "state reset --yes" in result.err
+    assert path.read_bytes() == b"garbage" * 1000
+
+
+def test_state_commands(env: dict[str, str], zoom: FakeZoom) -> None:
+    zoom.records = [record("2026-11-26T10:00:00Z")]
+    path = cli(["state", "path"], env).out.decode().strip()
+    assert path.endswith(".sqlite3")
+    assert cli(["run", "--backfill-start", "2026-11-25"], env).code == 0
+    shown = orjson.loads(cli(["state", "show"], env).out)
+    assert shown["path"] == path and shown["fingerprints"] == 1
+    assert shown["last_run"]["emitted"] == 1 and shown["watermark"].startswith("2026-11-26T12:00")
+    assert cli(["state", "reset", "--yes"], env).code == 0
+    assert not Path(path).exists()
+
+
+def test_check_reports_each_problem(env: dict[str, str], zoom: FakeZoom) -> None:
+    # the double's Date header is the real time, so the check runs on a clock that agrees with it
+    good = cli(["check"], env, FakeClock(datetime.now(UTC)))
+    assert good.code == 0 and "all checks passed" in good.err and good.out == b""
+    zoom.scope = "meeting:read:admin"
+    zoom.fail(400, {"code": 4700, "message": "Invalid access token, does not contain scopes:[report:read:admin]."})
+    bad = cli(["check"], env)
+    assert bad.code == 3
+    assert "neither report:read:operation_logs:admin nor report:read:admin" in bad.err
+    zoom.fail(400, {"code": 200, "message": "No permission."})
+    assert "Pro or higher plan" in cli(["check"], env).err
+    creds = cli(["check"], {**env, "ZOOM_CLIENT_SECRET": "nope"})
+    assert creds.code == 3 and "ZOOM_CLIENT_SECRET" in creds.err
+
+
+def test_check_detects_clock_skew(env: dict[str, str]) -> None:
+    skewed = FakeClock(NOW.replace(year=2030))
+    result = cli(["check"], env, skewed)
+    assert result.code == 1 and "off Zoom's clock" in result.err
+
+
+def test_json_logs(env: dict[str, str], zoom: FakeZoom) -> None:
+    result = cli(["run", "--log-format", "json"], env)
+    lines = [orjson.loads(line) for line in result.err.splitlines()]
+    assert lines and all({"@timestamp", "log", "message"} <= set(line) for line in lines)
+
+
+def test_module_entry_point_runs() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "zoom_oplog_shipper", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0 and __version__ in proc.stdout
+
+
+def test_incremental_run_through_cli(env: dict[str, str], zoom: FakeZoom) -> None:
+    clock = FakeClock()
+    zoom.records = [record("2026-11-26T11:00:00Z", "first")]
+    assert len(cli(["run", "--backfill-start", "2026-11-25"], env, clock).docs()) == 1
+    clock.advance(3600)
+    zoom.records.append(record((NOW + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"), "second"))
+    docs = cli(["run"], env, clock).docs()
+    assert [d["message"] for d in docs] == ["second"]

@@ -1,0 +1,333 @@
+"""The sync engine against the pytest-httpserver Zoom double: every loss and duplicate scenario."""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.conftest import NOW, FakeClock, FakeZoom, make_config, record
+from zoom_oplog_shipper.errors import ApiError, ConfigError, DailyLimitError
+from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
+from zoom_oplog_shipper.state import StateStore, state_file
+from zoom_oplog_shipper.sync import RunSummary, SyncEngine
+from zoom_oplog_shipper.zoom_client import ZoomClient
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class Harness:
+    """Runs the engine in-process the way the CLI does, collecting every line ever printed."""
+
+    def __init__(self, tmp_path: Path, zoom: FakeZoom, clock: FakeClock, **overrides: Any) -> None:
+        self.tmp_path, self.zoom, self.clock = tmp_path, zoom, clock
+        self.overrides = overrides
+        self.lines: list[dict[str, Any]] = []
+
+    def run(self, writer: PageWriter | None = None, should_stop: Any = None, **overrides: Any) -> RunSummary:
+        cfg = make_config(self.tmp_path, self.zoom.base, **{**self.overrides, **overrides})
+        out = io.BytesIO()
+        store = StateStore.open(state_file(cfg.state_dir, cfg.account_id, cfg.category_type), cfg.account_id, "all")
+        client = ZoomClient(cfg, clock=self.clock, rng=random.Random(3))
+        engine = SyncEngine(
+            cfg,
+            client,
+            store,
+            writer or PageWriter(out),
+            make_formatter(cfg.output_format, cfg.account_id, cfg.include_original),
+            lambda doc: encode(doc, cfg.max_line_bytes),
+            self.clock,
+            should_stop or (lambda: False),
+        )
+        try:
+            return engine.run()
+        finally:
+            store.close()
+            self.lines += [orjson.loads(line) for line in out.getvalue().splitlines()]
+            self.last_store_path = store.path
+
+    def ids(self) -> Counter[str]:
+        return Counter(doc["event"]["id"] for doc in self.lines)
+
+    def details(self) -> Counter[str]:
+        return Counter(doc.get("message", "") for doc in self.lines)
+
+
+def spread(start: datetime, count: int, step: timedelta, prefix: str = "rec") -> list[dict[str, Any]]:
+    return [record(iso(start + i * step), f"{prefix} {i}") for i in range(count)]
+
+
+@pytest.fixture
+def h(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> Harness:
+    return Harness(tmp_path, zoom, clock)
+
+
+def test_first_run_without_backfill_starts_now(h: Harness) -> None:
+    h.zoom.records = spread(NOW - timedelta(hours=5), 10, timedelta(minutes=10))
+    summary = h.run()
+    assert summary.emitted == 0 and summary.outcome == "complete"
+    assert summary.watermark == "2026-11-26T12:00:00.000Z"
+    h.clock.advance(3600)
+    h.zoom.records.append(record(iso(NOW + timedelta(minutes=5)), "new"))
+    assert h.run().emitted == 1
+    assert list(h.details()) == ["new"]
+
+
+def test_backfill_multi_window_multi_page_then_nothing(h: Harness) -> None:
+    start = NOW - timedelta(days=70)
+    h.zoom.records = spread(start, 2000, timedelta(minutes=50))
+    summary = h.run(backfill_start=start)
+    assert summary.emitted == 2000
+    assert summary.windows >= 3
+    assert summary.pages >= math.ceil(2000 / 300)
+    assert set(h.ids().values()) == {1}
+    # the day boundaries were learned to be inclusive, so windows after the first do not overlap
+    assert h.run().emitted == 0
+    assert len(h.lines) == 2000
+
+
+def test_incremental_new_and_late_records(h: Harness) -> None:
+    h.zoom.records = spread(NOW - timedelta(hours=3), 5, timedelta(minutes=30))
+    h.run(backfill_start=NOW - timedelta(days=1))
+    assert len(h.lines) == 5
+    h.clock.advance(3600)
+    h.zoom.records.append(record(iso(NOW + timedelta(minutes=30)), "new"))
+    h.zoom.records.append(record(iso(NOW - timedelta(hours=10)), "late but within lookback"))
+    h.zoom.records.append(record(iso(NOW - timedelta(hours=30)), "later than the lookback"))
+    assert h.run().emitted == 2
+    assert h.details()["new"] == 1 and h.details()["late but within lookback"] == 1
+    assert h.details()["later than the lookback"] == 0
+
+
+def test_identical_twins_are_both_kept_and_never_resent(h: Harness) -> None:
+    twin = record(iso(NOW - timedelta(hours=1)), "Batch Update twin")
+    h.zoom.records = [twin, dict(twin), record(iso(NOW - timedelta(hours=2)), "other")]
+    h.run(backfill_start=NOW - timedelta(days=1))
+    assert h.details()["Batch Update twin"] == 2
+    assert len(h.ids()) == 3
+    h.clock.advance(3600)
+    assert h.run().emitted == 0
+
+
+def test_same_second_records_across_a_page_edge(h: Harness) -> None:
+    second = iso(NOW - timedelta(hours=2))
+    same = [record(second, f"burst {i % 200}") for i in range(450)]  # 250 identical pairs across pages
+    h.zoom.records = same
+    h.run(backfill_start=NOW - timedelta(days=1))
+    assert len(h.lines) == 450 and len(h.ids()) == 450
+    h.clock.advance(3600)
+    assert h.run().emitted == 0
+
+
+class KillAfterWrite(PageWriter):
+    """Writes a page, then dies before the engine can commit it (as SIGKILL would)."""
+
+    def __init__(self, out: io.BytesIO, pages: int) -> None:
+        super().__init__(out)
+        self.pages = pages
+
+    def write_page(self, lines: list[bytes]) -> None:
+        super().write_page(lines)
+        self.pages -= 1
+        if self.pages == 0:
+            raise KeyboardInterrupt("killed between output and commit")
+
+
+def test_kill_between_output_and_commit_loses_nothing(h: Harness) -> None:
+    start = NOW - timedelta(days=2)
+    h.zoom.records = spread(start, 1000, timedelta(minutes=2))
+    out = io.BytesIO()
+    with pytest.raises(KeyboardInterrupt):
+        h.run(writer=KillAfterWrite(out, pages=2), backfill_start=start)
+    h.lines += [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert len(h.lines) == 600
+    h.run()
+    counts = h.ids()
+    assert len(counts) == 1000  # nothing lost
+    assert sum(counts.values()) - len(counts) <= 300  # at most the uncommitted page again
+
+
+def test_expired_page_token_restarts_the_window(h: Harness) -> None:
+    h.zoom.records = spread(NOW - timedelta(days=1), 900, timedelta(minutes=1))
+    calls = {"n": 0}
+
+    def expire_second_page(args: dict[str, str]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            h.zoom.fail(400, {"code": 300, "message": "The next page token is invalid or expired."})
+
+    h.zoom.on_page = expire_second_page
+    summary = h.run(backfill_start=NOW - timedelta(days=2))
+    assert summary.emitted == 900 and set(h.ids().values()) == {1}
+
+
+def test_token_expiry_mid_run(h: Harness) -> None:
+    h.zoom.records = spread(NOW - timedelta(days=1), 900, timedelta(minutes=1))
+
+    done = []
+
+    def revoke(args: dict[str, str]) -> None:
+        if args.get("next_page_token") == "300" and not done:
+            done.append(True)
+            h.zoom.valid_tokens.clear()
+
+    h.zoom.on_page = revoke
+    assert h.run(backfill_start=NOW - timedelta(days=2)).emitted == 900
+    assert h.zoom.token_requests == 2
+
+
+def test_daily_limit_keeps_progress(h: Harness) -> None:
+    start = NOW - timedelta(days=2)
+    h.zoom.records = spread(start, 900, timedelta(minutes=3))
+    calls = {"n": 0}
+
+    def limit_third_page(args: dict[str, str]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            h.zoom.fail(
+                429,
+                {"code": 429, "message": "You have reached the maximum daily rate limit for this API."},
+                {"X-RateLimit-Type": "Daily-limit", "Retry-After": "2026-11-27T00:00:00Z"},
+            )
+
+    h.zoom.on_page = limit_third_page
+    with pytest.raises(DailyLimitError):
+        h.run(backfill_start=start)
+    assert len(h.lines) == 600
+    h.run()
+    assert len(h.ids()) == 900 and set(h.ids().values()) == {1}
+
+
+def test_persistent_500s_fail_with_progress_kept(h: Harness) -> None:
+    start = NOW - timedelta(days=2)
+    h.zoom.records = spread(start, 900, timedelta(minutes=3))
+    calls = {"n": 0}
+
+    def break_second_page(args: dict[str, str]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            h.zoom.fail(500, {"code": 500, "message": "Internal Error"}, times=6)
+
+    h.zoom.on_page = break_second_page
+    with pytest.raises(ApiError, match="progress is kept"):
+        h.run(backfill_start=start)
+    assert len(h.lines) == 300
+    h.run()
+    assert len(h.ids()) == 900 and set(h.ids().values()) == {1}
+
+
+def test_max_runtime_cuts_a_backfill_into_runs(h: Harness) -> None:
+    start = NOW - timedelta(days=80)
+    h.zoom.records = spread(start, 3000, timedelta(minutes=30))
+    h.zoom.on_page = lambda args: h.clock.advance(10)  # every page takes 10 s
+    outcomes = []
+    for _ in range(40):
+        summary = h.run(backfill_start=start, max_runtime=timedelta(seconds=35))
+        outcomes.append(summary.outcome)
+        if summary.outcome == "complete":
+            break
+    assert outcomes[0] == "stopped at --max-runtime" and outcomes[-1] == "complete"
+    assert len(h.ids()) == 3000 and set(h.ids().values()) == {1}
+
+
+def test_signal_stops_after_the_current_page(h: Harness) -> None:
+    start = NOW - timedelta(days=2)
+    h.zoom.records = spread(start, 900, timedelta(minutes=3))
+    stop = {"now": False}
+
+    def stop_after_first(args: dict[str, str]) -> None:
+        stop["now"] = True
+
+    h.zoom.on_page = stop_after_first
+    summary = h.run(backfill_start=start, should_stop=lambda: stop["now"])
+    assert summary.outcome == "stopped by signal" and summary.emitted == 300
+    h.zoom.on_page = None
+    h.run()
+    assert len(h.ids()) == 900 and set(h.ids().values()) == {1}
+
+
+def test_newest_first_incremental_run_stops_early(h: Harness) -> None:
+    # 5,000 records a day for three days; the lookback (24 h) holds about 5,000 of them
+    h.zoom.records = spread(NOW - timedelta(days=3), 15000, timedelta(seconds=17))
+    h.run(backfill_start=NOW - timedelta(hours=1))
+    h.clock.advance(3600)
+    before = len(h.zoom.requests)
+    summary = h.run()
+    in_lookback = sum(1 for r in h.zoom.records if r["time"] >= iso(NOW + timedelta(hours=1) - timedelta(hours=24)))
+    used = len(h.zoom.requests) - before
+    assert summary.emitted == 0
+    assert used <= math.ceil(in_lookback / 300) + 1, (used, in_lookback)
+
+
+def test_oldest_first_api_is_read_in_full(h: Harness) -> None:
+    h.zoom.newest_first = False
+    twin = record(iso(NOW - timedelta(hours=20)), "twin")
+    h.zoom.records = [*spread(NOW - timedelta(days=3), 1200, timedelta(minutes=3)), twin, dict(twin)]
+    h.run(backfill_start=NOW - timedelta(days=3))
+    assert len(h.ids()) == 1202 and set(h.ids().values()) == {1}
+    h.clock.advance(3600)
+    assert h.run().emitted == 0
+
+
+def test_record_without_time_is_emitted_once_and_tagged(h: Harness) -> None:
+    h.zoom.records = [{"operator": "a@b.io", "operation_detail": "no time"}, record(iso(NOW - timedelta(hours=1)))]
+    summary = h.run(backfill_start=NOW - timedelta(days=1))
+    assert summary.emitted == 2 and summary.untimed == 1
+    untimed = next(d for d in h.lines if d.get("message") == "no time")
+    assert "zoom_time_unparsable" in untimed["tags"]
+    h.clock.advance(3600)
+    assert h.run().emitted == 0
+
+
+def test_future_to_rejected_is_learned(h: Harness) -> None:
+    h.zoom.reject_future_to_after = NOW.date().isoformat()
+    h.zoom.records = [record(iso(NOW - timedelta(hours=1)), "x")]
+    assert h.run(backfill_start=NOW - timedelta(days=1)).emitted == 1
+    before = len(h.zoom.requests)
+    h.clock.advance(3600)
+    h.run()
+    assert all(r["to"] <= NOW.date().isoformat() for r in h.zoom.requests[before:])
+    assert len(h.zoom.requests) - before == 1
+
+
+def test_category_refused_by_zoom(h: Harness) -> None:
+    h.zoom.fail(400, {"code": 300, "message": "Invalid field: category_type"})
+    with pytest.raises(ConfigError, match="Zoom documents: all, user"):
+        h.run(category_type="admin")
+
+
+def test_retention_refusal_moves_start(h: Harness) -> None:
+    h.zoom.fail(
+        400, {"code": 300, "message": "Daily report can only be provided within 6 months prior to the current date."}
+    )
+    h.zoom.records = [record(iso(NOW - timedelta(days=150)), "old but served")]
+    summary = h.run(backfill_start=NOW - timedelta(days=200))
+    assert summary.emitted == 1
+    assert h.zoom.requests[1]["from"] > h.zoom.requests[0]["from"]
+
+
+def test_include_original_and_raw_format(h: Harness) -> None:
+    h.zoom.records = [record(iso(NOW - timedelta(hours=1)), "x")]
+    h.run(backfill_start=NOW - timedelta(days=1), output_format="raw")
+    assert h.lines[0]["record"] == h.zoom.records[0]
+    assert len(h.lines[0]["event"]["id"]) == 32
+
+
+def test_state_stays_small(h: Harness) -> None:
+    start = NOW - timedelta(days=60)
+    h.zoom.records = spread(start, 3000, timedelta(minutes=28))
+    h.run(backfill_start=start)
+    store = StateStore.open(h.last_store_path, "acct-1", "all")
+    kept = store.describe()["fingerprints"]
+    store.close()
+    # only the fingerprints inside the lookback (plus time-zone margin) are kept
+    assert kept < 200, kept
