@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from zoom_oplog_shipper.config import (
-    Config,
     DEFAULT_API_URL,
     DEFAULT_LOOKBACK,
     DEFAULT_MAX_RPS,
+    Config,
     check_url,
     load_config,
     parse_duration,
@@ -132,7 +132,7 @@ def test_bad_toml_and_unknown_keys(tmp_path: Path) -> None:
         load({"config": str(bad)})
     typo = tmp_path / "typo.toml"
     typo.write_text('acount_id = "x"\n')
-    with pytest.raises(ConfigError, match="unknown setting.*acount_id"):
+    with pytest.raises(ConfigError, match=r"unknown setting.*acount_id"):
         load({"config": str(typo)})
     wrong_type = tmp_path / "type.toml"
     wrong_type.write_text("account_id = [1]\n")

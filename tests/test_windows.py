@@ -1,3 +1,4 @@
+import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -59,7 +60,7 @@ def test_plan_covers_every_day_without_gaps(inclusive: bool) -> None:
     assert windows[-1].end == end
     for w in windows:
         assert 0 <= (w.end - w.start).days < MAX_WINDOW_DAYS
-    for a, b in zip(windows, windows[1:], strict=False):
+    for a, b in itertools.pairwise(windows):
         # inclusive: next day; exclusive `to`: the `to` day is asked for again
         assert b.start == (a.end + timedelta(days=1) if inclusive else a.end)
 

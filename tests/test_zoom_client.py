@@ -40,7 +40,13 @@ DAILY_BODY = {"code": 429, "message": "You have reached the maximum daily rate l
         (400, {"code": 200, "message": "No permission."}, {}, False, Outcome.AUTH),
         (400, {"code": 4700, "message": "Invalid access token, does not contain scopes"}, {}, False, Outcome.AUTH),
         (400, {"code": 300, "message": "The next page token is invalid or expired."}, {}, True, Outcome.PAGE_TOKEN),
-        (400, {"code": 300, "message": "Daily report can only be provided within 6 months"}, {}, False, Outcome.INVALID),
+        (
+            400,
+            {"code": 300, "message": "Daily report can only be provided within 6 months"},
+            {},
+            False,
+            Outcome.INVALID,
+        ),
         (404, {"code": 404, "message": "Not found"}, {}, False, Outcome.INVALID),
         (400, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"}, {}, False, Outcome.AUTH),
         (401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"}, {}, False, Outcome.AUTH),
@@ -160,7 +166,9 @@ def test_permission_errors(tmp_path: Path, zoom: FakeZoom, clock: FakeClock, bod
     ("overrides", "needle"),
     [({"client_secret": "wrong"}, "ZOOM_CLIENT_SECRET"), ({"account_id": "nope"}, "ZOOM_ACCOUNT_ID")],
 )
-def test_bad_credentials(tmp_path: Path, zoom: FakeZoom, clock: FakeClock, overrides: dict[str, str], needle: str) -> None:
+def test_bad_credentials(
+    tmp_path: Path, zoom: FakeZoom, clock: FakeClock, overrides: dict[str, str], needle: str
+) -> None:
     with pytest.raises(AuthError, match=needle) as info:
         client_for(tmp_path, zoom, clock, **overrides).token()
     assert SECRET not in str(info.value) and "wrong" not in str(info.value)
@@ -173,7 +181,9 @@ def test_page_token_refused(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) ->
 
 
 def test_invalid_request(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
-    zoom.fail(400, {"code": 300, "message": "Daily report can only be provided within 6 months prior to the current date."})
+    zoom.fail(
+        400, {"code": 300, "message": "Daily report can only be provided within 6 months prior to the current date."}
+    )
     with pytest.raises(InvalidRequest, match="6 months"):
         client_for(tmp_path, zoom, clock).get_page(WINDOW, "all")
 
