@@ -152,7 +152,7 @@ def test_token_renewed_before_expiry(tmp_path: Path, zoom: FakeZoom, clock: Fake
     ("body", "needle", "code"),
     [
         ({"code": 200, "message": "No permission."}, "Pro or higher plan", 3),
-        ({"code": 4700, "message": "does not contain scopes:[report:read:admin]."}, "report:read:operation_logs:admin", 3),
+        ({"code": 4700, "message": "lacks scopes:[report:read:admin]."}, "report:read:operation_logs:admin", 3),
     ],
 )  # fmt: skip
 def test_permission_errors(tmp_path: Path, zoom: FakeZoom, clock: FakeClock, body: Any, needle: str, code: int) -> None:
