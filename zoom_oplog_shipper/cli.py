@@ -267,7 +267,7 @@ def main(
             return run_check(config, clock, session, err)
         if args.command == "state":
             return _state(args, config, out)
-        return _run(config, clock, session, out)
+        return run_pass(config, clock, session, out)
     except OutputClosedError as exc:
         log.info("%s", exc)
         if stdout is None:
@@ -285,7 +285,8 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-def _run(config: Config, clock: Clock, session: Any, out: BinaryIO) -> int:
+def run_pass(config: Config, clock: Clock, session: Any, out: BinaryIO) -> int:
+    """One `run`: take the lock, open the state, sync, log the summary. Exit code 0 or an exception."""
     from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
     from zoom_oplog_shipper.state import RunLock, StateStore, state_file
     from zoom_oplog_shipper.sync import SyncEngine
