@@ -19,6 +19,7 @@ from zoom_oplog_shipper.detail import (
     Detail,
     RoleChange,
     detail_ecs_fields,
+    merge_ecs_fields,
     parse_detail,
 )
 
@@ -682,6 +683,44 @@ def test_role_assigned_at_creation_has_no_previous_role() -> None:
     doc = detail_ecs_fields(parse_detail("Add User homer@x.io  - User Role: Owner", "User", "Add"))
     assert doc["user"] == {"target": {"email": "homer@x.io"}, "changes": {"roles": ["Owner"]}}
     assert TAG_ADMIN_ROLE_GRANTED in doc["tags"]
+
+
+def test_merge_unions_set_like_lists_and_merges_dicts() -> None:
+    base: dict[str, Any] = {
+        "event": {"kind": "event", "category": ["iam"], "type": ["change", "user"]},
+        "user": {"name": "homer@duff.io", "email": "homer@duff.io"},
+        "related": {"user": ["homer@duff.io"]},
+        "tags": ["zoom_time_unparsable"],
+        "zoom": {"operation": {"action": "Batch Update"}},
+    }
+    additions = detail_ecs_fields(parse_detail("Change Role  - homer@duff.io: from User to Co-Owner", "User"))
+    merged = merge_ecs_fields(base, additions)
+    assert merged is base
+    assert merged["event"] == {"kind": "event", "category": ["iam"], "type": ["change", "user", "admin"]}
+    assert merged["user"] == {
+        "name": "homer@duff.io",
+        "email": "homer@duff.io",
+        "target": {"email": "homer@duff.io", "roles": ["User"]},
+        "changes": {"roles": ["Co-Owner"]},
+    }
+    assert merged["related"] == {"user": ["homer@duff.io"]}
+    assert merged["tags"] == ["zoom_time_unparsable", TAG_ADMIN_ROLE_GRANTED]
+    assert merged["zoom"]["operation"] == {
+        "action": "Batch Update",
+        "object_type": "user",
+        "changes": [{"setting": "Role", "from": "User", "to": "Co-Owner"}],
+    }
+    # Merging is idempotent for the union lists and does not alias the additions.
+    merge_ecs_fields(base, additions)
+    assert merged["event"]["type"] == ["change", "user", "admin"]
+    assert merged["user"]["changes"]["roles"] is not additions["user"]["changes"]["roles"]
+
+
+def test_merge_into_empty_base_copies() -> None:
+    additions = detail_ecs_fields(FULL)
+    merged = merge_ecs_fields({}, additions)
+    assert merged == additions
+    assert merged["tags"] is not additions["tags"]
 
 
 # --- properties --------------------------------------------------------------------------------

@@ -22,12 +22,16 @@ from typing import Any, Final
 __all__ = [
     "ADMIN_ROLE_PATTERN",
     "SECURITY_CONTROL_RULES",
+    "TAG_ADMIN_ROLE_GRANTED",
+    "TAG_SECURITY_CONTROL_DISABLED",
+    "UNION_FIELDS",
     "Change",
     "Detail",
     "RoleChange",
     "SecurityControlRule",
     "change_as_dict",
     "detail_ecs_fields",
+    "merge_ecs_fields",
     "parse_detail",
 ]
 
@@ -102,40 +106,51 @@ _EMPTY: Final = Detail()
 
 @dataclass(frozen=True, slots=True)
 class SecurityControlRule:
-    """A security control recognised in ``"<section> <setting>"`` (lower case).
+    """A security control recognised in ``"<section> | <setting>"`` (lower case).
 
-    ``weak_when`` is the value that weakens the control: ``"off"`` for controls such as
-    two-factor sign-in, ``"on"`` for opt-outs such as "embed passcode in invite link".
-    The first matching rule decides, so opt-outs come before the controls they mention.
+    ``keywords`` are plain substrings of which at least one occurs in every text ``pattern``
+    matches: a cheap prefilter, since most settings name no security control. ``weak_when`` is
+    the value that weakens the control: ``"off"`` for controls such as two-factor sign-in,
+    ``"on"`` for opt-outs such as "embed passcode in invite link". The first matching rule
+    decides, so opt-outs come before the controls they mention.
     """
 
     control: str
+    keywords: tuple[str, ...]
     pattern: re.Pattern[str]
     weak_when: str
 
 
 SECURITY_CONTROL_RULES: Final[tuple[SecurityControlRule, ...]] = tuple(
-    SecurityControlRule(control, re.compile(pattern), weak_when)
-    for control, pattern, weak_when in (
+    SecurityControlRule(control, keywords, re.compile(pattern), weak_when)
+    for control, keywords, pattern, weak_when in (
         # Opt-outs: turning these ON weakens a control.
-        ("passcode", r"embed(?:ded)? (?:the )?passcode|passcode[^|]*one[- ]click", "on"),
-        ("waiting-room", r"(?:bypass|skip)[^|]*waiting room", "on"),
+        ("passcode", ("passcode",), r"embed(?:ded)? (?:the )?passcode|passcode[^|]*one[- ]click", "on"),
+        ("waiting-room", ("waiting room",), r"(?:bypass|skip)[^|]*waiting room", "on"),
         # Controls: turning these OFF weakens them.
-        ("two-factor-authentication", r"two[- ]?factor|\b2fa\b|multi[- ]?factor|\bmfa\b", "off"),
-        ("waiting-room", r"waiting room", "off"),
-        ("meeting-security-option", r"security option|secured with", "off"),
+        (
+            "two-factor-authentication",
+            ("factor", "2fa", "mfa"),
+            r"two[- ]?factor|\b2fa\b|multi[- ]?factor|\bmfa\b",
+            "off",
+        ),
+        ("waiting-room", ("waiting room",), r"waiting room", "off"),
+        ("meeting-security-option", ("security option", "secured with"), r"security option|secured with", "off"),
         (
             "passcode",
+            ("passcode", "password"),
             r"passcode|(?:meeting|webinar|pmi|join)[^|]*password|password[^|]*(?:meeting|webinar|pmi|join)",
             "off",
         ),
         (
             "sign-out-timer",
+            ("sign", "log", "time", "idle", "inactiv"),
             r"sign\w* (?:users? )?out|sign[- ]out|log(?:ged)?[- ]?out|time[- ]?out|idle|inactiv",
             "off",
         ),
         (
             "password-rules",
+            ("password", "include at least", "minimum", "consecutive"),
             r"password (?:requirement|rule|policy|complexity|strength|expir|length|history)"
             r"|enhanced password|include at least|minimum[^|]*(?:length|characters?)"
             r"|consecutive characters",
@@ -143,6 +158,7 @@ SECURITY_CONTROL_RULES: Final[tuple[SecurityControlRule, ...]] = tuple(
         ),
         (
             "authenticated-join",
+            ("authenticat",),
             r"authenticated users|only authenticated|authentication profile",
             "off",
         ),
@@ -262,7 +278,7 @@ def _parse(text: str, category_type: str | None, action: str | None) -> Detail:
     key_setting = "User"  # setting name for parts keyed by an e-mail ("Change Role - a@b: ...")
     if not _parse_head(head, b, has_parts=bool(parts)):
         section = head or None
-        if head:
+        if head and "@" in norm:
             stripped = _LEADING_VERB_RE.sub("", head, count=1).strip()
             key_setting = stripped or key_setting
     elif b.object_type == "role" and b.role is None:
@@ -273,7 +289,7 @@ def _parse(text: str, category_type: str | None, action: str | None) -> Detail:
     if parts:
         _parse_parts(parts, section, key_setting, b)
 
-    if b.target_user_email is None and b.target_user_name is None and user_context:
+    if b.target_user_email is None and b.target_user_name is None and user_context and "@" in norm:
         emails = _EMAIL_RE.findall(norm)
         if len(emails) == 1:
             b.set_target_email(emails[0])
@@ -338,7 +354,7 @@ def _parse_parts(parts: list[str], section: str | None, key_setting: str, b: _Bu
     # A part with neither a colon nor an e-mail continues the previous value ("R&D - Europe").
     merged: list[str] = []
     for part in parts:
-        if merged and ":" not in part and not _EMAIL_RE.search(part) and " to " not in part:
+        if merged and ":" not in part and "@" not in part and " to " not in part:
             merged[-1] = f"{merged[-1]} - {part}"
         else:
             merged.append(part)
@@ -368,16 +384,17 @@ def _parse_part(part: str, section: str | None, key_setting: str, b: _Builder) -
         if m is not None and not _EMAIL_RE.fullmatch(m["key"].strip()):
             _keyed_change(m["key"], None, m["new"], section, key_setting, b)
             return
-    em = _EMAIL_RE.fullmatch(part.strip(_NAME_STRIP))
-    if em is not None:
-        b.set_target_email(em[0])
+    if "@" in part:
+        em = _EMAIL_RE.fullmatch(part.strip(_NAME_STRIP))
+        if em is not None:
+            b.set_target_email(em[0])
 
 
 def _keyed_change(
     key: str, old: str | None, new: str | None, section: str | None, key_setting: str, b: _Builder
 ) -> None:
     key = key.strip()
-    em = _EMAIL_RE.fullmatch(key.strip(_NAME_STRIP))
+    em = _EMAIL_RE.fullmatch(key.strip(_NAME_STRIP)) if "@" in key else None
     if em is not None:
         b.set_target_email(em[0])
         key = key_setting
@@ -447,7 +464,7 @@ class _Builder:
         role_change: RoleChange | None = None
         admin_granted = False
         for ch in changes:
-            if ch.new is None or not _ROLE_SETTING_RE.fullmatch(ch.setting):
+            if ch.new is None or "role" not in ch.setting.lower() or not _ROLE_SETTING_RE.fullmatch(ch.setting):
                 continue
             if role_change is None:
                 role_change = RoleChange(ch.old, ch.new)
@@ -506,6 +523,12 @@ def _disabled_controls(changes: tuple[Change, ...]) -> tuple[str, ...]:
             continue
         subject = f"{ch.section or ''} | {ch.setting}".lower()
         for rule in SECURITY_CONTROL_RULES:
+            # A plain loop, not any(): a generator per rule costs more than the substring tests.
+            for keyword in rule.keywords:
+                if keyword in subject:
+                    break
+            else:
+                continue
             if rule.pattern.search(subject):
                 if rule.weak_when == new_state and rule.control not in found:
                     found.append(rule.control)
@@ -519,7 +542,7 @@ def _disabled_controls(changes: tuple[Change, ...]) -> tuple[str, ...]:
 def detail_ecs_fields(detail: Detail) -> dict[str, Any]:
     """Return the ECS 9.4.0 additions for ``detail`` as a nested dict (empty for an empty detail).
 
-    Merge contract (what ``ecs.py`` does with the result):
+    Merge contract (:func:`merge_ecs_fields` implements it):
 
     - Nested dicts merge key by key into the base event; no key here collides with a scalar the
       base event sets (``user.target``/``user.changes`` sit beside the operator's ``user.name``).
@@ -591,6 +614,32 @@ def detail_ecs_fields(detail: Detail) -> dict[str, Any]:
     if zoom:
         out["zoom"] = zoom
     return out
+
+
+#: Dotted names of the list fields that :func:`merge_ecs_fields` unions instead of replacing.
+UNION_FIELDS: Final = frozenset({"related.user", "tags", "event.type"})
+
+
+def merge_ecs_fields(base: dict[str, Any], additions: dict[str, Any], _prefix: str = "") -> dict[str, Any]:
+    """Merge :func:`detail_ecs_fields` output into the ECS event ``base`` in place; return ``base``.
+
+    Dicts merge key by key; the lists named in :data:`UNION_FIELDS` are unioned (base order
+    first, duplicates dropped); any other value from ``additions`` replaces the base value.
+    """
+    for key, value in additions.items():
+        name = f"{_prefix}{key}"
+        current = base.get(key)
+        if isinstance(value, dict) and isinstance(current, dict):
+            merge_ecs_fields(current, value, f"{name}.")
+        elif name in UNION_FIELDS and isinstance(value, list) and isinstance(current, list):
+            current.extend(v for v in value if v not in current)
+        elif isinstance(value, dict):
+            base[key] = merge_ecs_fields({}, value, f"{name}.")
+        elif isinstance(value, list):
+            base[key] = list(value)
+        else:
+            base[key] = value
+    return base
 
 
 def change_as_dict(ch: Change) -> dict[str, str]:
