@@ -325,9 +325,11 @@ class Simulator:
                 "slow_seconds": self._slow_seconds,
             }
 
-    @property
     def stats(self) -> dict[str, Any]:
-        """Request counts by endpoint and status, tokens issued, pages and records served, ..."""
+        """Counters: ``requests[endpoint][status]`` (endpoint ``token``, ``logs``, ``admin``, ``other``;
+        status an HTTP code as a string, or ``drop`` when the connection was dropped), tokens issued
+        and revoked, pages and records served, faults injected by kind, 429s by type, record counts.
+        """
         with self._lock:
             return {
                 "requests": {ep: dict(c) for ep, c in self._requests.items()},
@@ -366,8 +368,7 @@ class Simulator:
             response = self._admin(method, path, query, body)
             label = "admin"
         elif path in (TOKEN_PATH, LOGS_PATH):
-            label = f"{'POST' if path == TOKEN_PATH else 'GET'} {path}"
-            endpoint = "token" if path == TOKEN_PATH else "logs"
+            label = endpoint = "token" if path == TOKEN_PATH else "logs"
             try:
                 response = self._api(endpoint, method, environ, query, body)
             except SimulatedDisconnect:
@@ -724,7 +725,7 @@ class Simulator:
                 jsonl = self.records_jsonl(visible_only=visible)
                 return Response(200, jsonl, [("Content-Type", "application/x-ndjson")])
             if path == "/_sim/stats" and method == "GET":
-                return _json(200, self.stats)
+                return _json(200, self.stats())
             if path == "/_sim/revoke" and method == "POST":
                 options = orjson.loads(body) if body.strip() else {}
                 disable = bool(isinstance(options, dict) and options.get("disable_client"))

@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
             previous[signum] = signal.signal(signum, on_signal)
     try:
         print(running.base_url, flush=True)
-        total = sim.stats["records_total"]
+        total = sim.stats()["records_total"]
         print(
             f"zoom simulator: {total} records for account {config.account_id!r}, client "
             f"{config.client_id!r}; point the shipper at it with ZOOM_API_URL={running.base_url}/v2 "
@@ -232,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
         running.shutdown()
-    stats = sim.stats
+    stats = sim.stats()
     print(
         f"zoom simulator: stopped after {stats['api_requests']} API requests, "
         f"{stats['pages_served']} pages, {stats['records_served']} records served",
