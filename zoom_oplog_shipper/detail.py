@@ -239,11 +239,13 @@ _USER_CATEGORIES: Final = frozenset({"user", "role", "admin"})
 def parse_detail(text: str | None, category_type: str | None = None, action: str | None = None) -> Detail:
     """Parse one ``operation_detail`` into a :class:`Detail`; never raises.
 
-    ``category_type`` and ``action`` are the record's other fields, used as hints: in the user and
-    role categories (or when either mentions a role) a part keyed by an e-mail address,
-    ``"- homer@x.io: from User to Co-Owner"``, is a role change, and a lone e-mail address in
-    otherwise unknown text is taken as the target user. Anything that is not a string counts as
-    missing. Text the tables do not recognise yields the empty ``Detail()``.
+    ``category_type`` and ``action`` are the record's other fields, used as hints. A part keyed
+    by an e-mail address, ``"Change Role  - homer@x.io: from User to Co-Owner"``, names the target
+    user; its setting comes from the head ("Change Role" gives ``Role``) and is ``Role`` whenever
+    the category or action mentions a role. In the user, role and admin categories (or with a
+    role hint) a lone e-mail address in otherwise unknown text is taken as the target user.
+    Anything that is not a string counts as missing. Text the tables do not recognise yields the
+    empty ``Detail()``.
     """
     if not isinstance(text, str) or not text:
         return _EMPTY
@@ -644,9 +646,8 @@ def merge_ecs_fields(base: dict[str, Any], additions: dict[str, Any], _prefix: s
 
 def change_as_dict(ch: Change) -> dict[str, str]:
     """``{section, setting, from, to}`` for one change, leaving out the parts that are absent."""
-    d = {"setting": ch.setting}
-    if ch.section:
-        d["section"] = ch.section
+    d = {"section": ch.section} if ch.section else {}
+    d["setting"] = ch.setting
     if ch.old is not None:
         d["from"] = ch.old
     if ch.new is not None:
