@@ -404,6 +404,8 @@ class Simulator:
                 self._faults["slow"] += 1
             if kind == "revoke":
                 self._revoke_locked()
+            elif kind == "expire":
+                self._page_tokens.clear()
         if slow:
             self._sleep(delay)
         if kind == "drop":

@@ -25,6 +25,7 @@ FAULT_KINDS = (
     "html",
     "slow",
     "revoke",
+    "expire",
     "qps",
     "daily",
 )
