@@ -1099,7 +1099,7 @@ def test_simulate_process_prints_url_first_and_stops_on_signal(sig: signal.Signa
         today = datetime.now(UTC).date()
         page = session.get(
             f"{base}/v2/report/operationlogs",
-            params={"from": str(today - timedelta(days=3)), "to": str(today), "page_size": 300},
+            params={"from": str(today - timedelta(days=3)), "to": str(today), "page_size": "300"},
             headers={"Authorization": f"Bearer {token}"},
             timeout=10,
         ).json()
