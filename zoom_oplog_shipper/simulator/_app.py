@@ -331,6 +331,7 @@ class Simulator:
         and revoked, pages and records served, faults injected by kind, 429s by type, record counts.
         """
         with self._lock:
+            self._store.release(self._now().timestamp())
             return {
                 "requests": {ep: dict(c) for ep, c in self._requests.items()},
                 "api_requests": self._counts["api"],
