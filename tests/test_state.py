@@ -30,7 +30,7 @@ def test_new_store_is_private_and_empty(path: Path) -> None:
     store = StateStore.open(path, "acct/1", "all")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     snap = store.snapshot()
-    assert snap.watermark is None and not snap.to_inclusive and not snap.future_to_rejected
+    assert snap.watermark is None and not snap.to_inclusive and snap.offset_limit is None
     store.close()
 
 

@@ -289,14 +289,25 @@ def test_record_without_time_is_emitted_once_and_tagged(h: Harness) -> None:
 
 
 def test_future_to_rejected_is_learned(h: Harness) -> None:
+    """An API that refuses `to` days after its own today: learn where its day ends, lose nothing.
+
+    Each refusal narrows what is known of the API's day; after a day of hourly runs no run is
+    refused any more and each costs one request.
+    """
     h.zoom.reject_future_to_after = NOW.date().isoformat()
-    h.zoom.records = [record(iso(NOW - timedelta(hours=1)), "x")]
-    assert h.run(backfill_start=NOW - timedelta(days=1)).emitted == 1
-    before = len(h.zoom.requests)
-    h.clock.advance(3600)
-    h.run()
-    assert all(r["to"] <= NOW.date().isoformat() for r in h.zoom.requests[before:])
-    assert len(h.zoom.requests) - before == 1
+    h.zoom.records = [record(iso(NOW - timedelta(minutes=30)), "first")]
+    h.run(backfill_start=NOW - timedelta(days=1))
+    costs = []
+    for hour in range(1, 40):
+        h.clock.advance(3600)
+        now = NOW + timedelta(hours=hour)
+        h.zoom.reject_future_to_after = now.date().isoformat()
+        h.zoom.records.append(record(iso(now - timedelta(minutes=20)), f"hour {hour}"))
+        before = len(h.zoom.requests)
+        assert h.run().emitted == 1
+        costs.append(len(h.zoom.requests) - before)
+    assert len(h.lines) == 40 and set(h.ids().values()) == {1}
+    assert max(costs) <= 3 and costs[-12:] == [1] * 12, costs
 
 
 def test_category_refused_by_zoom(h: Harness) -> None:

@@ -5,11 +5,13 @@ import pytest
 
 from zoom_oplog_shipper.windows import (
     MAX_WINDOW_DAYS,
+    UNKNOWN_OFFSET_LIMIT,
     Window,
     covered_until,
     following_start,
     months_before,
     next_window,
+    offset_limit_after_refusal,
     plan,
     proves_to_inclusive,
     query_end,
@@ -42,9 +44,33 @@ def test_query_start_covers_the_lookback_and_a_time_zone_day() -> None:
     assert query_start(w, timedelta(0)) == date(2026, 11, 25)
 
 
-@pytest.mark.parametrize(("ok", "expected"), [(True, date(2026, 11, 27)), (False, date(2026, 11, 26))])
-def test_query_end(ok: bool, expected: date) -> None:
-    assert query_end(date(2026, 11, 26), ok) == expected
+@pytest.mark.parametrize(
+    ("hour", "limit_hours", "expected"),
+    [
+        (9, None, date(2026, 11, 26)),  # at 09:00 UTC no time zone (up to UTC+14) is past today
+        (11, None, date(2026, 11, 27)),  # at 11:00 UTC+14 is on tomorrow
+        (11, 10, date(2026, 11, 26)),  # the API's day is less than 10 h ahead: today
+        (9, -9, date(2026, 11, 25)),  # the API's day has not begun at 09:00 UTC: yesterday
+        (13, -9, date(2026, 11, 26)),  # ... but has by 13:00
+    ],
+)
+def test_query_end(hour: int, limit_hours: int | None, expected: date) -> None:
+    now = datetime(2026, 11, 26, hour, tzinfo=UTC)
+    limit = timedelta(hours=limit_hours) if limit_hours is not None else UNKNOWN_OFFSET_LIMIT
+    assert query_end(now, limit, to_inclusive=True) == expected
+    # when `to` may be exclusive, one day more
+    assert query_end(now, limit) == expected + timedelta(days=1)
+
+
+@pytest.mark.parametrize(
+    ("to", "hour", "expected_hours"),
+    [(date(2026, 11, 27), 9, 15), (date(2026, 11, 26), 9, -9), (date(2026, 11, 26), 11, -11)],
+)
+def test_offset_limit_after_refusal(to: date, hour: int, expected_hours: int) -> None:
+    now = datetime(2026, 11, 26, hour, tzinfo=UTC)
+    limit = offset_limit_after_refusal(to, now, UNKNOWN_OFFSET_LIMIT)
+    assert limit == min(timedelta(hours=expected_hours), UNKNOWN_OFFSET_LIMIT)
+    assert offset_limit_after_refusal(to, now, timedelta(hours=-20)) == timedelta(hours=-20)
 
 
 def test_next_window_is_at_most_28_days_and_stops_at_end() -> None:
@@ -74,6 +100,7 @@ def test_following_start() -> None:
 def test_covered_until_assumes_the_worst_time_zone() -> None:
     w = Window(date(2026, 1, 1), date(2026, 1, 28))
     assert covered_until(w) == datetime(2026, 1, 27, 10, 0, tzinfo=UTC)
+    assert covered_until(w, to_inclusive=True) == datetime(2026, 1, 28, 10, 0, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,8 @@ class Snapshot:
     watermark: datetime | None
     floor: datetime | None
     to_inclusive: bool
-    future_to_rejected: bool
+    #: The API's day is less than this far ahead of UTC (learned from refused `to` days).
+    offset_limit: timedelta | None = None
     #: Where an unfinished window stopped: {"start", "end"} of the window and the narrower
     #: {"from", "to"} that still holds everything not yet emitted.
     resume: dict[str, str] | None = None
@@ -188,7 +189,7 @@ class StateStore:
             watermark=self._time(meta, "watermark", self.path),
             floor=self._time(meta, "floor", self.path),
             to_inclusive=meta.get("to_inclusive") == "1",
-            future_to_rejected=meta.get("future_to_rejected") == "1",
+            offset_limit=self._seconds(meta, "offset_limit", self.path),
             resume=self._resume(meta),
         )
 
@@ -210,10 +211,21 @@ class StateStore:
         with self._tx():
             self._put({"watermark": watermark.isoformat(), "floor": floor.isoformat()})
 
-    def learn(self, key: str) -> None:
-        """Remember a fact about the API (``to_inclusive``, ``future_to_rejected``)."""
+    @staticmethod
+    def _seconds(meta: dict[str, str], key: str, path: Path) -> timedelta | None:
+        raw = meta.get(key)
+        if raw is None:
+            return None
+        try:
+            return timedelta(seconds=int(raw))
+        except ValueError:
+            msg = f"state file {path} has an unreadable {key} {raw!r}; {_fix_hint(path)}"
+            raise StateError(msg) from None
+
+    def learn(self, key: str, value: str = "1") -> None:
+        """Remember a fact about the API (``to_inclusive``, ``offset_limit``)."""
         with self._tx():
-            self._put({key: "1"})
+            self._put({key: value})
 
     def seen_since(self, since_epoch: int) -> set[bytes]:
         """Fingerprints of records emitted with time at or after ``since_epoch``."""
@@ -265,7 +277,7 @@ class StateStore:
             "watermark": meta.get("watermark"),
             "floor": meta.get("floor"),
             "to_inclusive": meta.get("to_inclusive") == "1",
-            "future_to_rejected": meta.get("future_to_rejected") == "1",
+            "api_day_offset_limit_seconds": int(meta["offset_limit"]) if meta.get("offset_limit") else None,
             "resume": orjson.loads(meta["resume"]) if meta.get("resume") else None,
             "fingerprints": count,
             "size_bytes": self.path.stat().st_size,

@@ -21,11 +21,13 @@ from zoom_oplog_shipper.state import StateStore
 from zoom_oplog_shipper.windows import (
     MAX_TZ_OFFSET,
     MIN_TZ_OFFSET,
+    UNKNOWN_OFFSET_LIMIT,
     Window,
     covered_until,
     following_start,
     midnight,
     next_window,
+    offset_limit_after_refusal,
     query_end,
     query_start,
     retention_floor,
@@ -73,6 +75,10 @@ class RunSummary:
             f"{self.requests} requests, {self.retries} retries, {self.windows} windows, "
             f"{self.duration_s:.1f}s, watermark {self.watermark}"
         )
+
+
+#: Returned for a window the API will not serve yet (its days are after the API's today).
+_NOTHING_TO_ASK = Window(date.min, date.min)
 
 
 class _RestartWindow(Exception):
@@ -162,7 +168,7 @@ class SyncEngine:
             log.info("state exists: --backfill-start is ignored (reset the state to backfill again)")
         self._floor = floor
         self._to_inclusive = snap.to_inclusive
-        self._future_to_rejected = snap.future_to_rejected
+        self._offset_limit = snap.offset_limit or UNKNOWN_OFFSET_LIMIT
         self._resume = snap.resume
         self._set_watermark(watermark, persist=False)
         self._seen = self.store.seen_since(epoch(self._cutoff))
@@ -180,18 +186,18 @@ class SyncEngine:
                 log.warning(note)
                 self.summary.notes.append(note)
             start = oldest
-        self._end = query_end(today, not self._future_to_rejected)
+        self._end = query_end(t0, self._offset_limit, self._to_inclusive)
         self._recheck_before: datetime | None = None
         window = next_window(start, self._end)
         while True:
             read = self._read_window(window, today)
-            if read is None:
+            if read is None or read is _NOTHING_TO_ASK:
                 break
             window = read
             self.summary.windows += 1
-            last = window.end >= self._end
-            self._set_watermark(t0 if last else min(covered_until(window), t0), persist=True)
-            if last:
+            covered = covered_until(window, self._to_inclusive, self._offset_limit)
+            self._set_watermark(min(covered, t0), persist=True)
+            if window.end >= self._end:
                 break
             nxt = following_start(window, self._to_inclusive)
             # What the next window shares with this one may already be out: check it against the store.
@@ -203,9 +209,10 @@ class SyncEngine:
             self.summary.outcome = "complete"
 
     def _set_watermark(self, watermark: datetime, *, persist: bool) -> None:
+        """Move the watermark forward (never back); persisting it also ends the window's resume point."""
         current = self._watermark
-        if current is not None and watermark <= current:
-            return
+        if current is not None and watermark < current:
+            watermark = current
         self._watermark = watermark
         self._cutoff = max(watermark - self.config.lookback, self._floor)
         self._cutoff_epoch = epoch(self._cutoff)
@@ -286,7 +293,7 @@ class SyncEngine:
                     raise
                 narrowed = self._after_refusal(query, today, exc, retention_shifts)
                 if narrowed is None:
-                    return window  # nothing left to ask for in this window
+                    return _NOTHING_TO_ASK
                 if narrowed.start != query.start:
                     retention_shifts += 1
                 if narrowed.end != query.end and query == window:
@@ -305,7 +312,10 @@ class SyncEngine:
             token = page.next_page_token
 
     def _after_refusal(self, window: Window, today: date, exc: InvalidRequest, shifts: int) -> Window | None:
-        """Adapt to what Zoom refused on page one, or raise. Returns the window to ask for instead."""
+        """Adapt to what Zoom refused on page one, or raise.
+
+        Returns the window to ask for instead, or None when none of its days can be asked for yet.
+        """
         text = str(exc).lower()
         if "category" in text and self.config.category_type != "all":
             msg = (
@@ -313,14 +323,17 @@ class SyncEngine:
                 f"Zoom documents: {ZOOM_DOCUMENTED_CATEGORIES}"
             )
             raise ConfigError(msg)
-        if window.end > today and not self._future_to_rejected:
-            log.info("Zoom refused a `to` date after today (UTC); asking up to today from now on")
-            self._future_to_rejected = True
-            self._end = today
-            self.store.learn("future_to_rejected")
-            if window.start > today:
-                return None
-            return Window(window.start, today)
+        if window.end == self._end and window.end >= today - timedelta(days=1):
+            # Perhaps a day after the API's own today: learn from it and ask for an earlier `to`.
+            now = self.clock.now()
+            limit = offset_limit_after_refusal(window.end, now, self._offset_limit)
+            end = min(query_end(now, limit, self._to_inclusive), window.end - timedelta(days=1))
+            if end >= today - timedelta(days=1):
+                log.info("Zoom refused `to` %s (after its own today?); asking up to %s", window.end, end)
+                self._offset_limit = limit
+                self._end = end
+                self.store.learn("offset_limit", str(int(limit.total_seconds())))
+                return None if window.start > end else Window(window.start, end)
         if "month" in text and shifts < 3 and window.start < today - timedelta(days=150):
             log.warning("Zoom refused %s as older than it keeps; starting a day later", window.start)
             return Window(window.start + timedelta(days=1), max(window.end, window.start + timedelta(days=1)))

@@ -59,9 +59,28 @@ def query_start(watermark: datetime, lookback: timedelta) -> date:
     return (watermark - lookback).astimezone(UTC).date() - timedelta(days=1)
 
 
-def query_end(today: date, future_to_ok: bool) -> date:
-    """Last day to ask for: tomorrow (UTC) covers accounts east of UTC, unless Zoom refuses it."""
-    return today + timedelta(days=1) if future_to_ok else today
+#: Above any real offset: nothing learned yet.
+UNKNOWN_OFFSET_LIMIT = MAX_TZ_OFFSET + timedelta(seconds=1)
+
+
+def offset_limit_after_refusal(to: date, now: datetime, limit: timedelta) -> timedelta:
+    """What a refused `to` teaches about the API's day: its offset from UTC is below the result.
+
+    The API accepts `to` exactly when its own today, date(now + offset), is on or after `to`, so a
+    refusal at ``now`` means offset < midnight(to) - now. (An API that accepts any `to` teaches nothing
+    and needs nothing: tomorrow UTC then covers every time zone.)
+    """
+    return min(limit, midnight(to) - now)
+
+
+def query_end(now: datetime, offset_limit: timedelta = UNKNOWN_OFFSET_LIMIT, to_inclusive: bool = False) -> date:
+    """Last day to ask for: the latest day that can be the API's today, the day after if `to` may be exclusive.
+
+    The API's today is date(now + offset) with offset below ``offset_limit`` (and at most UTC+14), so
+    the query holds every record up to ``now`` in every time zone the API may use.
+    """
+    latest = (now + min(offset_limit - timedelta(seconds=1), MAX_TZ_OFFSET)).astimezone(UTC).date()
+    return latest if to_inclusive else latest + timedelta(days=1)
 
 
 def next_window(start: date, end: date) -> Window:
@@ -86,13 +105,15 @@ def plan(start: date, end: date, to_inclusive: bool) -> list[Window]:
     return windows
 
 
-def covered_until(window: Window) -> datetime:
+def covered_until(window: Window, to_inclusive: bool = False, max_offset: timedelta = MAX_TZ_OFFSET) -> datetime:
     """Every record before this instant has been returned once all windows up to ``window`` were read.
 
-    Worst case: `to` exclusive and the account at UTC+14, where the window's last local day ends
-    14 hours before ``window.end`` 00:00 UTC.
+    Worst case: the API's days at the largest offset it can have (UTC+14 unless learned), where the
+    window's last day ends that long before midnight UTC; that day is ``to`` itself when `to` is known
+    to be inclusive, else the day before.
     """
-    return midnight(window.end) - MAX_TZ_OFFSET
+    last_day_end = window.end + timedelta(days=1) if to_inclusive else window.end
+    return midnight(last_day_end) - min(max_offset, MAX_TZ_OFFSET)
 
 
 def proves_to_inclusive(record_time: datetime, window: Window) -> bool:
