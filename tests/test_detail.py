@@ -777,3 +777,19 @@ def test_parse_never_raises(text: Any, category: Any, action: Any) -> None:
         assert detail.role_change is not None or any(c.setting for c in detail.changes)
     for change in detail.changes:
         assert change.setting and change.setting == change.setting.strip()
+
+
+def test_fast_path_matches_the_parser_on_generated_records() -> None:
+    """ecs_additions (cached by shape, addresses put back) gives exactly what the parser gives."""
+    from datetime import UTC, datetime
+
+    from zoom_oplog_shipper.detail import ecs_additions
+    from zoom_oplog_shipper.simulator import generate_records
+
+    records = generate_records(5, 20, 300, datetime(2026, 11, 26, tzinfo=UTC))
+    records += [json.loads(line) for line in (DATA / "sample_operation_logs.jsonl").read_text().splitlines() if line]
+    records.append({"operation_detail": "Delete cloud recording for meeting 11122223333 and 44455566677"})
+    records.append({"operation_detail": "Change Role  - a.b@x.io: from Member to Admin - c@y.io: from User to Owner"})
+    for rec in records:
+        text, category, action = rec.get("operation_detail"), rec.get("category_type"), rec.get("action")
+        assert ecs_additions(text, category, action) == detail_ecs_fields(parse_detail(text, category, action)), text

@@ -127,8 +127,14 @@ def test_full_mapping_of_one_record() -> None:
     assert doc["event"]["action"] == "batch-update"
     assert doc["event"]["created"] == CREATED
     assert doc["message"] == rec["operation_detail"]
-    assert doc["user"] == {"name": "admin@duff.io", "email": "admin@duff.io"}
-    assert "admin@duff.io" in doc["related"]["user"]
+    assert doc["user"]["name"] == doc["user"]["email"] == "admin@duff.io"
+    # what the detail parser adds: the target user, the role change, the admin marker
+    assert doc["user"]["target"] == {"email": "homer.simpson@duff.io", "roles": ["User"]}
+    assert doc["user"]["changes"] == {"roles": ["Co-Owner"]}
+    assert doc["related"]["user"] == ["admin@duff.io", "homer.simpson@duff.io"]
+    assert doc["event"]["type"] == ["change", "user", "admin"]
+    assert doc["tags"] == ["admin-role-granted"]
+    assert doc["zoom"]["operation"]["changes"] == [{"setting": "Role", "from": "User", "to": "Co-Owner"}]
     assert doc["zoom"]["operation"]["operation_detail"] == rec["operation_detail"]
     assert doc["zoom"]["operation"]["category_type"] == "User"
     assert doc["event"]["module"] == "zoom" and doc["event"]["dataset"] == "zoom.operation"
@@ -153,6 +159,14 @@ def test_missing_or_odd_fields_are_left_out(rec: dict[str, Any]) -> None:
         assert doc["user"] == {"name": "Zoom System"}
     else:
         assert "user" not in doc and "message" not in doc
+
+
+def test_admin_type_only_on_iam_events() -> None:
+    rec = {"time": "2026-01-01T00:00:00Z", "category_type": "Account", "action": "Update",
+           "operation_detail": "Change Role  - a@b.io: from Member to Admin"}  # fmt: skip
+    doc = map_sample(rec)
+    assert_ecs_valid(doc)
+    assert "admin" not in doc["event"]["type"] and "admin-role-granted" in doc["tags"]
 
 
 def test_raw_format_keeps_the_record_untouched() -> None:

@@ -653,3 +653,105 @@ def change_as_dict(ch: Change) -> dict[str, str]:
     if ch.new is not None:
         d["to"] = ch.new
     return d
+
+
+# --- fast path for the mapping -----------------------------------------------------------------
+
+#: What varies between otherwise identical details: e-mail addresses and long ids.
+_VARIABLE_RE: Final = re.compile(rf"{_EMAIL}|(?<![\w.])\d{{6,}}(?![\w.])")
+_PLACEHOLDER_RE: Final = re.compile(r"zmask(\d+)@mask\.invalid|8800(\d+)88")
+
+
+def _placeholder(index: int, value: str) -> str:
+    return f"zmask{index}@mask.invalid" if "@" in value else f"8800{index}88"
+
+
+def _put_back(value: Any, values: list[str]) -> Any:
+    """A copy of ``value`` with the placeholders replaced by the original addresses and ids."""
+    if isinstance(value, str):
+        return _PLACEHOLDER_RE.sub(lambda m: values[int(m.group(1) or m.group(2))], value)
+    if isinstance(value, dict):
+        return {k: _put_back(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_put_back(v, values) for v in value]
+    return value
+
+
+#: One merge step: the field's path, its value, whether it is a list to union, whether it holds placeholders.
+_Op = tuple[tuple[str, ...], Any, bool, bool]
+
+
+def _holds_placeholder(value: Any) -> bool:
+    if isinstance(value, str):
+        return _PLACEHOLDER_RE.search(value) is not None
+    if isinstance(value, dict):
+        return any(_holds_placeholder(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_holds_placeholder(v) for v in value)
+    return False
+
+
+@lru_cache(maxsize=8192)
+def _shape_ops(masked: str, category_type: str | None, action: str | None) -> tuple[_Op, ...]:
+    """The ECS additions of one detail shape, flattened into merge steps (computed once per shape)."""
+    ops: list[_Op] = []
+
+    def walk(node: dict[str, Any], path: tuple[str, ...]) -> None:
+        for key, value in node.items():
+            here = (*path, key)
+            if isinstance(value, dict):
+                walk(value, here)
+            else:
+                ops.append((here, value, ".".join(here) in UNION_FIELDS, _holds_placeholder(value)))
+
+    walk(detail_ecs_fields(parse_detail(masked, category_type, action)), ())
+    return tuple(ops)
+
+
+def _mask(text: str) -> tuple[str, list[str]]:
+    values: list[str] = []
+
+    def mask(match: re.Match[str]) -> str:
+        values.append(match.group(0))
+        return _placeholder(len(values) - 1, match.group(0))
+
+    return _VARIABLE_RE.sub(mask, text[:MAX_PARSE_CHARS]), values
+
+
+def apply_detail(doc: dict[str, Any], text: str, category_type: str | None, action: str | None) -> None:
+    """Merge what ``text`` says into the ECS event ``doc`` in place, as :func:`merge_ecs_fields` would.
+
+    Details that differ only in e-mail addresses and ids share one cached parse; the addresses and
+    ids are put back into fresh values. This runs for every record, so it avoids generic recursion.
+    """
+    masked, values = _mask(text)
+    for path, value, union, has_placeholder in _shape_ops(masked, category_type, action):
+        target = doc
+        for key in path[:-1]:
+            child = target.get(key)
+            if not isinstance(child, dict):
+                child = target[key] = {}
+            target = child
+        if has_placeholder:
+            value = _put_back(value, values)
+        last = path[-1]
+        current = target.get(last)
+        if union and isinstance(current, list):
+            current.extend(v for v in value if v not in current)
+        else:
+            target[last] = list(value) if isinstance(value, list) else value
+
+
+def ecs_additions(text: str | None, category_type: str | None = None, action: str | None = None) -> dict[str, Any]:
+    """``detail_ecs_fields(parse_detail(...))``, fast: details that differ only in e-mail addresses
+    and ids share one cached parse, and the addresses and ids are put back into a fresh copy."""
+    if not isinstance(text, str) or not text:
+        return {}
+    doc: dict[str, Any] = {}
+    apply_detail(
+        doc,
+        text,
+        category_type if isinstance(category_type, str) else None,
+        action if isinstance(action, str) else None,
+    )
+    return doc

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
 
+from zoom_oplog_shipper.detail import apply_detail
 from zoom_oplog_shipper.records import rfc3339_millis
 
 ECS_VERSION = "9.4.0"
@@ -42,6 +44,17 @@ def event_type(action: str | None) -> str:
     return "info"
 
 
+@lru_cache(maxsize=1024)
+def _categorize(category_type: str | None, action: str | None) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    categories, types = categorize(category_type, action)
+    return tuple(categories), tuple(types)
+
+
+@lru_cache(maxsize=1024)
+def _normalize_action(action: str) -> str:
+    return normalize(action)
+
+
 def categorize(category_type: str | None, action: str | None) -> tuple[list[str], list[str]]:
     """ECS ``event.category`` and ``event.type`` for a record.
 
@@ -62,6 +75,15 @@ def _text(record: dict[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) and value != "" else None
 
 
+def _timestamp(record: dict[str, Any], time: datetime | None, created: str) -> str:
+    if time is None:
+        return created
+    raw = record.get("time")
+    if isinstance(raw, str) and len(raw) == 20 and raw[19] == "Z":
+        return raw[:19] + ".000Z"  # Zoom's usual form, already UTC: no need to format a datetime
+    return rfc3339_millis(time)
+
+
 def to_ecs(
     record: dict[str, Any],
     event_id: str,
@@ -80,7 +102,8 @@ def to_ecs(
     category_type = _text(record, "category_type")
     detail = _text(record, "operation_detail")
     operator = _text(record, "operator")
-    categories, types = categorize(category_type, action)
+    cached_categories, cached_types = _categorize(category_type, action)
+    categories, types = list(cached_categories), list(cached_types)
 
     event: dict[str, Any] = {
         "kind": "event",
@@ -92,7 +115,7 @@ def to_ecs(
         "created": created,
     }
     if action:
-        event["action"] = normalize(action)
+        event["action"] = _normalize_action(action)
     if include_original:
         event["original"] = orjson.dumps(record).decode()
 
@@ -107,7 +130,7 @@ def to_ecs(
             raw[key] = value
 
     doc: dict[str, Any] = {
-        "@timestamp": rfc3339_millis(time) if time is not None else created,
+        "@timestamp": _timestamp(record, time, created),
         "ecs": {"version": ECS_VERSION},
         "event": event,
         "organization": {"id": account_id},
@@ -124,6 +147,11 @@ def to_ecs(
             user["email"] = operator
         doc["user"] = user
         doc["related"] = {"user": [operator]}
+    if detail is not None:
+        apply_detail(doc, detail, category_type, action)
+        if categories[0] != "iam" and "admin" in event["type"]:
+            # `admin` is an IAM type; a role grant filed under another category keeps its tag only.
+            event["type"].remove("admin")
     return doc
 
 
