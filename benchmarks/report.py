@@ -1,0 +1,203 @@
+"""Issue 5's budgets, checked against the results, and the markdown table of the results."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+#: (id, description, comparison, limit, unit)
+BUDGETS: tuple[tuple[str, str, str, float, str], ...] = (
+    ("e2e_throughput", "end-to-end backfill at the largest size", ">=", 100_000, "records/s"),
+    ("e2e_vs_baseline", "end-to-end / curl+jq baseline at the largest size", ">=", 4.0, "x"),
+    ("transform", "transform-only throughput", ">=", 300_000, "records/s"),
+    ("transform_vs_ceiling", "transform-only / orjson round trip", ">=", 0.15, "x"),
+    ("rss", "peak RSS at the largest size (worst run)", "<=", 64.0, "MB"),
+    ("rss_growth", "peak RSS at 1M / at 100k (medians)", "<=", 1.10, "x"),
+    ("backfill_requests", "backfill requests / ideal (worst size)", "<=", 1.01, "x"),
+    ("incremental_requests", "requests of an empty incremental run - allowed (worst lookback)", "<=", 0, "requests"),
+    ("version_ms", "`--version` wall time (median)", "<=", 150, "ms"),
+    ("empty_run_ms", "empty incremental run wall time, default lookback (median)", "<=", 400, "ms"),
+    ("state_bytes", "state on disk per remembered fingerprint (worst)", "<=", 128, "bytes"),
+)
+
+
+def _largest(results: dict[str, Any]) -> dict[str, Any] | None:
+    backfill = results.get("backfill")
+    if not backfill:
+        return None
+    return backfill[str(max(int(n) for n in backfill))]  # type: ignore[no-any-return]
+
+
+def _measure(results: dict[str, Any]) -> dict[str, tuple[float, str] | None]:
+    """The measured value of each budget, with where it was measured (None when not measured)."""
+    out: dict[str, tuple[float, str] | None] = dict.fromkeys((b[0] for b in BUDGETS), None)
+    largest = _largest(results)
+    backfill = results.get("backfill") or {}
+    if largest is not None:
+        size = f"{largest['records']:,} records"
+        out["e2e_throughput"] = (largest["ours"]["records_per_s"]["median"], size)
+        out["e2e_vs_baseline"] = (largest["ratio_to_baseline"], size)
+        out["rss"] = (largest["ours"]["max_rss_mb"]["max"], size)
+        worst = max(backfill.values(), key=lambda r: r["ours"]["requests"]["total"] / r["ideal_requests"])
+        out["backfill_requests"] = (
+            worst["ours"]["requests"]["total"] / worst["ideal_requests"],
+            f"{worst['ours']['requests']['total']} requests, ideal {worst['ideal_requests']}, "
+            f"{worst['records']:,} records",
+        )
+        if "state" in largest:
+            state = largest["state"]
+            value = max(state[k]["bytes_per_fingerprint"] for k in ("after_backfill", "after_incremental"))
+            out["state_bytes"] = (value, f"after the {size} backfill and an incremental run")
+    if "100000" in backfill and "1000000" in backfill:
+        ratio = backfill["1000000"]["ours"]["max_rss_mb"]["median"] / backfill["100000"]["ours"]["max_rss_mb"]["median"]
+        out["rss_growth"] = (ratio, "1M vs 100k")
+    if "transform" in results:
+        t = results["transform"]
+        where = f"{t['records']:,} records in memory"
+        out["transform"] = (t["ours_records_per_s"]["median"], where)
+        out["transform_vs_ceiling"] = (t["ratio_to_ceiling"], where)
+    if "incremental" in results:
+        worst = max(results["incremental"], key=lambda s: s["empty"]["requests"] - s["empty"]["allowed"])
+        empty = worst["empty"]
+        out["incremental_requests"] = (
+            empty["requests"] - empty["allowed"],
+            f"lookback {worst['lookback']}: {empty['requests']} requests, allowed {empty['allowed']}",
+        )
+        default = results["incremental"][0]
+        out["empty_run_ms"] = (default["empty"]["wall_s"]["median"] * 1000, f"lookback {default['lookback']}")
+    if "startup" in results:
+        out["version_ms"] = (results["startup"]["version_ms"]["median"], "bytecode cached")
+    return out
+
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b}
+
+
+def budgets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each budget with its measured value and whether it is met (None when not measured)."""
+    measured = _measure(results)
+    rows = []
+    for key, what, op, limit, unit in BUDGETS:
+        value = measured[key]
+        rows.append(
+            {
+                "id": key,
+                "what": what,
+                "op": op,
+                "limit": limit,
+                "unit": unit,
+                "measured": None if value is None else value[0],
+                "where": None if value is None else value[1],
+                "met": None if value is None else _COMPARE[op](value[0], limit),
+            }
+        )
+    return rows
+
+
+# -- markdown ---------------------------------------------------------------------------------------
+
+
+def _num(value: float, unit: str = "") -> str:
+    if unit == "x":
+        return f"{value:.2f}x"
+    if abs(value) >= 1000:
+        text = f"{value:,.0f}"
+    elif abs(value) >= 100:
+        text = f"{value:.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return f"{text} {unit}".strip()
+
+
+def _stat(s: dict[str, Any], unit: str = "", scale: float = 1.0) -> tuple[str, str, str]:
+    return (
+        _num(s["median"] * scale, unit),
+        f"{_num(s['min'] * scale)} – {_num(s['max'] * scale)}",
+        str(s["n"]),
+    )
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The results as markdown: machine, measurements (median, spread, runs), budgets."""
+    m = results["machine"]
+    lines = [
+        f"Measured {m['date']} on {m['cpu']}, {m['cores']} cores, {m['memory']} RAM, Linux {m['kernel']}, "
+        f"Python {m['python']}, orjson {m['orjson']}, {m['jq']}, {m['curl'].split(' (')[0]}; "
+        f"commit {m['commit']}; load average at start {m['load_average_at_start']:.2f}"
+        + ("; smoke run" if results["smoke"] else "")
+        + ".",
+        "",
+        "| measurement | median | spread (min – max) | runs |",
+        "|---|---:|---:|---:|",
+    ]
+
+    def row(name: str, cells: tuple[str, str, str]) -> None:
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {cells[2]} |")
+
+    for size, r in (results.get("backfill") or {}).items():
+        n = f"{int(size):,}"
+        ours, base = r["ours"], r["baseline"]
+        row(f"backfill {n}: zoom-oplog-shipper, records/s", _stat(ours["records_per_s"]))
+        row(f"backfill {n}: curl + jq baseline, records/s", _stat(base["records_per_s"]))
+        lines.append(f"| backfill {n}: ours / baseline | {r['ratio_to_baseline']:.1f}x | | |")
+        row(f"backfill {n}: shipper peak RSS, MB", _stat(ours["max_rss_mb"]))
+        row(f"backfill {n}: shipper CPU, s", _stat(ours["cpu_s"]))
+        row(f"backfill {n}: simulator CPU, s", _stat(ours["simulator_cpu_s"]))
+        row(f"backfill {n}: baseline CPU (bash, curl, jq), s", _stat(base["cpu_s"]))
+        req = ours["requests"]["total"]
+        lines.append(
+            f"| backfill {n}: requests (ideal {r['ideal_requests']} = 1 + ⌈{n}/300⌉ + {r['ideal_windows']} windows) "
+            f"| {req} ({ours['windows']} windows) | baseline {base['requests']['total']} | 1 |"
+        )
+        if "equivalence" in r:
+            e = r["equivalence"]
+            verdict = "identical" if e["equivalent"] else f"{e['only_ours']} differ"
+            lines.append(f"| backfill {n}: baseline output vs ours (all fields but event.id) | {verdict} | | |")
+    t = results.get("transform")
+    if t:
+        n = f"{t['records']:,}"
+        row(f"transform {n}: ours (parse, fingerprint, to_ecs, encode), records/s", _stat(t["ours_records_per_s"]))
+        row(f"transform {n}: orjson loads + dumps ceiling, records/s", _stat(t["ceiling_records_per_s"]))
+        lines.append(f"| transform: ours / ceiling | {t['ratio_to_ceiling'] * 100:.1f}% | | |")
+    for scenario in results.get("incremental") or []:
+        lb = scenario["lookback"]
+        empty, new = scenario["empty"], scenario["new"]
+        lines.append(
+            f"| incremental, 5k/day, lookback {lb}, nothing new: requests "
+            f"(allowed ⌈{empty['records_in_lookback']}/300⌉+2) "
+            f"| {empty['requests']} (allowed {empty['allowed']}) | | 1 |"
+        )
+        lines.append(
+            f"| incremental, 5k/day, lookback {lb}, {new['emitted']} new: requests "
+            f"| {new['requests']} (⌈{new['records_in_lookback']}/300⌉+2 = {new['allowed']}) | | 1 |"
+        )
+        row(f"incremental, lookback {lb}, nothing new: wall, ms", _stat(empty["wall_s"], scale=1000))
+    s = results.get("startup")
+    if s:
+        row("`zoom-oplog-shipper --version`, ms", _stat(s["version_ms"]))
+        row("`--version`, no bytecode cache (PYTHONDONTWRITEBYTECODE=1), ms", _stat(s["version_uncached_bytecode_ms"]))
+        row("`python -c pass` (interpreter alone), ms", _stat(s["python_only_ms"]))
+    for size, r in (results.get("backfill") or {}).items():
+        if "state" not in r:
+            continue
+        for label, key in (("after the backfill", "after_backfill"), ("after an incremental run", "after_incremental")):
+            st = r["state"][key]
+            lines.append(
+                f"| state {label} of {int(size):,}: bytes / fingerprints | {st['bytes_per_fingerprint']:.0f} B/fp "
+                f"| {st['bytes']:,} B / {st['fingerprints']:,} | 1 |"
+            )
+    p = results.get("profile")
+    if p:
+        lines += ["", f"cProfile of one {p['records']:,}-record backfill (own time, top 10):", ""]
+        lines += ["| function | calls | own s | share |", "|---|---:|---:|---:|"]
+        for f in p["top_own_time"][:10]:
+            lines.append(f"| `{f['function']}` | {f['calls']:,} | {f['own_s']:.2f} | {f['share'] * 100:.0f}% |")
+    lines += ["", "| budget (issue 5) | limit | measured | where | met |", "|---|---:|---:|---|:---:|"]
+    for b in results.get("budgets") or []:
+        measured = "not measured" if b["measured"] is None else _num(b["measured"], b["unit"])
+        met = "–" if b["met"] is None else ("yes" if b["met"] else "**no**")
+        limit = f"{b['op']} {_num(b['limit'], b['unit'])}"
+        lines.append(f"| {b['what']} | {limit} | {measured} | {b['where'] or ''} | {met} |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,122 @@
+"""Transform-only throughput: raw Zoom pages in memory to ECS lines, beside the orjson round trip.
+
+``ours`` does per record what ``SyncEngine._emit_page`` does, with the package's own functions:
+parse the page, read the record's time, canonicalize and fingerprint it (with the occurrence count
+among identical records), check it against the cutoff and the remembered fingerprints, build the
+ECS document, encode it within the line limit, keep (fingerprint, epoch) for the state, and join the
+page's lines. ``ceiling`` is ``orjson.loads`` of the page and ``orjson.dumps`` of each record: no
+Python-level work per record at all, the practical ceiling for any JSON-in/JSON-out Python program.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+
+from benchmarks.harness import SIM_ACCOUNT, summarize
+from zoom_oplog_shipper.config import DEFAULT_MAX_LINE_BYTES
+from zoom_oplog_shipper.output import encode, make_formatter
+from zoom_oplog_shipper.records import canonical, epoch, fingerprint, record_time, rfc3339_millis
+from zoom_oplog_shipper.simulator import generate_records
+from zoom_oplog_shipper.zoom_client import PAGE_SIZE
+
+
+def make_pages(records: int, seed: int = 1) -> list[bytes]:
+    """``records`` generated records as the raw bodies of 300-record pages, newest first (as served)."""
+    days = 100
+    per_day = -(-records // days)
+    generated = generate_records(seed, days, per_day, datetime.now(UTC))[:records]
+    generated.reverse()
+    pages = []
+    for i in range(0, len(generated), PAGE_SIZE):
+        chunk = generated[i : i + PAGE_SIZE]
+        body = {"page_size": PAGE_SIZE, "next_page_token": "t" * 35, "operation_logs": chunk}
+        pages.append(orjson.dumps(body))
+    return pages
+
+
+def ours(pages: list[bytes]) -> int:
+    """Pages to ECS lines through the package's code path; returns the number of lines."""
+    account = SIM_ACCOUNT
+    formatter = make_formatter("ecs", account, False)
+    max_bytes = DEFAULT_MAX_LINE_BYTES
+    now = datetime.now(UTC)
+    created = rfc3339_millis(now)
+    cutoff = now - timedelta(days=365)
+    seen: set[bytes] = set()
+    counts: dict[bytes, int] = {}
+    current: datetime | None = None
+    emitted = 0
+    for body in pages:
+        records = orjson.loads(body)["operation_logs"]
+        candidates: list[tuple[bytes, dict[str, Any], datetime | None]] = []
+        for rec in records:
+            if not isinstance(rec, dict):
+                continue
+            t = record_time(rec)
+            canon = canonical(rec)
+            if t != current:
+                counts.clear()
+                current = t
+            n = counts.get(canon, 0)
+            counts[canon] = n + 1
+            if t is not None and t < cutoff:
+                continue
+            fp = fingerprint(account, canon, n)
+            if fp not in seen:
+                candidates.append((fp, rec, t))
+        lines = []
+        entries = []
+        for fp, rec, t in candidates:
+            lines.append(encode(formatter(rec, fp.hex(), t, created), max_bytes))
+            entries.append((fp, epoch(t) if t is not None else 0))
+        out = b"\n".join(lines) + b"\n"
+        emitted += out.count(b"\n")
+    return emitted
+
+
+def ceiling(pages: list[bytes]) -> int:
+    """``orjson.loads`` + ``orjson.dumps`` of the same records; returns the number of lines."""
+    dumps = orjson.dumps
+    emitted = 0
+    for body in pages:
+        out = b"\n".join([dumps(r) for r in orjson.loads(body)["operation_logs"]]) + b"\n"
+        emitted += out.count(b"\n")
+    return emitted
+
+
+def _rates(fn: Callable[[list[bytes]], int], pages: list[bytes], records: int, repeat: int) -> dict[str, Any]:
+    rates = []
+    for _ in range(repeat):
+        gc.collect()
+        start = time.perf_counter()
+        produced = fn(pages)
+        elapsed = time.perf_counter() - start
+        if produced != records:
+            msg = f"transform {fn.__name__} produced {produced} lines for {records} records"
+            raise AssertionError(msg)
+        rates.append(records / elapsed)
+    return summarize(rates)
+
+
+def measure(records: int, repeat: int) -> dict[str, Any]:
+    """Records/s of ``ours`` and ``ceiling`` over ``repeat`` alternating runs, and their ratio."""
+    pages = make_pages(records)
+    ours(pages[:2])  # warm caches and imports
+    ours_runs: list[float] = []
+    ceiling_runs: list[float] = []
+    for _ in range(repeat):  # alternate so drifting machine load hits both alike
+        ours_runs += _rates(ours, pages, records, 1)["runs"]
+        ceiling_runs += _rates(ceiling, pages, records, 1)["runs"]
+    ours_s, ceiling_s = summarize(ours_runs), summarize(ceiling_runs)
+    return {
+        "records": records,
+        "ours_records_per_s": ours_s,
+        "ceiling_records_per_s": ceiling_s,
+        "ratio_to_ceiling": ours_s["median"] / ceiling_s["median"],
+    }
