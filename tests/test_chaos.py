@@ -13,6 +13,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -193,8 +194,8 @@ def test_same_second_bursts_and_twins_across_page_edges(world: Any, seed: int) -
 
 @pytest.mark.parametrize("seed", [8, 9])
 def test_page_tokens_expire_between_pages(world: Any, seed: int) -> None:
-    # every page takes 40 s of the simulator's time, and page tokens live 90 s
-    w = world(seed=seed, days=30, records_per_day=200, page_token_ttl=90, slow_rate=1.0, slow_seconds=40)
+    # a third of the pages take 100 s of the simulator's time, and page tokens live 90 s
+    w = world(seed=seed, days=30, records_per_day=200, page_token_ttl=90, slow_rate=0.3, slow_seconds=100)
     since = START - timedelta(days=25)
     w.run_until_complete("--backfill-start", since.isoformat(), "--max-runtime", "1h")
     w.verify(since, w.clock.now())
@@ -256,15 +257,23 @@ def test_max_runtime_cuts_a_backfill_into_many_runs(world: Any, seed: int, order
 # -- the real process, SIGKILLed at random moments -----------------------------------------------
 
 
+def slow_copy(source: Any, sink: Any) -> None:
+    """Copy a pipe to a file in small, slow reads."""
+    while chunk := source.read1(16384):
+        sink.write(chunk)
+        time.sleep(0.002)
+    sink.flush()
+
+
 def test_sigkill_at_random_moments(tmp_path: Path) -> None:
     rng = random.Random(20)
     now = datetime.now(UTC)
     sim = Simulator(
-        SimulatorConfig(account_id="k-acct", client_id="k-client", client_secret="k-secret", seed=20, days=40,
-                        records_per_day=500, slow_rate=0.3, slow_seconds=0.02),
+        SimulatorConfig(account_id="k-acct", client_id="k-client", client_secret="k-secret", seed=20, days=60,
+                        records_per_day=1000, slow_rate=0.3, slow_seconds=0.02),
     )  # fmt: skip
     server = serve_in_thread(sim)
-    since = now - timedelta(days=35)
+    since = now - timedelta(days=55)
     env = {
         **os.environ,
         "ZOOM_ACCOUNT_ID": "k-acct",
@@ -286,24 +295,38 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
                 runs += 1
                 proc = subprocess.Popen(
                     [sys.executable, "-m", "zoom_oplog_shipper", "run"],
-                    stdout=out,
+                    stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     env=env,
                 )
-                deadline = time.monotonic() + rng.uniform(0.2, 1.5)
+                # A slow reader, as an agent can be: the shipper often blocks in the middle of a
+                # page's write, which is where a kill hurts most.
+                reader = threading.Thread(target=slow_copy, args=(proc.stdout, out), daemon=True)
+                reader.start()
+                deadline = time.monotonic() + rng.uniform(0.3, 1.2)
                 while proc.poll() is None and time.monotonic() < deadline:
                     time.sleep(0.01)
                 if proc.poll() is None and kills < 12:
                     proc.send_signal(signal.SIGKILL)
                     proc.wait(timeout=30)
+                    reader.join(timeout=60)
+                    out.write(b"\n")  # a line cut by the kill stays cut; the agent drops it
                     kills += 1
                     continue
-                _, err = proc.communicate(timeout=300)
+                proc.wait(timeout=300)
+                reader.join(timeout=60)
+                assert proc.stderr is not None
+                err = proc.stderr.read()
                 if proc.returncode == 0 and b"complete:" in err:
                     break
             else:
                 pytest.fail("the shipper never completed")
-        docs = [orjson.loads(line) for line in out_path.read_bytes().splitlines()]
+        docs = []
+        for line in out_path.read_bytes().splitlines():
+            try:
+                docs.append(orjson.loads(line))
+            except orjson.JSONDecodeError:
+                continue
         ids = Counter(d["event"]["id"] for d in docs)
         duplicates = sum(ids.values()) - len(ids)
         got = Counter(

@@ -156,6 +156,50 @@ def test_kill_between_output_and_commit_loses_nothing(h: Harness) -> None:
     assert sum(counts.values()) - len(counts) <= 300  # at most the uncommitted page again
 
 
+class KillDuringWrite(PageWriter):
+    """Dies while a page is being written: half of it is out, nothing of it may be committed yet."""
+
+    def __init__(self, out: io.BytesIO, pages: int) -> None:
+        super().__init__(out)
+        self.pages = pages
+
+    def write_page(self, lines: list[bytes]) -> None:
+        self.pages -= 1
+        if self.pages == 0:
+            super().write_page(lines[: len(lines) // 2])
+            raise KeyboardInterrupt("killed during the write")
+        super().write_page(lines)
+
+
+def test_kill_during_output_loses_nothing(h: Harness, tmp_path: Path) -> None:
+    start = NOW - timedelta(days=2)
+    h.zoom.records = spread(start, 1000, timedelta(minutes=2))
+    out = io.BytesIO()
+    with pytest.raises(KeyboardInterrupt):
+        h.run(writer=KillDuringWrite(out, pages=3), backfill_start=start)
+    h.lines += [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert len(h.lines) == 750
+    h.run()
+    counts = h.ids()
+    assert len(counts) == 1000
+    assert sum(counts.values()) - len(counts) == 150  # the half page that was out is sent again
+
+
+def test_page_token_expiry_resumes_from_where_the_window_stands(h: Harness) -> None:
+    h.zoom.records = spread(NOW - timedelta(days=20), 3000, timedelta(minutes=9))
+    calls = {"n": 0}
+
+    def expire_fourth_page(args: dict[str, str]) -> None:
+        calls["n"] += 1
+        if calls["n"] == 4:
+            h.zoom.fail(400, {"code": 300, "message": "The next page token is invalid or expired."})
+
+    h.zoom.on_page = expire_fourth_page
+    assert h.run(backfill_start=NOW - timedelta(days=21)).emitted == 3000
+    restart = h.zoom.requests[4]
+    assert "next_page_token" not in restart and restart["to"] < h.zoom.requests[0]["to"]
+
+
 def test_expired_page_token_restarts_the_window(h: Harness) -> None:
     h.zoom.records = spread(NOW - timedelta(days=1), 900, timedelta(minutes=1))
     calls = {"n": 0}

@@ -96,6 +96,7 @@ class _WindowCursor:
     recheck_all: bool = False
     oldest: datetime | None = None  # oldest and newest record times of the last page
     newest: datetime | None = None
+    remaining: Window | None = None  # the days that can still hold records not yet emitted
 
 
 class SyncEngine:
@@ -284,7 +285,9 @@ class SyncEngine:
                 if restarts > MAX_WINDOW_RESTARTS:
                     msg = f"page tokens for {window.start}..{window.end} kept expiring ({exc}); progress is kept"
                     raise ApiError(msg) from None
-                log.info("page token refused (%s); reading %s..%s again from page one", exc, window.start, window.end)
+                # Ask again for only the days that can still hold records not yet emitted.
+                query = cursor.remaining or query
+                log.info("page token refused (%s); reading %s..%s again from page one", exc, query.start, query.end)
                 cursor = _WindowCursor(recheck_all=True)
                 token = ""
                 continue
@@ -402,7 +405,7 @@ class SyncEngine:
                     candidates = [c for c in candidates if c[0] not in known]
 
         cursor.oldest, cursor.newest = oldest, newest
-        narrowed = self._narrow(window, query, cursor)
+        narrowed = cursor.remaining = self._narrow(window, query, cursor)
         resume = {
             "start": window.start.isoformat(),
             "end": window.end.isoformat(),
