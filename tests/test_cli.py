@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -194,3 +196,68 @@ def test_incremental_run_through_cli(env: dict[str, str], zoom: FakeZoom) -> Non
     zoom.records.append(record((NOW + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"), "second"))
     docs = cli(["run"], env, clock).docs()
     assert [d["message"] for d in docs] == ["second"]
+
+
+# -- the real process: signals and a reader that goes away ---------------------------------------
+
+
+@pytest.fixture
+def sim_env(tmp_path: Path) -> Any:
+    from zoom_oplog_shipper.simulator import Simulator, SimulatorConfig, serve_in_thread
+
+    sim = Simulator(
+        SimulatorConfig(seed=3, days=20, records_per_day=600, slow_rate=1.0, slow_seconds=0.3),
+    )
+    server = serve_in_thread(sim)
+    env = {
+        **os.environ,
+        "ZOOM_ACCOUNT_ID": "demo-account",
+        "ZOOM_CLIENT_ID": "demo-client",
+        "ZOOM_CLIENT_SECRET": "demo-secret",
+        "ZOOM_API_URL": f"{server.base_url}/v2",
+        "ZOOM_OAUTH_URL": f"{server.base_url}/oauth/token",
+        "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
+        "ZOOM_OPLOG_MAX_RPS": "0",
+        "ZOOM_BACKFILL_START": (datetime.now(UTC) - timedelta(days=15)).isoformat(),
+    }
+    yield env
+    server.shutdown()
+
+
+def test_sigterm_stops_after_the_page_with_progress_kept(sim_env: dict[str, str], tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zoom_oplog_shipper", "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=sim_env,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # the first page is out
+    proc.send_signal(signal.SIGTERM)
+    assert proc.stderr is not None
+    rest, err = proc.stdout.read(), proc.stderr.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 0, err
+    assert b"received SIGTERM" in err and b"stopped by signal" in err
+    printed = len((first + rest).splitlines())
+    assert 0 < printed < 9000
+    again = subprocess.run(
+        [sys.executable, "-m", "zoom_oplog_shipper", "state", "show"], env=sim_env, capture_output=True, timeout=60
+    )
+    assert orjson.loads(again.stdout)["fingerprints"] == printed
+
+
+def test_reader_going_away_exits_quietly_non_zero(sim_env: dict[str, str]) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "zoom_oplog_shipper", "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=sim_env,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -n 1`
+    err = proc.stderr.read()
+    proc.wait(timeout=60)
+    assert proc.returncode == 1
+    assert b"Traceback" not in err and b"stdout was closed" in err

@@ -50,6 +50,19 @@ def test_writer_writes_whole_pages() -> None:
     assert buf.getvalue() == b"1\n2\n"
 
 
+class Trickle(io.BytesIO):
+    """A raw stream that takes at most 5 bytes a call, as a pipe interrupted by signals can."""
+
+    def write(self, data: Any) -> int:
+        return super().write(bytes(data[:5]))
+
+
+def test_writer_finishes_partial_writes() -> None:
+    buf = Trickle()
+    PageWriter(buf).write_page([b"0123456789", b"abcdefghij"])
+    assert buf.getvalue() == b"0123456789\nabcdefghij\n"
+
+
 class Closed(io.BytesIO):
     def write(self, _data: Any) -> int:
         raise BrokenPipeError

@@ -82,8 +82,13 @@ class PageWriter:
         """Write the lines, newline-terminated, and flush; a closed reader raises OutputClosedError."""
         if not lines:
             return
+        pending = memoryview(b"\n".join(lines) + b"\n")
         try:
-            self._stream.write(b"\n".join(lines) + b"\n")
+            # An unbuffered stdout (PYTHONUNBUFFERED, python -u) is a raw file: a write interrupted
+            # by a signal can take only part of the page, so write until all of it is out.
+            while pending:
+                written = self._stream.write(pending)
+                pending = pending[written if written is not None else 0 :]
             self._stream.flush()
         except (BrokenPipeError, ConnectionResetError) as exc:
             msg = (
