@@ -15,22 +15,10 @@ from typing import Any
 
 import orjson
 
+from zoom_oplog_shipper.config import CATEGORY_TYPES
+
 # Zoom's documented category_type filter values, plus "admin" which newer docs list.
-CATEGORY_FILTERS = (
-    "all",
-    "user",
-    "user_settings",
-    "account",
-    "billing",
-    "im",
-    "recording",
-    "phone_contacts",
-    "webinar",
-    "sub_account",
-    "role",
-    "zoom_rooms",
-    "admin",
-)
+CATEGORY_FILTERS = CATEGORY_TYPES
 
 _SEPARATORS = re.compile(r"[\s\-]+")
 _category_cache: dict[str, str] = {}
