@@ -1,0 +1,476 @@
+"""End to end: run the exact command line of each shipped config against the simulator, read its
+stdout the way that agent reads it, and check that every record arrives whole with its event.id.
+
+The deployment paths in the configs (/var/lib/..., /etc/zoom-oplog-shipper, /var/log/...) are moved
+under the test's temporary directory; the console script is the installed one (the venv's bin is
+first on PATH, and an absolute ExecStart is mapped to it by name). Nothing else is changed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_configs import (
+    CONSOLE_SCRIPT,
+    CRON_FILE,
+    ENV_EXAMPLE,
+    FLUENT_BIT_CONF,
+    FLUENT_BIT_MULTI,
+    FLUENT_BIT_YAML,
+    K8S_CRONJOB,
+    LONG_DETAILS,
+    SPLUNK_INPUTS,
+    SPLUNK_PROPS,
+    SYSTEMD_SERVICE,
+    VECTOR_ADDED_FIELDS,
+    VECTOR_MULTI,
+    VECTOR_TOML,
+    VECTOR_WITH_LOGS,
+    VECTOR_YAML,
+    Account,
+    FluentBitInput,
+    VectorSource,
+    base_env,
+    chrono_time_format,
+    console_script,
+    credentials_env,
+    fgets_records,
+    fluent_bit_inputs,
+    fluent_bit_time_format,
+    ini_value,
+    make_account,
+    newline_frames,
+    read_cron_d,
+    read_env_file,
+    read_ini,
+    read_vector,
+    read_yaml_all,
+    relocate,
+    splunk_events,
+    splunk_time_format,
+    start_simulator,
+    to_python_datetime,
+    vector_interpolate,
+    vector_sources,
+    zoom_env,
+)
+
+from zoom_oplog_shipper.config import DEFAULT_MAX_LINE_BYTES
+from zoom_oplog_shipper.state import state_file
+
+RUN_TIMEOUT = 120
+CRI_LINE_LIMIT = 16384
+EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class Zoom:
+    """A served simulated account."""
+
+    account: Account
+    base_url: str
+    now: datetime
+
+
+@pytest.fixture(scope="module")
+def zoom() -> Iterator[Zoom]:
+    now = datetime.now(UTC)
+    account = make_account("single", 7, now)
+    server = start_simulator(account)
+    try:
+        yield Zoom(account, server.base_url, now)
+    finally:
+        server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def accounts() -> Iterator[dict[str, Zoom]]:
+    """Two accounts, each on its own simulator: the wrong credentials fail against the other."""
+    now = datetime.now(UTC)
+    served: dict[str, Zoom] = {}
+    servers = []
+    try:
+        for name, seed in (("acme", 8), ("globex", 9)):
+            account = make_account(name, seed, now)
+            server = start_simulator(account)
+            servers.append(server)
+            served[name] = Zoom(account, server.base_url, now)
+        yield served
+    finally:
+        for server in servers:
+            server.shutdown()
+
+
+def agent_env(zoom: Zoom, home: Path, credentials: bool = True) -> dict[str, str]:
+    """The environment the agent runs with: the simulator's URLs, and the credentials when asked."""
+    env = {**base_env(home), **zoom_env(zoom.base_url, zoom.now)}
+    if credentials:
+        env.update(credentials_env(zoom.account))
+    return env
+
+
+def run(argv: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    """Run a command as the agent would, failing the test on a non-zero exit with its stderr."""
+    result = subprocess.run(argv, env=env, capture_output="stdout" not in kwargs, timeout=RUN_TIMEOUT, **kwargs)
+    if result.returncode != 0:
+        stderr = (result.stderr or b"").decode(errors="replace")
+        pytest.fail(f"{argv} exited {result.returncode}:\n{stderr}")
+    return result
+
+
+def settings_file(zoom: Zoom, root: Path) -> Path:
+    """The shipped settings example, filled in for the simulator, where the configs expect it."""
+    text = ENV_EXAMPLE.read_text(encoding="utf-8")
+    for name, value in credentials_env(zoom.account).items():
+        text, count = re.subn(rf"^{name}=$", f"{name}={value}", text, flags=re.M)
+        assert count == 1, name
+    text = relocate(text, root)
+    text += "".join(f"{k}={v}\n" for k, v in zoom_env(zoom.base_url, zoom.now).items())
+    path = Path(relocate("/etc/zoom-oplog-shipper/env", root))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    path.chmod(0o600)
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# What must arrive.
+
+
+def record_key(time: str | None, fields: dict[str, Any]) -> tuple[Any, ...]:
+    detail = fields.get("operation_detail")
+    return (time, fields.get("action"), fields.get("category_type"), fields.get("operator"), (detail or "")[:300])
+
+
+def assert_delivered(docs: list[dict[str, Any]], account: Account) -> None:
+    """Every simulator record exactly once, whole, with a unique deterministic-looking event.id."""
+    assert len(docs) == len(account.records)
+    ids = [doc["event"]["id"] for doc in docs]
+    assert all(EVENT_ID.match(i) for i in ids)
+    assert len(set(ids)) == len(ids)
+    assert {doc["organization"]["id"] for doc in docs} == {account.config.account_id}
+    expected = Counter(record_key(r["time"].replace("Z", ".000Z"), r) for r in account.records)
+    got = Counter(record_key(doc["@timestamp"], doc["zoom"]["operation"]) for doc in docs)
+    assert got == expected
+    originals = {r["operation_detail"] for r in account.records}
+    long_ones = {o for o in originals if len(o) >= min(size for _, size, _ in LONG_DETAILS)}
+    for doc in docs:
+        detail = doc["zoom"]["operation"]["operation_detail"]
+        if "truncated" in doc.get("tags", []):
+            # Only the records made long, and only their free text, cut to fit the line limit.
+            assert detail.endswith("…")
+            (original,) = [o for o in long_ones if o.startswith(detail[:-1])]
+            assert doc["message"].endswith("…") and original.startswith(doc["message"][:-1])
+        else:
+            assert detail in originals
+            assert doc["message"] == detail
+    assert any("truncated" in doc.get("tags", []) for doc in docs)
+
+
+def assert_long_lines_present(stdout: bytes) -> None:
+    """The run printed lines past Fluent Bit's and Splunk's defaults, so the limits were exercised."""
+    longest = max(len(line) for line in stdout.splitlines())
+    assert 10_000 < longest <= DEFAULT_MAX_LINE_BYTES
+
+
+def assert_state_in(state_dir: Path, account: Account) -> None:
+    """The run kept its progress in the directory the config names (moved under the test's root)."""
+    assert state_file(state_dir, account.config.account_id, "all").is_file(), sorted(state_dir.parent.rglob("*"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Vector.
+
+
+def read_like_vector(stdout: bytes, source: VectorSource) -> list[dict[str, Any]]:
+    """newline_delimited framing with max_length, then the json codec; VRL's HEC time parse."""
+    frames, discarded = newline_frames(stdout, source.max_length)
+    assert discarded == 0, f"{discarded} lines over max_length would be dropped"
+    docs = [json.loads(frame) for frame in frames]
+    assert all(isinstance(d, dict) for d in docs)
+    for doc in docs:
+        # Vector inserts its fields only when absent; the remap then deletes them.
+        assert not set(VECTOR_ADDED_FIELDS) & set(doc)
+    hec_format = vector_hec_time_format(source.path)
+    if hec_format:
+        for doc in docs:
+            parsed = to_python_datetime(doc["@timestamp"], chrono_time_format(hec_format))
+            assert parsed == datetime.fromisoformat(doc["@timestamp"].replace("Z", "+00:00"))
+    return docs
+
+
+def vector_hec_time_format(path: Path) -> str | None:
+    """The format the Splunk remap of this config parses @timestamp with, if it has one."""
+    programs = [t.get("source", "") for t in read_vector(path).get("transforms", {}).values()]
+    found = re.findall(r'parse_timestamp\(\."@timestamp", format: "([^"]+)"', "\n".join(programs))
+    return found[0] if found else None
+
+
+def run_vector_source(source: VectorSource, env: dict[str, str], root: Path) -> subprocess.CompletedProcess[bytes]:
+    """The source's argv, without a shell, with its `environment` added to the agent's."""
+    child = dict(env)
+    for name, value in source.environment.items():
+        child[name] = relocate(vector_interpolate(value, env), root)
+    return run(source.command, child)
+
+
+@pytest.mark.parametrize("path", [VECTOR_YAML, VECTOR_TOML], ids=lambda p: p.name)
+def test_vector(path: Path, zoom: Zoom, tmp_path: Path) -> None:
+    (source,) = vector_sources(path)
+    env = agent_env(zoom, tmp_path)
+    result = run_vector_source(source, env, tmp_path)
+    assert_long_lines_present(result.stdout)
+    assert_delivered(read_like_vector(result.stdout, source), zoom.account)
+    assert_state_in(tmp_path / "var/lib/vector/zoom-oplog-shipper", zoom.account)
+    again = run_vector_source(source, env, tmp_path)
+    assert again.stdout == b"", "a second run sent events again"
+
+
+def test_vector_with_program_logs_routed_apart(zoom: Zoom, tmp_path: Path) -> None:
+    (source,) = vector_sources(VECTOR_WITH_LOGS)
+    assert source.spec["include_stderr"] is True
+    result = run_vector_source(source, agent_env(zoom, tmp_path), tmp_path)
+    events = read_like_vector(result.stdout, source)
+    assert_delivered(events, zoom.account)
+    # stderr goes through the same JSON decoder: every line must decode, and none may look like
+    # an event (the route separates them by Vector's `stream`, which the program never sets).
+    frames, discarded = newline_frames(result.stderr, source.max_length)
+    assert frames and discarded == 0
+    for frame in frames:
+        line = json.loads(frame)
+        assert set(line) >= {"@timestamp", "log", "message"}
+        assert "event" not in line and "stream" not in line
+    assert any("complete:" in json.loads(f)["message"] for f in frames)
+
+
+def test_vector_multi_account(accounts: dict[str, Zoom], tmp_path: Path) -> None:
+    sources = vector_sources(VECTOR_MULTI)
+    assert {s.name for s in sources} == {f"zoom_oplog_{name}" for name in accounts}
+    for source in sources:
+        zoom = accounts[source.name.removeprefix("zoom_oplog_")]
+        # Vector's environment holds every account's credentials under its own names.
+        env = agent_env(zoom, tmp_path, credentials=False)
+        for name, other in accounts.items():
+            env.update(credentials_env(other.account, f"ZOOM_{name.upper()}_"))
+        result = run_vector_source(source, env, tmp_path)
+        assert_delivered(read_like_vector(result.stdout, source), zoom.account)
+    for name in accounts:
+        assert_state_in(tmp_path / "var/lib/vector/zoom-oplog-shipper" / name, accounts[name].account)
+
+
+def test_vector_refuses_a_missing_account_variable(accounts: dict[str, Zoom], tmp_path: Path) -> None:
+    source = vector_sources(VECTOR_MULTI)[0]
+    with pytest.raises(KeyError, match="not set"):
+        run_vector_source(source, agent_env(accounts["acme"], tmp_path, credentials=False), tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fluent Bit.
+
+
+def read_like_fluent_bit(stdout: bytes, item: FluentBitInput) -> list[dict[str, Any]]:
+    """fgets with buf_size, the json parser, @timestamp into the record time, es's @timestamp back."""
+    python_format = fluent_bit_time_format(item.parser["time_format"])
+    docs = []
+    for chunk in fgets_records(stdout, item.buf_size):
+        record = json.loads(chunk)  # a piece of a split line fails here, as the parser would
+        assert isinstance(record, dict)
+        stamp = record.pop(item.parser["time_key"])  # time_keep off
+        when = to_python_datetime(stamp, python_format)
+        # The es output writes @timestamp from the record time, milliseconds, UTC.
+        record["@timestamp"] = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+        assert record["@timestamp"] == stamp
+        docs.append(record)
+    return docs
+
+
+def run_fluent_bit_input(item: FluentBitInput, env: dict[str, str], root: Path) -> subprocess.CompletedProcess[bytes]:
+    """The command through /bin/sh -c, as in_exec's popen runs it (it holds no ${...} to substitute)."""
+    assert "${" not in item.command
+    return run(["/bin/sh", "-c", relocate(item.command, root)], env)
+
+
+@pytest.mark.parametrize("path", [FLUENT_BIT_YAML, FLUENT_BIT_CONF], ids=lambda p: p.name)
+def test_fluent_bit(path: Path, zoom: Zoom, tmp_path: Path) -> None:
+    (item,) = fluent_bit_inputs(path)
+    env = agent_env(zoom, tmp_path)
+    result = run_fluent_bit_input(item, env, tmp_path)
+    assert_long_lines_present(result.stdout)
+    assert_delivered(read_like_fluent_bit(result.stdout, item), zoom.account)
+    assert_state_in(tmp_path / "var/lib/fluent-bit/zoom-oplog-shipper", zoom.account)
+    assert run_fluent_bit_input(item, env, tmp_path).stdout == b""
+
+
+def test_fluent_bit_multi_account(accounts: dict[str, Zoom], tmp_path: Path) -> None:
+    items = fluent_bit_inputs(FLUENT_BIT_MULTI)
+    assert {i.settings["tag"].rsplit(".", 1)[-1] for i in items} == set(accounts)
+    for item in items:
+        zoom = accounts[item.settings["tag"].rsplit(".", 1)[-1]]
+        env = agent_env(zoom, tmp_path, credentials=False)
+        for name, other in accounts.items():
+            env.update(credentials_env(other.account, f"ZOOM_{name.upper()}_"))
+        result = run_fluent_bit_input(item, env, tmp_path)
+        assert_delivered(read_like_fluent_bit(result.stdout, item), zoom.account)
+        assert zoom.account.config.client_secret.encode() not in result.stderr
+    for name in accounts:
+        assert_state_in(tmp_path / "var/lib/fluent-bit/zoom-oplog-shipper" / name, accounts[name].account)
+
+
+# ---------------------------------------------------------------------------------------------
+# Splunk scripted input.
+
+
+def test_splunk_scripted_input(zoom: Zoom, tmp_path: Path) -> None:
+    (stanza_name,) = read_ini(SPLUNK_INPUTS)
+    script = SPLUNK_INPUTS.parent / stanza_name.removeprefix("script://./")
+    env_file = settings_file(zoom, tmp_path)
+    # Splunk's own environment: its library path and Python, which the wrapper must drop
+    # (a Python started with this PYTHONHOME cannot even import its encodings).
+    env = {
+        **base_env(tmp_path),
+        "SPLUNK_HOME": str(tmp_path / "splunk"),
+        "LD_LIBRARY_PATH": str(tmp_path / "splunk/lib"),
+        "PYTHONHOME": str(tmp_path / "splunk"),
+        "PYTHONPATH": str(tmp_path / "splunk/lib/python3/site-packages"),
+        "ZOOM_OPLOG_ENV_FILE": str(env_file),
+    }
+    result = run([str(script)], env)
+    props = read_ini(SPLUNK_PROPS)[ini_value(read_ini(SPLUNK_INPUTS)[stanza_name], "sourcetype")]
+    truncate = int(ini_value(props, "TRUNCATE"))
+    prefix = re.compile(ini_value(props, "TIME_PREFIX").encode())
+    python_format = splunk_time_format(ini_value(props, "TIME_FORMAT"))
+    docs = []
+    for event in splunk_events(result.stdout, truncate):
+        doc = json.loads(event)
+        match = prefix.search(event)
+        assert match
+        when = to_python_datetime(event[match.end() :].split(b'"')[0].decode(), python_format)
+        assert when == datetime.fromisoformat(doc["@timestamp"].replace("Z", "+00:00"))
+        docs.append(doc)
+    assert_delivered(docs, zoom.account)
+    assert_state_in(tmp_path / "var/lib/zoom-oplog-shipper", zoom.account)
+
+
+# ---------------------------------------------------------------------------------------------
+# systemd and cron: events to a file.
+
+
+def read_file_lines(path: Path) -> list[dict[str, Any]]:
+    data = path.read_bytes()
+    assert data.endswith(b"\n")
+    return [json.loads(line) for line in data.splitlines()]
+
+
+def test_systemd_service(zoom: Zoom, tmp_path: Path) -> None:
+    service = read_ini(SYSTEMD_SERVICE)["Service"]
+    argv = ini_value(service, "ExecStart").split()
+    assert Path(argv[0]).name == CONSOLE_SCRIPT
+    argv[0] = str(console_script())
+    # systemd's own clean environment, Environment= lines (%S is /var/lib), then EnvironmentFile=,
+    # whose values win.
+    env = base_env(tmp_path)
+    for key, value in service:
+        if key == "Environment":
+            name, _, val = value.partition("=")
+            env[name] = relocate(val.replace("%S", "/var/lib"), tmp_path)
+    env_file = Path(relocate(ini_value(service, "EnvironmentFile"), tmp_path))
+    assert env_file == settings_file(zoom, tmp_path)
+    env.update(read_env_file(env_file))
+    output = Path(relocate(ini_value(service, "StandardOutput").removeprefix("append:"), tmp_path))
+    output.parent.mkdir(parents=True)
+    for _ in range(2):
+        with output.open("ab") as out:
+            result = run(argv, env, stdout=out, stderr=subprocess.PIPE)
+        assert b"complete" in result.stderr  # the journal gets the summary
+    assert_delivered(read_file_lines(output), zoom.account)
+    assert_state_in(tmp_path / "var/lib/zoom-oplog-shipper", zoom.account)
+
+
+def test_cron_line(zoom: Zoom, tmp_path: Path) -> None:
+    variables, (job,) = read_cron_d(CRON_FILE)
+    settings_file(zoom, tmp_path)
+    logs = Path(relocate("/var/log/zoom-oplog-shipper", tmp_path))
+    logs.mkdir(parents=True)
+    # cron's environment: the file's variables, HOME of the user; the venv's bin stands in for
+    # /usr/local/bin.
+    env = {**variables, "HOME": str(tmp_path), "PATH": f"{console_script().parent}:{variables['PATH']}"}
+    for _ in range(2):
+        result = run([variables["SHELL"], "-c", relocate(job.command, tmp_path)], env)
+        assert result.stdout == b"" and result.stderr == b""
+    out, err = re.findall(r"2?>>(/\S+)", job.command)
+    assert_delivered(read_file_lines(Path(relocate(out, tmp_path))), zoom.account)
+    assert b"complete" in Path(relocate(err, tmp_path)).read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# Kubernetes: stdout to the container log.
+
+
+def test_kubernetes_cronjob_container(zoom: Zoom, tmp_path: Path) -> None:
+    cron = next(d for d in read_yaml_all(K8S_CRONJOB) if d["kind"] == "CronJob")
+    (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+    secret = {
+        "account-id": zoom.account.config.account_id,
+        "client-id": zoom.account.config.client_id,
+        "client-secret": zoom.account.config.client_secret,
+    }
+    env = agent_env(zoom, tmp_path, credentials=False)
+    for item in container["env"]:
+        if "value" in item:
+            env[item["name"]] = relocate(str(item["value"]), tmp_path)
+        else:
+            env[item["name"]] = secret[item["valueFrom"]["secretKeyRef"]["key"]]
+    mount = Path(relocate(container["volumeMounts"][0]["mountPath"], tmp_path))
+    mount.mkdir(parents=True)
+    result = run(container["command"], env)
+    lines = result.stdout.splitlines()
+    # The container runtime would split anything longer into partial lines.
+    assert max(len(line) for line in lines) < CRI_LINE_LIMIT
+    assert_delivered([json.loads(line) for line in lines], zoom.account)
+    # stderr shares the container log: JSON lines the cluster's agent can tell apart.
+    for line in result.stderr.splitlines():
+        assert "log" in json.loads(line)
+    assert_state_in(mount, zoom.account)
+
+
+# ---------------------------------------------------------------------------------------------
+# The defaults the configs override would lose events (so the readers above can fail).
+
+
+@pytest.fixture(scope="module")
+def program_stdout(zoom: Zoom, tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    home = tmp_path_factory.mktemp("defaults")
+    env = {**agent_env(zoom, home), "ZOOM_OPLOG_STATE_DIR": str(home / "state")}
+    return run([CONSOLE_SCRIPT, "run"], env).stdout
+
+
+READERS: dict[str, Callable[[bytes], int]] = {
+    # Fluent Bit's default buf_size 4096: pieces of long lines fail the json parser.
+    "fluent-bit buf_size 4096": lambda out: sum(_decodes(c) for c in fgets_records(out, 4096)),
+    # Splunk's default TRUNCATE 10000: long events are cut into invalid JSON.
+    "splunk TRUNCATE 10000": lambda out: sum(_decodes(e) for e in splunk_events(out, 10_000)),
+    # A Vector max_length below the program's limit: long lines are discarded.
+    "vector max_length 8192": lambda out: len(newline_frames(out, 8192)[0]),
+}
+
+
+def _decodes(data: bytes) -> bool:
+    try:
+        return isinstance(json.loads(data), dict)
+    except ValueError:
+        return False
+
+
+@pytest.mark.parametrize("reader", READERS, ids=str)
+def test_agent_defaults_would_lose_long_events(reader: str, program_stdout: bytes, zoom: Zoom) -> None:
+    assert len(program_stdout.splitlines()) == len(zoom.account.records)
+    assert READERS[reader](program_stdout) < len(zoom.account.records)
