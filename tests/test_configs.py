@@ -344,6 +344,17 @@ def test_vector_loki_labels_are_static_and_few() -> None:
 
 
 @pytest.mark.parametrize("path", VECTOR_CONFIGS, ids=lambda p: p.name)
+def test_vector_dollar_signs_are_only_intended_references(path: Path) -> None:
+    # Vector replaces $NAME and ${NAME} anywhere in the file, comments included, before parsing.
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.lstrip().startswith("#"):
+            assert "$" not in line, f"{path.name}:{number}: Vector would substitute in this comment"
+        else:
+            rest = re.sub(r"\$\{[A-Z][A-Z0-9_]*(:[-?][^}]*)?\}", "", line)
+            assert "$" not in rest, f"{path.name}:{number}: unintended substitution"
+
+
+@pytest.mark.parametrize("path", VECTOR_CONFIGS, ids=lambda p: p.name)
 def test_vector_has_no_template_without_a_literal_prefix(path: Path) -> None:
     # Vector v0.57 refuses "{{ field }}" alone in index, sourcetype or label fields at startup.
     for where, value in iter_strings(read_vector(path)):
