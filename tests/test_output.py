@@ -34,6 +34,16 @@ def test_long_lines_are_cut_under_the_limit(limit: int) -> None:
     assert parsed["message"].endswith("…")
 
 
+def test_parsed_changes_are_cut_too() -> None:
+    rec = {"time": "2026-01-01T00:00:00Z", "operation_detail": "Security  - Note: from On to " + "x" * 9000}
+    full = to_ecs(rec, "ab" * 16, "acct", "2026-01-01T00:00:00.000Z", record_time(rec))
+    assert len(full["zoom"]["operation"]["changes"][0]["to"]) > 4000
+    line = encode(full, 6000)
+    parsed = orjson.loads(line)
+    assert len(line) <= 6000 and TRUNCATED_TAG in parsed["tags"]
+    assert parsed["zoom"]["operation"]["changes"][0]["to"].endswith("…")
+
+
 def test_original_dropped_first() -> None:
     full = doc(include_original=True)
     without = len(orjson.dumps(doc()))

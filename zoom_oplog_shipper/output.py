@@ -26,6 +26,10 @@ def _shorten(doc: dict[str, Any], excess: int) -> bool:
     zoom = doc.get("zoom", {}).get("operation", {}) if isinstance(doc.get("zoom"), dict) else {}
     if isinstance(zoom.get("operation_detail"), str):
         targets.append((zoom, "operation_detail"))
+    # The parsed changes repeat parts of the same text.
+    for change in zoom.get("changes", ()) if isinstance(zoom.get("changes"), list) else ():
+        if isinstance(change, dict):
+            targets.extend((change, k) for k in ("setting", "from", "to") if isinstance(change.get(k), str))
     record = doc.get("record")
     if isinstance(record, dict) and isinstance(record.get("operation_detail"), str):
         targets.append((record, "operation_detail"))
@@ -44,8 +48,9 @@ def _shorten(doc: dict[str, Any], excess: int) -> bool:
 def encode(doc: dict[str, Any], max_bytes: int) -> bytes:
     """One JSON line (no newline) of at most ``max_bytes`` bytes.
 
-    Over the limit, `event.original` goes first, then the free-text fields are cut and the event is
-    tagged ``truncated``; the ids and times are never touched.
+    Over the limit, `event.original` goes first, then the free-text fields (`message`,
+    `zoom.operation.operation_detail` and the parsed changes) are cut and the event is tagged
+    ``truncated``; the ids and times are never touched.
     """
     line = orjson.dumps(doc)
     if len(line) <= max_bytes:
