@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from calendar import timegm
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
 FINGERPRINT_BYTES = 16
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 
 
 def canonical(record: Any) -> bytes:
@@ -37,12 +38,9 @@ def record_time(record: Any) -> datetime | None:
     if not isinstance(value, str):
         return None
     if len(value) == 20 and value[19] == "Z" and value[10] == "T":
-        # Zoom's usual form; parsed by hand because this runs for every record.
+        # Zoom's usual form, parsed in C (Python 3.11 reads the Z as UTC): this runs for every record.
         try:
-            return datetime(
-                int(value[0:4]), int(value[5:7]), int(value[8:10]),
-                int(value[11:13]), int(value[14:16]), int(value[17:19]), tzinfo=UTC,
-            )  # fmt: skip
+            return datetime.fromisoformat(value)
         except ValueError:
             return None
     try:
@@ -53,8 +51,11 @@ def record_time(record: Any) -> datetime | None:
 
 
 def epoch(moment: datetime) -> int:
-    """Whole seconds since 1970 (what the state store keeps)."""
-    return timegm(moment.utctimetuple())
+    """Whole seconds since 1970, rounded down (what the state store keeps); a naive time is UTC."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    # Exact integer arithmetic, several times faster than calendar.timegm(utctimetuple()).
+    return (moment - _EPOCH) // _SECOND
 
 
 def rfc3339_millis(moment: datetime) -> str:
