@@ -161,6 +161,8 @@ def markdown(results: dict[str, Any]) -> str:
         row(f"transform {n}: ours (parse, fingerprint, to_ecs, encode), records/s", _stat(t["ours_records_per_s"]))
         row(f"transform {n}: orjson loads + dumps ceiling, records/s", _stat(t["ceiling_records_per_s"]))
         lines.append(f"| transform: ours / ceiling | {t['ratio_to_ceiling'] * 100:.1f}% | | |")
+        for step, us in t.get("us_per_record", {}).items():
+            lines.append(f"| transform step: {step}, µs per record (best run) | {us:.2f} | | |")
     for scenario in results.get("incremental") or []:
         lb = scenario["lookback"]
         empty, new = scenario["empty"], scenario["new"]

@@ -85,7 +85,7 @@ def make_plan(args: argparse.Namespace) -> Plan:
     """The smoke plan (10k records, what CI runs) or the full one (10k, 100k and 1M)."""
     if args.smoke:
         sizes: tuple[int, ...] = tuple(args.sizes or (10_000,))
-        return Plan(True, sizes, dict.fromkeys(sizes, 3), dict.fromkeys(sizes, 1), 10_000, 3, 5, 3)
+        return Plan(True, sizes, dict.fromkeys(sizes, 3), dict.fromkeys(sizes, 2), 10_000, 3, 5, 3)
     sizes = tuple(args.sizes or (10_000, 100_000, 1_000_000))
     repeat = {n: 3 if n >= 1_000_000 else 5 for n in sizes}
     baseline = {n: 1 if n >= 1_000_000 else 3 for n in sizes}

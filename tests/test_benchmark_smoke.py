@@ -27,7 +27,7 @@ MISSING_TOOLS = [tool for tool in ("curl", "jq") if shutil.which(tool) is None]
 #: budget id -> (comparison, smoke limit, why this limit).
 SMOKE_LIMITS: dict[str, tuple[str, float, str]] = {
     "e2e_throughput": (">=", 2_500, "budget 100k/s at 1M is missed; today ~8-10k/s at 10k incl. start-up"),
-    "e2e_vs_baseline": (">=", 2.0, "budget 4x"),
+    "e2e_vs_baseline": (">=", 1.0, "budget 4x at 1M; at 10k start-up weighs and the baseline varies 1.5-7k/s"),
     "transform": (">=", 8_000, "budget 300k/s is missed; today ~30-45k/s"),
     "transform_vs_ceiling": (">=", 0.008, "budget 15% is missed; today ~3-4%"),
     "rss": ("<=", 96.0, "budget 64 MB"),
