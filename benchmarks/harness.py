@@ -10,11 +10,11 @@ from __future__ import annotations
 import os
 import select
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
-import threading
-import time
+import tempfile
 import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +25,7 @@ import orjson
 
 REPO = Path(__file__).resolve().parent.parent
 BASELINE_SH = REPO / "benchmarks" / "baseline.sh"
+RUSAGE = REPO / "benchmarks" / "_rusage.py"
 
 #: The simulator's default credentials (zoom_oplog_shipper/simulator/_cli.py).
 SIM_ACCOUNT = "demo-account"
@@ -100,52 +101,55 @@ def run_child(
     *,
     timeout: float,
 ) -> ChildRun:
-    """Run ``argv`` with stdout to ``stdout_path`` (or /dev/null); wall time from spawn to exit.
+    """Run ``argv`` with stdout to ``stdout_path`` (or /dev/null), measured by benchmarks/_rusage.py.
 
-    CPU time and peak RSS come from ``wait4`` for this child (and the grandchildren it waited for,
-    which is what counts for a shell script).
+    Wall time runs from fork to exit; CPU time and peak RSS are the command's own (for a shell script,
+    with the children it waited for), not inherited from this large process.
     """
     out: IO[bytes]
     with (
         open(stdout_path or os.devnull, "wb") as out,
         open(os.devnull, "rb") as stdin,
         _TempFile() as err,
+        _TempFile() as report,
     ):
-        start = time.perf_counter()
-        proc = subprocess.Popen(list(argv), env=dict(env), stdin=stdin, stdout=out, stderr=err.handle)
-        timer = threading.Timer(timeout, proc.kill)
-        timer.start()
+        wrapped = [sys.executable, "-I", str(RUSAGE), report.name, *argv]
+        proc = subprocess.Popen(
+            wrapped, env=dict(env), stdin=stdin, stdout=out, stderr=err.handle, start_new_session=True
+        )
         try:
-            _, status, usage = os.wait4(proc.pid, 0)
-        finally:
-            timer.cancel()
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # the wrapper and the command it runs
+            proc.wait()
+            msg = f"{' '.join(argv[:3])} ... did not finish within {timeout:.0f}s and was killed"
+            raise BenchmarkError(msg) from None
+        fields = report.text().split()
         text = err.text()
-    if wall >= timeout:
-        msg = f"{' '.join(argv[:3])} ... did not finish within {timeout:.0f}s and was killed"
+    if proc.returncode != 0 or len(fields) != 4:
+        msg = f"benchmarks/_rusage.py failed ({proc.returncode}) running {' '.join(argv[:3])} ...: {text[-1000:]}"
         raise BenchmarkError(msg)
     return ChildRun(
-        returncode=proc.returncode,
-        wall_s=wall,
-        cpu_s=usage.ru_utime + usage.ru_stime,
-        max_rss_mb=usage.ru_maxrss / 1024,
+        returncode=int(fields[3]),
+        wall_s=float(fields[0]),
+        cpu_s=float(fields[1]),
+        max_rss_mb=int(fields[2]) / 1024,
         stderr=text,
     )
 
 
 class _TempFile:
-    """A temporary file for a child's stderr (a pipe could fill up and block the child)."""
+    """A named temporary file (a child's stderr: a pipe could fill up and block the child)."""
 
     def __enter__(self) -> _TempFile:
-        import tempfile
-
-        self.handle = tempfile.TemporaryFile()
+        self.handle = tempfile.NamedTemporaryFile(prefix="zoom-oplog-bench-")  # closed in __exit__
+        self.name = self.handle.name
         return self
 
     def text(self) -> str:
-        self.handle.seek(0)
-        return self.handle.read().decode(errors="replace")
+        """Everything written to the file so far (by this or another process)."""
+        with open(self.name, "rb") as again:
+            return again.read().decode(errors="replace")
 
     def __exit__(self, *exc: object) -> None:
         self.handle.close()
