@@ -545,7 +545,16 @@ def profile(ctx: Context, size: int, out_dir: Path) -> dict[str, Any]:
 # -- main -------------------------------------------------------------------------------------------
 
 
+def _tool_output(argv: list[str]) -> str:
+    """A tool's stdout, or "" when it is not installed (the results then say so by leaving it blank)."""
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+
+
 def _machine() -> dict[str, Any]:
+    """What the results were measured on."""
     cpu = "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -557,17 +566,11 @@ def _machine() -> dict[str, Any]:
     mem = ""
     with suppress(OSError, IndexError):
         mem = Path("/proc/meminfo").read_text().splitlines()[0].split(":", 1)[1].strip()
-    jq = subprocess.run(["jq", "--version"], capture_output=True, text=True, check=False).stdout.strip()
-    curl = subprocess.run(["curl", "--version"], capture_output=True, text=True, check=False).stdout.split("\n")[0]
-    commit = subprocess.run(
-        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    dirty = subprocess.run(
-        ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no", "zoom_oplog_shipper"],
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
+    jq = _tool_output(["jq", "--version"])
+    curl = _tool_output(["curl", "--version"]).split("\n")[0]
+    commit = _tool_output(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"])
+    git_status = ["git", "-C", str(REPO), "status", "--porcelain", "--untracked-files=no"]
+    dirty = _tool_output([*git_status, "zoom_oplog_shipper"])
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,
