@@ -261,3 +261,15 @@ def test_reader_going_away_exits_quietly_non_zero(sim_env: dict[str, str]) -> No
     proc.wait(timeout=60)
     assert proc.returncode == 1
     assert b"Traceback" not in err and b"stdout was closed" in err
+
+
+def test_version_fast_path_imports_nothing_else() -> None:
+    code = (
+        "import sys; sys.argv = ['zoom-oplog-shipper', '--version']\n"
+        "from zoom_oplog_shipper._entry import entry\n"
+        "try:\n    entry()\nexcept SystemExit as e:\n    assert e.code == 0\n"
+        "assert 'zoom_oplog_shipper.cli' not in sys.modules and 'requests' not in sys.modules"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == f"zoom-oplog-shipper {__version__}"

@@ -167,7 +167,7 @@ def test_the_expected_configs_are_shipped() -> None:
 
 def test_the_console_script_is_the_installed_entry_point() -> None:
     (entry,) = entry_points(group="console_scripts", name=CONSOLE_SCRIPT)
-    assert entry.value == "zoom_oplog_shipper.cli:entry"
+    assert entry.value == "zoom_oplog_shipper._entry:entry"
     assert os.access(console_script(), os.X_OK)
 
 

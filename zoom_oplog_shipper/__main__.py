@@ -1,5 +1,5 @@
 """Allow ``python -m zoom_oplog_shipper``."""
 
-from zoom_oplog_shipper.cli import entry
+from zoom_oplog_shipper._entry import entry
 
 entry()

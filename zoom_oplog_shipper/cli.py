@@ -113,8 +113,12 @@ def _common(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser (exposed for tests and docs)."""
+def build_parser(*, simulator_options: bool = True) -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs).
+
+    The simulator's many options are only added when asked for, so other commands start without
+    importing it.
+    """
     parser = argparse.ArgumentParser(
         prog="zoom-oplog-shipper",
         description="Print Zoom admin operation logs (Admin Activity Logs) that are new since the last run "
@@ -147,9 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
     simulate = sub.add_parser(
         "simulate", help="serve a local Zoom API simulator for testing pipelines", formatter_class=fmt
     )
-    from zoom_oplog_shipper import simulator
+    if simulator_options:
+        from zoom_oplog_shipper import simulator
 
-    simulator.add_arguments(simulate)
+        simulator.add_arguments(simulate)
 
     demo = sub.add_parser("demo", help="run the real pipeline against a built-in simulator; no account needed")
     demo.add_argument("--days", type=int, default=3, help="days of generated history (default 3)")
@@ -234,7 +239,7 @@ def main(
     args_list = _normalize_argv(list(sys.argv[1:] if argv is None else argv))
     env = os.environ if env is None else env
     err = stderr if stderr is not None else sys.stderr
-    parser = build_parser()
+    parser = build_parser(simulator_options=args_list[:1] == ["simulate"])
     try:
         args = parser.parse_args(args_list)
     except SystemExit as exc:  # argparse: usage error (2) or --help/--version (0)
@@ -374,8 +379,3 @@ def _state(args: argparse.Namespace, config: Config, out: BinaryIO) -> int:
         lock.release()
     log.info("removed %s", ", ".join(map(str, removed)) if removed else f"nothing: {path} did not exist")
     return 0
-
-
-def entry() -> None:
-    """Console-script entry point."""
-    sys.exit(main())

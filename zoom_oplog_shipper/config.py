@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import re
 import stat
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
-
-import platformdirs
 
 from zoom_oplog_shipper.errors import ConfigError
 from zoom_oplog_shipper.windows import retention_floor
@@ -153,6 +148,8 @@ def parse_bool(text: str, setting: str) -> bool:
 
 
 def _is_loopback(host: str) -> bool:
+    import ipaddress
+
     if host == "localhost":
         return True
     try:
@@ -163,6 +160,8 @@ def _is_loopback(host: str) -> bool:
 
 def check_url(url: str, setting: str) -> str:
     """Accept https URLs, and plain http only for loopback hosts (tests and the simulator)."""
+    from urllib.parse import urlsplit
+
     parts = urlsplit(url)
     host = parts.hostname or ""
     if parts.scheme == "https" and host:
@@ -185,16 +184,22 @@ def _choice(value: str, setting: str, allowed: tuple[str, ...]) -> str:
 
 def default_config_path() -> Path:
     """``config.toml`` in the platform's user config directory."""
+    import platformdirs
+
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
 
 
 def default_state_dir() -> Path:
     """The platform's user data directory for this program."""
+    import platformdirs
+
     return Path(platformdirs.user_data_dir(APP_NAME))
 
 
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read the TOML settings file; unknown keys are an error so typos do not pass silently."""
+    import tomllib  # here, not at the top: `--version` and `--help` need none of this
+
     try:
         with path.open("rb") as fh:
             data = tomllib.load(fh)

@@ -691,7 +691,7 @@ def _holds_placeholder(value: Any) -> bool:
     return False
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=2048)
 def _shape_ops(masked: str, category_type: str | None, action: str | None) -> tuple[_Op, ...]:
     """The ECS additions of one detail shape, flattened into merge steps (computed once per shape)."""
     ops: list[_Op] = []
@@ -718,28 +718,46 @@ def _mask(text: str) -> tuple[str, list[str]]:
     return _VARIABLE_RE.sub(mask, text[:MAX_PARSE_CHARS]), values
 
 
+_LONG_NUMBER_RE: Final = re.compile(r"\d{6,}")
+#: A merge step with the addresses and ids already put back: (path, value, union).
+_Resolved = tuple[tuple[str, ...], Any, bool]
+
+
+@lru_cache(maxsize=4096)
+def _resolved_ops(text: str, category_type: str | None, action: str | None) -> tuple[_Resolved, ...]:
+    """The merge steps for one exact detail text (details repeat, so this is cached too)."""
+    if "@" in text or _LONG_NUMBER_RE.search(text):
+        masked, values = _mask(text)
+    else:
+        masked, values = text[:MAX_PARSE_CHARS], []
+    return tuple(
+        (path, _put_back(value, values) if has_placeholder else value, union)
+        for path, value, union, has_placeholder in _shape_ops(masked, category_type, action)
+    )
+
+
 def apply_detail(doc: dict[str, Any], text: str, category_type: str | None, action: str | None) -> None:
     """Merge what ``text`` says into the ECS event ``doc`` in place, as :func:`merge_ecs_fields` would.
 
     Details that differ only in e-mail addresses and ids share one cached parse; the addresses and
-    ids are put back into fresh values. This runs for every record, so it avoids generic recursion.
+    ids are put back. Cached values are shared, so whatever goes into ``doc`` is a fresh list or
+    dict: later steps (line truncation) may change the document.
     """
-    masked, values = _mask(text)
-    for path, value, union, has_placeholder in _shape_ops(masked, category_type, action):
+    for path, value, union in _resolved_ops(text, category_type, action):
         target = doc
         for key in path[:-1]:
             child = target.get(key)
             if not isinstance(child, dict):
                 child = target[key] = {}
             target = child
-        if has_placeholder:
-            value = _put_back(value, values)
         last = path[-1]
         current = target.get(last)
         if union and isinstance(current, list):
             current.extend(v for v in value if v not in current)
+        elif isinstance(value, list):
+            target[last] = [dict(v) if isinstance(v, dict) else v for v in value]
         else:
-            target[last] = list(value) if isinstance(value, list) else value
+            target[last] = value
 
 
 def ecs_additions(text: str | None, category_type: str | None = None, action: str | None = None) -> dict[str, Any]:
