@@ -657,9 +657,10 @@ def change_as_dict(ch: Change) -> dict[str, str]:
 
 # --- fast path for the mapping -----------------------------------------------------------------
 
-#: What varies between otherwise identical details: e-mail addresses and long ids.
-_VARIABLE_RE: Final = re.compile(rf"{_EMAIL}|(?<![\w.])\d{{6,}}(?![\w.])")
-_PLACEHOLDER_RE: Final = re.compile(r"zmask(\d+)@mask\.invalid|8800(\d+)88")
+#: What varies between otherwise identical details: e-mail addresses, ids and counts. Single
+#: digits stay: the parser reads 0 and 1 as off and on.
+_VARIABLE_RE: Final = re.compile(rf"{_EMAIL}|(?<![\w.])\d{{2,}}(?![\w.])")
+_PLACEHOLDER_RE: Final = re.compile(r"zmask(\d+)@mask\.invalid|(?<![\w.])8800(\d+)88(?![\w.])")
 
 
 def _placeholder(index: int, value: str) -> str:
@@ -718,7 +719,7 @@ def _mask(text: str) -> tuple[str, list[str]]:
     return _VARIABLE_RE.sub(mask, text[:MAX_PARSE_CHARS]), values
 
 
-_LONG_NUMBER_RE: Final = re.compile(r"\d{6,}")
+_NUMBER_RE: Final = re.compile(r"\d\d")
 #: A merge step with the addresses and ids already put back: (path, value, union).
 _Resolved = tuple[tuple[str, ...], Any, bool]
 
@@ -726,7 +727,7 @@ _Resolved = tuple[tuple[str, ...], Any, bool]
 @lru_cache(maxsize=4096)
 def _resolved_ops(text: str, category_type: str | None, action: str | None) -> tuple[_Resolved, ...]:
     """The merge steps for one exact detail text (details repeat, so this is cached too)."""
-    if "@" in text or _LONG_NUMBER_RE.search(text):
+    if "@" in text or _NUMBER_RE.search(text):
         masked, values = _mask(text)
     else:
         masked, values = text[:MAX_PARSE_CHARS], []
