@@ -182,6 +182,20 @@ def _choice(value: str, setting: str, allowed: tuple[str, ...]) -> str:
     return value
 
 
+def _number(value: str, where: str, kind: type[float] | type[int], minimum: float, default: float, what: str) -> float:
+    """A number setting of at least ``minimum``; ``default`` when it is not set."""
+    if not value:
+        return default
+    try:
+        number = kind(value)
+    except ValueError:
+        number = None
+    if number is None or not number >= minimum:
+        msg = f"{where}: {value!r} must be {what}"
+        raise ConfigError(msg)
+    return number
+
+
 def default_config_path() -> Path:
     """``config.toml`` in the platform's user config directory."""
     import platformdirs
@@ -353,27 +367,16 @@ def load_config(
         msg = f"{where}: {runtime_text!r} must be positive, e.g. 5m"
         raise ConfigError(msg)
 
-    rps_text, where = text("max_rps")
-    max_rps = DEFAULT_MAX_RPS
-    if rps_text:
-        try:
-            max_rps = float(rps_text)
-        except ValueError:
-            max_rps = -1.0
-        if not max_rps >= 0:
-            msg = f"{where}: {rps_text!r} must be a number of requests per second >= 0 (0: no limit)"
-            raise ConfigError(msg)
-
-    line_text, where = text("max_line_bytes")
-    max_line = DEFAULT_MAX_LINE_BYTES
-    if line_text:
-        try:
-            max_line = int(line_text)
-        except ValueError:
-            max_line = -1
-        if max_line < MIN_MAX_LINE_BYTES:
-            msg = f"{where}: {line_text!r} must be a whole number >= {MIN_MAX_LINE_BYTES}"
-            raise ConfigError(msg)
+    max_rps = _number(*text("max_rps"), float, 0, DEFAULT_MAX_RPS, "a number of requests per second >= 0 (0: no limit)")
+    max_line = int(
+        _number(
+            *text("max_line_bytes"),
+            int,
+            MIN_MAX_LINE_BYTES,
+            DEFAULT_MAX_LINE_BYTES,
+            f"a whole number >= {MIN_MAX_LINE_BYTES}",
+        )
+    )
 
     fmt, where = text("format", "ecs")
     fmt = _choice(fmt.strip().lower(), where, OUTPUT_FORMATS)
