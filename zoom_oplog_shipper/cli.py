@@ -357,9 +357,17 @@ def _state(args: argparse.Namespace, config: Config, out: BinaryIO) -> int:
         write(str(path))
         return 0
     if args.state_command == "show":
+        if not path.exists():
+            log.info(
+                "no state yet for account %s, category %s: the first run creates it",
+                config.account_id,
+                config.category_type,
+            )
+            write(orjson.dumps({"path": str(path), "exists": False}, option=orjson.OPT_INDENT_2).decode())
+            return 0
         store = StateStore.open(path, config.account_id, config.category_type, create=False)
         try:
-            write(orjson.dumps(store.describe(), option=orjson.OPT_INDENT_2).decode())
+            write(orjson.dumps({**store.describe(), "exists": True}, option=orjson.OPT_INDENT_2).decode())
         finally:
             store.close()
         return 0
