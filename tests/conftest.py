@@ -72,6 +72,7 @@ class FakeZoom:
         self.scope = "report:read:operation_logs:admin"
         self.on_page: Callable[[dict[str, str]], None] | None = None
         self.newest_first = True
+        self.scheduled: dict[int, list[Canned]] = {}
         self.reject_future_to_after: str | None = None  # "today" as the server sees it
         server.expect_request("/oauth/token", method="POST").respond_with_handler(self._token)
         server.expect_request("/v2/report/operationlogs", method="GET").respond_with_handler(self._logs)
@@ -83,6 +84,12 @@ class FakeZoom:
     def fail(self, status: int, body: Any = None, headers: dict[str, str] | None = None, times: int = 1) -> None:
         for _ in range(times):
             self.canned.append(Canned(status, body, headers or {}))
+
+    def fail_at(
+        self, request: int, status: int, body: Any = None, headers: dict[str, str] | None = None, times: int = 1
+    ) -> None:
+        """Answer the ``request``-th operation-logs request (1-based) and ``times - 1`` after it with an error."""
+        self.scheduled[request] = [Canned(status, body, headers or {})] * times
 
     def _json(self, status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
         data = body if isinstance(body, bytes) else orjson.dumps(body)
@@ -105,6 +112,7 @@ class FakeZoom:
         self.requests.append(args)
         if self.on_page:
             self.on_page(args)
+        self.canned[:0] = self.scheduled.pop(len(self.requests), [])
         if self.canned:
             c = self.canned.pop(0)
             return self._json(c.status, c.body if c.body is not None else b"", c.headers)

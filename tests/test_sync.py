@@ -187,14 +187,7 @@ def test_kill_during_output_loses_nothing(h: Harness, tmp_path: Path) -> None:
 
 def test_page_token_expiry_resumes_from_where_the_window_stands(h: Harness) -> None:
     h.zoom.records = spread(NOW - timedelta(days=20), 3000, timedelta(minutes=9))
-    calls = {"n": 0}
-
-    def expire_fourth_page(args: dict[str, str]) -> None:
-        calls["n"] += 1
-        if calls["n"] == 4:
-            h.zoom.fail(400, {"code": 300, "message": "The next page token is invalid or expired."})
-
-    h.zoom.on_page = expire_fourth_page
+    h.zoom.fail_at(4, 400, {"code": 300, "message": "The next page token is invalid or expired."})
     assert h.run(backfill_start=NOW - timedelta(days=21)).emitted == 3000
     restart = h.zoom.requests[4]
     assert "next_page_token" not in restart and restart["to"] < h.zoom.requests[0]["to"]
@@ -202,16 +195,10 @@ def test_page_token_expiry_resumes_from_where_the_window_stands(h: Harness) -> N
 
 def test_expired_page_token_restarts_the_window(h: Harness) -> None:
     h.zoom.records = spread(NOW - timedelta(days=1), 900, timedelta(minutes=1))
-    calls = {"n": 0}
-
-    def expire_second_page(args: dict[str, str]) -> None:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            h.zoom.fail(400, {"code": 300, "message": "The next page token is invalid or expired."})
-
-    h.zoom.on_page = expire_second_page
+    h.zoom.fail_at(2, 400, {"code": 300, "message": "The next page token is invalid or expired."})
     summary = h.run(backfill_start=NOW - timedelta(days=2))
     assert summary.emitted == 900 and set(h.ids().values()) == {1}
+    assert "next_page_token" in h.zoom.requests[1] and "next_page_token" not in h.zoom.requests[2]  # restarted
 
 
 def test_token_expiry_mid_run(h: Harness) -> None:
@@ -232,18 +219,12 @@ def test_token_expiry_mid_run(h: Harness) -> None:
 def test_daily_limit_keeps_progress(h: Harness) -> None:
     start = NOW - timedelta(days=2)
     h.zoom.records = spread(start, 900, timedelta(minutes=3))
-    calls = {"n": 0}
-
-    def limit_third_page(args: dict[str, str]) -> None:
-        calls["n"] += 1
-        if calls["n"] == 3:
-            h.zoom.fail(
-                429,
-                {"code": 429, "message": "You have reached the maximum daily rate limit for this API."},
-                {"X-RateLimit-Type": "Daily-limit", "Retry-After": "2026-11-27T00:00:00Z"},
-            )
-
-    h.zoom.on_page = limit_third_page
+    h.zoom.fail_at(
+        3,
+        429,
+        {"code": 429, "message": "You have reached the maximum daily rate limit for this API."},
+        {"X-RateLimit-Type": "Daily-limit", "Retry-After": "2026-11-27T00:00:00Z"},
+    )
     with pytest.raises(DailyLimitError):
         h.run(backfill_start=start)
     assert len(h.lines) == 600
@@ -254,14 +235,7 @@ def test_daily_limit_keeps_progress(h: Harness) -> None:
 def test_persistent_500s_fail_with_progress_kept(h: Harness) -> None:
     start = NOW - timedelta(days=2)
     h.zoom.records = spread(start, 900, timedelta(minutes=3))
-    calls = {"n": 0}
-
-    def break_second_page(args: dict[str, str]) -> None:
-        calls["n"] += 1
-        if calls["n"] == 2:
-            h.zoom.fail(500, {"code": 500, "message": "Internal Error"}, times=6)
-
-    h.zoom.on_page = break_second_page
+    h.zoom.fail_at(2, 500, {"code": 500, "message": "Internal Error"}, times=6)
     with pytest.raises(ApiError, match="progress is kept"):
         h.run(backfill_start=start)
     assert len(h.lines) == 300
