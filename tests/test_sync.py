@@ -128,18 +128,20 @@ def test_same_second_records_across_a_page_edge(h: Harness) -> None:
     assert h.run().emitted == 0
 
 
-class KillAfterWrite(PageWriter):
-    """Writes a page, then dies before the engine can commit it (as SIGKILL would)."""
+class DyingWriter(PageWriter):
+    """Dies (as SIGKILL would) on page ``pages``, after writing ``share`` of it and before any commit."""
 
-    def __init__(self, out: io.BytesIO, pages: int) -> None:
+    def __init__(self, out: io.BytesIO, pages: int, share: float = 1.0) -> None:
         super().__init__(out)
         self.pages = pages
+        self.share = share
 
     def write_page(self, lines: list[bytes]) -> None:
-        super().write_page(lines)
         self.pages -= 1
         if self.pages == 0:
-            raise KeyboardInterrupt("killed between output and commit")
+            super().write_page(lines[: int(len(lines) * self.share)])
+            raise KeyboardInterrupt("killed before the page was committed")
+        super().write_page(lines)
 
 
 def test_kill_between_output_and_commit_loses_nothing(h: Harness) -> None:
@@ -147,7 +149,7 @@ def test_kill_between_output_and_commit_loses_nothing(h: Harness) -> None:
     h.zoom.records = spread(start, 1000, timedelta(minutes=2))
     out = io.BytesIO()
     with pytest.raises(KeyboardInterrupt):
-        h.run(writer=KillAfterWrite(out, pages=2), backfill_start=start)
+        h.run(writer=DyingWriter(out, pages=2), backfill_start=start)
     h.lines += [orjson.loads(line) for line in out.getvalue().splitlines()]
     assert len(h.lines) == 600
     h.run()
@@ -156,27 +158,12 @@ def test_kill_between_output_and_commit_loses_nothing(h: Harness) -> None:
     assert sum(counts.values()) - len(counts) <= 300  # at most the uncommitted page again
 
 
-class KillDuringWrite(PageWriter):
-    """Dies while a page is being written: half of it is out, nothing of it may be committed yet."""
-
-    def __init__(self, out: io.BytesIO, pages: int) -> None:
-        super().__init__(out)
-        self.pages = pages
-
-    def write_page(self, lines: list[bytes]) -> None:
-        self.pages -= 1
-        if self.pages == 0:
-            super().write_page(lines[: len(lines) // 2])
-            raise KeyboardInterrupt("killed during the write")
-        super().write_page(lines)
-
-
 def test_kill_during_output_loses_nothing(h: Harness, tmp_path: Path) -> None:
     start = NOW - timedelta(days=2)
     h.zoom.records = spread(start, 1000, timedelta(minutes=2))
     out = io.BytesIO()
     with pytest.raises(KeyboardInterrupt):
-        h.run(writer=KillDuringWrite(out, pages=3), backfill_start=start)
+        h.run(writer=DyingWriter(out, pages=3, share=0.5), backfill_start=start)
     h.lines += [orjson.loads(line) for line in out.getvalue().splitlines()]
     assert len(h.lines) == 750
     h.run()
