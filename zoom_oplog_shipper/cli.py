@@ -100,6 +100,18 @@ def _common(parser: argparse.ArgumentParser) -> None:
         help=f"longest output line; longer events lose event.original, then text is cut "
         f"[env ZOOM_OPLOG_MAX_LINE_BYTES] (default {DEFAULT_MAX_LINE_BYTES})",
     )
+    g.add_argument(
+        "--max-records",
+        metavar="N",
+        help="stop after the page that reaches N records, committed like --max-runtime; 0 for no limit "
+        "[env ZOOM_OPLOG_MAX_RECORDS] (default 0)",
+    )
+    g.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        help="write Prometheus textfile-collector metrics after every run "
+        "[env ZOOM_OPLOG_METRICS_FILE] (default: none)",
+    )
     g.add_argument("--format", choices=OUTPUT_FORMATS, help="output documents [env ZOOM_OPLOG_FORMAT] (default ecs)")
     g.add_argument(
         "--include-original",
@@ -176,6 +188,8 @@ _SETTING_FLAGS = (
     "max_runtime",
     "max_rps",
     "max_line_bytes",
+    "max_records",
+    "metrics_file",
     "format",
     "include_original",
     "log_level",

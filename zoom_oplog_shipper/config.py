@@ -64,6 +64,8 @@ _ENV = {
     "max_runtime": "ZOOM_OPLOG_MAX_RUNTIME",
     "max_rps": "ZOOM_OPLOG_MAX_RPS",
     "max_line_bytes": "ZOOM_OPLOG_MAX_LINE_BYTES",
+    "max_records": "ZOOM_OPLOG_MAX_RECORDS",
+    "metrics_file": "ZOOM_OPLOG_METRICS_FILE",
     "format": "ZOOM_OPLOG_FORMAT",
     "include_original": "ZOOM_OPLOG_INCLUDE_ORIGINAL",
     "log_level": "ZOOM_OPLOG_LOG_LEVEL",
@@ -88,6 +90,8 @@ class Config:
     max_runtime: timedelta = DEFAULT_MAX_RUNTIME
     max_rps: float = DEFAULT_MAX_RPS
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    max_records: int = 0
+    metrics_file: Path | None = None
     output_format: str = "ecs"
     include_original: bool = False
     log_level: str = "info"
@@ -378,6 +382,10 @@ def load_config(
         )
     )
 
+    max_records = int(_number(*text("max_records"), int, 0, 0, "a whole number of records >= 0 (0: no limit)"))
+    metrics_text, _ = text("metrics_file")
+    metrics_file = Path(metrics_text).expanduser() if metrics_text.strip() else None
+
     fmt, where = text("format", "ecs")
     fmt = _choice(fmt.strip().lower(), where, OUTPUT_FORMATS)
 
@@ -405,6 +413,8 @@ def load_config(
         max_runtime=max_runtime,
         max_rps=max_rps,
         max_line_bytes=max_line,
+        max_records=max_records,
+        metrics_file=metrics_file,
         output_format=fmt,
         include_original=include_original,
         log_level=level,
