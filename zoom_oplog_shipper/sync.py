@@ -16,7 +16,8 @@ from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.errors import ApiError, ConfigError
 from zoom_oplog_shipper.output import PageWriter
-from zoom_oplog_shipper.records import canonical, epoch, fingerprint, record_time, rfc3339_millis
+from zoom_oplog_shipper.records import epoch, rfc3339_millis
+from zoom_oplog_shipper.scan import Candidate, Cursor, Encoder, Formatter, render_page, scan_page
 from zoom_oplog_shipper.state import StateStore
 from zoom_oplog_shipper.windows import (
     MAX_TZ_OFFSET,
@@ -36,6 +37,8 @@ from zoom_oplog_shipper.zoom_client import InvalidRequest, PageTokenExpired, Zoo
 
 log = logging.getLogger(__name__)
 
+#: A long run says how far it has got at most this often (seconds).
+PROGRESS_EVERY = 10.0
 #: A window whose page token keeps expiring is read again from page one at most this often.
 MAX_WINDOW_RESTARTS = 3
 #: Zoom's documented category values, for the message when Zoom refuses one.
@@ -43,9 +46,6 @@ ZOOM_DOCUMENTED_CATEGORIES = (
     "all, user, user_settings, account, billing, im, recording, phone_contacts, webinar, sub_account, role, zoom_rooms"
 )
 
-#: Builds the output document for (record, event id hex, record time or None, created RFC 3339).
-Formatter = Callable[[dict[str, Any], str, datetime | None, str], dict[str, Any]]
-Encoder = Callable[[dict[str, Any]], bytes]
 
 
 @dataclass
@@ -68,12 +68,35 @@ class RunSummary:
         """JSON-ready form."""
         return asdict(self)
 
-    def line(self) -> str:
-        """The one-line summary printed on stderr at the end of a run."""
+    def lag_s(self, now: datetime) -> float | None:
+        """Seconds from the watermark to ``now`` (None before a watermark is known)."""
+        if not self.watermark:
+            return None
+        return round((now - datetime.fromisoformat(self.watermark.replace("Z", "+00:00"))).total_seconds(), 1)
+
+    def fields(self, exit_code: int, now: datetime, account: str, category: str) -> dict[str, Any]:
+        """The summary's machine form: the top-level keys of the JSON summary line."""
+        return {
+            "outcome": self.outcome,
+            "exit_code": exit_code,
+            "emitted": self.emitted,
+            "pages": self.pages,
+            "requests": self.requests,
+            "retries": self.retries,
+            "duration_s": self.duration_s,
+            "watermark": self.watermark or None,
+            "lag_s": self.lag_s(now),
+            "account": account,
+            "category": category,
+        }
+
+    def line(self, exit_code: int = 0, lag_s: float | None = None) -> str:
+        """The one-line summary printed on stderr at the end of a run; it starts with the outcome."""
+        lag = f", lag {lag_s:.0f}s" if lag_s is not None else ""
         return (
             f"{self.outcome}: {self.emitted} records emitted, {self.pages} pages, "
             f"{self.requests} requests, {self.retries} retries, {self.windows} windows, "
-            f"{self.duration_s:.1f}s, watermark {self.watermark}"
+            f"{self.duration_s:.1f}s, watermark {self.watermark or 'none'}{lag}, exit code {exit_code}"
         )
 
 
@@ -87,15 +110,10 @@ class _RestartWindow(Exception):
 
 @dataclass
 class _WindowCursor:
-    """Per-window reading state: occurrence counts and the observed sort order."""
+    """Per-window reading state: the page scanner's cursor plus what the engine tracks around it."""
 
-    counts: dict[bytes, int] = field(default_factory=dict)
-    untimed_counts: dict[bytes, int] = field(default_factory=dict)
-    current: datetime | None = None
-    direction: int = 0  # -1 newest first, +1 oldest first, 0 not known yet
+    scan: Cursor = field(default_factory=Cursor)
     recheck_all: bool = False
-    oldest: datetime | None = None  # oldest and newest record times of the last page
-    newest: datetime | None = None
     remaining: Window | None = None  # the days that can still hold records not yet emitted
 
 
@@ -135,20 +153,17 @@ class SyncEngine:
         self._deadline = started + cfg.max_runtime.total_seconds()
         self.client.deadline = self._deadline
         self.summary.started = rfc3339_millis(t0)
+        self._started = self._last_progress = started
         try:
             self._run(t0)
-        except BaseException as exc:
-            self.summary.outcome = f"stopped by {type(exc).__name__}"
+        except BaseException:
+            self.summary.outcome = "failed"  # the caller names it after the exit code
             raise
         finally:
             counters = self.client.counters
             self.summary.requests = counters.requests
             self.summary.retries = counters.retries
             self.summary.duration_s = round(self.clock.monotonic() - started, 3)
-            try:
-                self.store.save_summary(self.summary.as_dict())
-            except Exception:  # the original error matters more than the summary
-                log.debug("could not save the run summary", exc_info=True)
         return self.summary
 
     def _run(self, t0: datetime) -> None:
@@ -227,7 +242,28 @@ class SyncEngine:
             return "stopped by signal"
         if self.clock.monotonic() >= self._deadline:
             return "stopped at --max-runtime"
+        if 0 < self.config.max_records <= self.summary.emitted:
+            return "stopped at --max-records"
         return None
+
+    def _progress(self, window: Window, remaining: Window | None) -> None:
+        """Every PROGRESS_EVERY seconds, say how far a long run has got."""
+        now = self.clock.monotonic()
+        if now - self._last_progress < PROGRESS_EVERY:
+            return
+        self._last_progress = now
+        elapsed = max(now - self._started, 1e-9)
+        left = remaining or window
+        log.info(
+            "progress: window %s..%s, %d records so far (%.0f/s), %d pages; days still to read %s..%s",
+            window.start,
+            window.end,
+            self.summary.emitted,
+            self.summary.emitted / elapsed,
+            self.summary.pages,
+            left.start,
+            left.end,
+        )
 
     def _resumed(self, window: Window) -> Window:
         """The part of ``window`` an earlier, interrupted run left to read (all of it if none)."""
@@ -244,7 +280,7 @@ class SyncEngine:
         )
         return narrowed
 
-    def _narrow(self, window: Window, query: Window, cursor: _WindowCursor) -> Window:
+    def _narrow(self, window: Window, query: Window, cursor: Cursor) -> Window:
         """After a page in time order, the days that can still hold records not yet emitted.
 
         Newest first: everything newer than the page's oldest record is out, so `to` can move back to
@@ -310,6 +346,7 @@ class SyncEngine:
                 cursor = _WindowCursor(recheck_all=True)
                 token = ""
                 continue
+            self._progress(window, cursor.remaining)
             if done or not page.next_page_token:
                 return window
             token = page.next_page_token
@@ -344,68 +381,28 @@ class SyncEngine:
 
     def _emit_page(self, records: list[Any], window: Window, query: Window, cursor: _WindowCursor) -> bool:
         """Print the page's new records, then commit them. True when the window needs no more pages."""
-        cfg = self.config
-        account = cfg.account_id
-        cutoff = self._cutoff
-        seen = self._seen
-        ordered = not self._unordered
-        inclusive_bound = None if self._to_inclusive else midnight(query.end) - MIN_TZ_OFFSET
-        candidates: list[tuple[bytes, dict[str, Any], datetime | None]] = []
-        newest: datetime | None = None
-        oldest: datetime | None = None
-        for rec in records:
-            if not isinstance(rec, dict):
-                log.warning("skipping an operation log entry that is not an object: %.200r", rec)
-                continue
-            t = record_time(rec)
-            canon = canonical(rec)
-            if t is None:
-                counts = cursor.untimed_counts
-            else:
-                if newest is None or t > newest:
-                    newest = t
-                if oldest is None or t < oldest:
-                    oldest = t
-                if t != cursor.current:
-                    if cursor.current is not None:
-                        step = -1 if t < cursor.current else 1
-                        if cursor.direction == 0:
-                            cursor.direction = step
-                        elif step != cursor.direction and ordered:
-                            self._unordered = True
-                            log.debug(
-                                "records of %s..%s are not sorted by time; reading it again in full",
-                                window.start,
-                                window.end,
-                            )
-                            raise _RestartWindow
-                    if ordered:
-                        cursor.counts.clear()
-                    cursor.current = t
-                counts = cursor.counts
-                if inclusive_bound is not None and t >= inclusive_bound:
-                    self._to_inclusive = True
-                    inclusive_bound = None
-                    self.store.learn("to_inclusive")
-                    log.debug("Zoom returned a record on the `to` day itself: `to` is inclusive")
-            n = counts.get(canon, 0)
-            counts[canon] = n + 1
-            if t is not None and t < cutoff:
-                continue
-            fp = fingerprint(account, canon, n)
-            if fp not in seen:
-                candidates.append((fp, rec, t))
-
-        recheck = self._recheck_before
-        if candidates and (cursor.recheck_all or recheck is not None):
-            maybe = [fp for fp, _, t in candidates if cursor.recheck_all or t is None or (recheck and t < recheck)]
-            if maybe:
-                known = self.store.already_seen(maybe)
-                if known:
-                    candidates = [c for c in candidates if c[0] not in known]
-
-        cursor.oldest, cursor.newest = oldest, newest
-        narrowed = cursor.remaining = self._narrow(window, query, cursor)
+        scan = scan_page(
+            records,
+            cursor.scan,
+            account_id=self.config.account_id,
+            cutoff=self._cutoff,
+            seen=self._seen,
+            ordered=not self._unordered,
+            inclusive_bound=None if self._to_inclusive else midnight(query.end) - MIN_TZ_OFFSET,
+        )
+        for entry in scan.skipped:
+            log.warning("skipping a log entry that is not an object: %.200r", entry)
+        if scan.to_inclusive:
+            self._to_inclusive = True
+            self.store.learn("to_inclusive")
+            log.debug("Zoom returned a record on the `to` day itself: `to` is inclusive")
+        if scan.unordered:
+            self._unordered = True
+            log.debug("records of %s..%s are not sorted by time; reading it again in full", window.start, window.end)
+            raise _RestartWindow
+        cursor.scan = scan.cursor
+        candidates = self._not_in_store(scan.candidates, cursor.recheck_all)
+        narrowed = cursor.remaining = self._narrow(window, query, scan.cursor)
         resume = {
             "start": window.start.isoformat(),
             "end": window.end.isoformat(),
@@ -413,22 +410,28 @@ class SyncEngine:
             "to": narrowed.end.isoformat(),
         }
         if candidates:
-            created = rfc3339_millis(self.clock.now())
-            lines = []
-            entries = []
-            t0_epoch = epoch(self._t0)
-            for fp, rec, t in candidates:
-                hexid = fp.hex()
-                if t is None:
-                    self.summary.untimed += 1
-                    log.warning("record %s has no parsable time; emitted with @timestamp = now, tagged", hexid)
-                lines.append(self.encoder(self.formatter(rec, hexid, t, created)))
-                entries.append((fp, epoch(t) if t is not None else t0_epoch))
-            self.writer.write_page(lines)
-            self.store.commit_page(entries, resume)
-            self.summary.emitted += len(lines)
+            page = render_page(
+                candidates, self.formatter, self.encoder, rfc3339_millis(self.clock.now()), epoch(self._t0)
+            )
+            for hexid in page.untimed:
+                log.warning("record %s has no parsable time; emitted with @timestamp = now, tagged", hexid)
+            self.summary.untimed += len(page.untimed)
+            self.writer.write_page(page.lines)
+            self.store.commit_page(page.entries, resume)
+            self.summary.emitted += len(page.lines)
         elif narrowed != query:
             self.store.commit_page((), resume)
+        return scan.done
 
-        # Newest first: once a whole page is older than the cutoff, the rest of the window is too.
-        return cursor.direction == -1 and ordered and newest is not None and newest < cutoff
+    def _not_in_store(self, candidates: list[Candidate], recheck_all: bool) -> list[Candidate]:
+        """Drop the candidates that an earlier window of this run (or an interrupted run) already emitted.
+
+        Only records that can have been read before are looked up: the day shared with the previous
+        window, records without a time, or all of them after a restarted window.
+        """
+        recheck = self._recheck_before
+        if not candidates or not (recheck_all or recheck is not None):
+            return candidates
+        maybe = [fp for fp, _, t in candidates if recheck_all or t is None or (recheck and t < recheck)]
+        known = self.store.already_seen(maybe) if maybe else set()
+        return [c for c in candidates if c[0] not in known] if known else candidates
