@@ -13,6 +13,10 @@ def entry() -> None:
         # Agents and package managers call this to probe the install: keep it instant.
         print(f"zoom-oplog-shipper {__version__}")
         raise SystemExit(0)
-    from zoom_oplog_shipper.cli import main
+    try:
+        from zoom_oplog_shipper.cli import main
 
-    raise SystemExit(main())
+        code = main()
+    except KeyboardInterrupt:  # Ctrl-C while starting up, before main() catches it: quietly
+        code = 130
+    raise SystemExit(code)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import signal
 import sys
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext, redirect_stderr
+from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
 from zoom_oplog_shipper import __version__
@@ -25,6 +27,7 @@ from zoom_oplog_shipper.config import (
 )
 from zoom_oplog_shipper.errors import ConfigError, ExitCode, OutputClosedError, ShipperError
 from zoom_oplog_shipper.logs import LOGGER_NAME, setup_logging
+from zoom_oplog_shipper.report import EXIT_INTERRUPTED, RunReport, classify, unexpected_message, where
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -222,10 +225,15 @@ class _StopFlag:
 @contextmanager
 def _stop_on_signals(flag: _StopFlag) -> Iterator[None]:
     def handler(signum: int, _frame: Any) -> None:
-        if flag.raised and signum == signal.SIGINT:
-            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        if flag.raised:
+            if signum == signal.SIGINT:
+                # A second Ctrl-C stops at once; any further one must not interrupt the cleanup.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                raise KeyboardInterrupt
+            return
         flag.raised = True
-        log.info("received %s; stopping after the current page", signal.Signals(signum).name)
+        hint = "; press Ctrl-C again to stop at once" if signum == signal.SIGINT else ""
+        log.info("received %s; stopping after the current page%s", signal.Signals(signum).name, hint)
 
     previous = {}
     try:
@@ -240,6 +248,65 @@ def _stop_on_signals(flag: _StopFlag) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def _flag_value(args: list[str], flag: str) -> str | None:
+    """The value given to ``flag`` on the command line, before argparse has read it."""
+    for i, arg in enumerate(args):
+        if arg == flag and i + 1 < len(args):
+            return args[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def _log_as_asked(args: list[str], env: Mapping[str, str], err: TextIO) -> None:
+    """Log as the flag or environment asks (when valid), before the settings are validated."""
+    level = (_flag_value(args, "--log-level") or env.get("ZOOM_OPLOG_LOG_LEVEL", "")).lower()
+    fmt = (_flag_value(args, "--log-format") or env.get("ZOOM_OPLOG_LOG_FORMAT", "")).lower()
+    setup_logging(
+        level if level in LOG_LEVELS else "info",
+        fmt if fmt in LOG_FORMATS else "text",
+        (env.get("ZOOM_CLIENT_SECRET", ""),),
+        stream=err,
+    )
+
+
+def _parse(parser: argparse.ArgumentParser, args: list[str]) -> argparse.Namespace | int:
+    """Parse, turning argparse's multi-line usage complaint into one ConfigError (exit 2).
+
+    Returns an exit code instead when argparse has answered by itself (--help, --version).
+    """
+    captured = io.StringIO()
+    try:
+        with redirect_stderr(captured):
+            return parser.parse_args(args)
+    except SystemExit as exc:
+        if exc.code in (0, None):
+            return 0
+        complaints = [line for line in captured.getvalue().splitlines() if ": error: " in line]
+        prog, _, detail = (complaints[-1] if complaints else ": error: invalid arguments").partition(": error: ")
+        msg = f"{detail}; see `{prog or parser.prog} --help`"
+        raise ConfigError(msg) from None
+
+
+def _report_failure(exc: BaseException, command: str, own_stdout: bool) -> int:
+    """Log one clear line for what ended the command (never a traceback); returns the exit code."""
+    code, _ = classify(exc)
+    if isinstance(exc, OutputClosedError | BrokenPipeError):
+        if own_stdout:
+            _silence_stdout()
+        if command == "demo":  # `demo | head` is fine: the reader has seen enough
+            return int(ExitCode.OK)
+        log.warning("%s", exc if isinstance(exc, OutputClosedError) else "stdout was closed by its reader")
+    elif isinstance(exc, ShipperError):
+        log.error("%s", exc)
+    elif isinstance(exc, KeyboardInterrupt):
+        log.warning("stopped at once by Ctrl-C; committed pages are kept and the next run continues from them")
+    else:
+        log.error("%s", unexpected_message(exc))
+        log.debug("where it happened: %s", where(exc))
+    return code
+
+
 def main(
     argv: list[str] | None = None,
     *,
@@ -249,68 +316,112 @@ def main(
     clock: Clock | None = None,
     session: Any = None,
 ) -> int:
-    """Run the command line; returns the exit code. Everything is injectable for in-process tests."""
+    """Run the command line; returns the exit code. Everything is injectable for in-process tests.
+
+    Nothing escapes: every failure becomes one log line and a documented exit code, and `run` ends
+    with its summary line whatever happened.
+    """
     args_list = _normalize_argv(list(sys.argv[1:] if argv is None else argv))
     env = os.environ if env is None else env
     err = stderr if stderr is not None else sys.stderr
-    parser = build_parser(simulator_options=args_list[:1] == ["simulate"])
+    clock = clock or Clock()
+    command = args_list[0] if args_list else ""
+    report = None
+    code = int(ExitCode.FAILURE)
+    flag = _StopFlag()
     try:
-        args = parser.parse_args(args_list)
-    except SystemExit as exc:  # argparse: usage error (2) or --help/--version (0)
-        return int(exc.code or 0)
+        _log_as_asked(args_list, env, err)
+        with _stop_on_signals(flag) if command == "run" else nullcontext():
+            if command == "run":
+                report = RunReport(
+                    clock,
+                    _flag_value(args_list, "--account-id") or env.get("ZOOM_ACCOUNT_ID", ""),
+                    _flag_value(args_list, "--category-type") or env.get("ZOOM_CATEGORY_TYPE", "") or "all",
+                    _metrics_file(args_list, env),
+                )
+            try:
+                code = _dispatch(args_list, env, stdout, err, clock, session, report, flag)
+            except BaseException as exc:
+                code = _report_failure(exc, command, own_stdout=stdout is None)
+            if report is not None:
+                report.finish(code)
+    except KeyboardInterrupt:  # a second Ctrl-C while reporting
+        code = EXIT_INTERRUPTED
+    return code
+
+
+def _metrics_file(args: list[str], env: Mapping[str, str]) -> Path | None:
+    """The metrics file asked for on the command line or in the environment (used when the settings fail)."""
+    text = _flag_value(args, "--metrics-file") or env.get("ZOOM_OPLOG_METRICS_FILE", "")
+    return Path(text).expanduser() if text.strip() else None
+
+
+def _dispatch(
+    args_list: list[str],
+    env: Mapping[str, str],
+    stdout: BinaryIO | None,
+    err: TextIO,
+    clock: Clock,
+    session: Any,
+    report: RunReport | None,
+    flag: _StopFlag,
+) -> int:
+    """Parse, validate the settings and run the command; failures are raised."""
+    parser = build_parser(simulator_options=args_list[:1] == ["simulate"])
+    args = _parse(parser, args_list)
+    if isinstance(args, int):
+        return args
     if args.command == "simulate":
         from zoom_oplog_shipper import simulator
 
         return simulator.run(args)
-    clock = clock or Clock()
-    # Until the config is validated, log as the flag or environment asks when that is valid.
-    level = getattr(args, "log_level", None) or env.get("ZOOM_OPLOG_LOG_LEVEL", "").lower()
-    log_format = getattr(args, "log_format", None) or env.get("ZOOM_OPLOG_LOG_FORMAT", "").lower()
-    setup_logging(
-        level if level in LOG_LEVELS else "info",
-        log_format if log_format in LOG_FORMATS else "text",
-        stream=err,
-    )
     out = stdout if stdout is not None else sys.stdout.buffer
-    try:
-        if args.command == "demo":
-            from zoom_oplog_shipper.demo import run_demo
+    if args.command == "demo":
+        from zoom_oplog_shipper.demo import run_demo
 
-            return run_demo(args, out, clock)
-        flags = {name: getattr(args, name, None) for name in _SETTING_FLAGS}
-        config = load_config(flags, env, clock.now(), need_credentials=args.command in ("run", "check"))
-        setup_logging(config.log_level, config.log_format, config.secrets(), stream=err)
-        if args.command == "check":
-            from zoom_oplog_shipper.check import run_check
+        return run_demo(args, out, clock)
+    flags = {name: getattr(args, name, None) for name in _SETTING_FLAGS}
+    config = load_config(flags, env, clock.now(), need_credentials=args.command in ("run", "check"))
+    setup_logging(config.log_level, config.log_format, config.secrets(), stream=err)
+    if args.command == "check":
+        from zoom_oplog_shipper.check import run_check
 
-            return run_check(config, clock, session, err)
-        if args.command == "state":
-            return _state(args, config, out)
-        return run_pass(config, clock, session, out)
-    except OutputClosedError as exc:
-        log.info("%s", exc)
-        if stdout is None:
-            _silence_stdout()
-        return int(exc.exit_code)
-    except ShipperError as exc:
-        log.error("%s", exc)
-        return int(exc.exit_code)
+        return run_check(config, clock, session, err)
+    if args.command == "state":
+        return _state(args, config, out)
+    return run_pass(config, clock, session, out, report, flag)
 
 
 def _silence_stdout() -> None:
     """After the reader went away, stop Python's own final flush from complaining on stderr."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # no real stdout (embedded, tests): nothing will flush there
+        pass
 
 
-def run_pass(config: Config, clock: Clock, session: Any, out: BinaryIO) -> int:
-    """One `run`: take the lock, open the state, sync, log the summary. Exit code 0 or an exception."""
+def run_pass(
+    config: Config,
+    clock: Clock,
+    session: Any,
+    out: BinaryIO,
+    report: RunReport | None = None,
+    stop: _StopFlag | None = None,
+) -> int:
+    """One `run`: take the lock, open the state, sync. Exit code 0, or an exception.
+
+    ``report`` collects the summary and is saved in the store with the exit code; the caller logs it.
+    Without ``stop``, SIGTERM/SIGINT handlers are installed for the pass itself.
+    """
     from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
     from zoom_oplog_shipper.state import RunLock, StateStore, state_file
     from zoom_oplog_shipper.sync import SyncEngine
     from zoom_oplog_shipper.zoom_client import ZoomClient
 
+    report = report or RunReport(clock, config.account_id, config.category_type, config.metrics_file)
+    report.use(config)
     path = state_file(config.state_dir, config.account_id, config.category_type)
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -325,12 +436,15 @@ def run_pass(config: Config, clock: Clock, session: Any, out: BinaryIO) -> int:
             config.category_type,
             lock.path,
         )
+        report.summary.outcome = "skipped: another run holds the lock"
         return int(ExitCode.OK)
     try:
         store = StateStore.open(path, config.account_id, config.category_type)
+        code = int(ExitCode.FAILURE)
         try:
             client = ZoomClient(config, clock=clock, session=session)
             max_bytes = config.max_line_bytes
+            flag = stop or _StopFlag()
             engine = SyncEngine(
                 config,
                 client,
@@ -339,14 +453,20 @@ def run_pass(config: Config, clock: Clock, session: Any, out: BinaryIO) -> int:
                 make_formatter(config.output_format, config.account_id, config.include_original),
                 lambda doc: encode(doc, max_bytes),
                 clock,
-                should_stop=(flag := _StopFlag()),
+                should_stop=flag,
             )
-            try:
-                with _stop_on_signals(flag):
-                    engine.run()
-            finally:
-                log.info("%s", engine.summary.line())
+            report.summary = engine.summary
+            with _stop_on_signals(flag) if stop is None else nullcontext():
+                engine.run()
+            code = int(ExitCode.OK)
+        except BaseException as exc:
+            code = classify(exc)[0]
+            raise
         finally:
+            try:
+                store.save_summary(report.stored(code))
+            except Exception as exc:  # what ended the run matters more than its stored summary
+                log.debug("could not save the run summary: %s", exc)
             store.close()
     finally:
         lock.release()

@@ -23,6 +23,7 @@ DEMO_SECRET = "demo-secret"
 def run_demo(args: argparse.Namespace, out: BinaryIO, clock: Clock) -> int:
     """Serve generated history on a free loopback port, run one real pass, print its ECS lines."""
     from zoom_oplog_shipper import cli
+    from zoom_oplog_shipper.report import RunReport
     from zoom_oplog_shipper.simulator import Simulator, SimulatorConfig, serve_in_thread
 
     now = clock.now()
@@ -55,7 +56,10 @@ def run_demo(args: argparse.Namespace, out: BinaryIO, clock: Clock) -> int:
             "ZOOM_BACKFILL_START": (now - timedelta(days=args.days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         config = load_config({}, env, now)
-        code = cli.run_pass(config, clock, None, out)
+        report = RunReport(clock, config.account_id, config.category_type, None)
+        # A closed stdout (`demo | head`) raises here; the command line ends that quietly with exit 0.
+        code = cli.run_pass(config, clock, None, out, report)
+        report.finish(code)
         log.info(
             "demo: done (exit %d). The lines above are what `zoom-oplog-shipper run` prints for an agent. "
             "For a real account: export ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET from a "

@@ -1,17 +1,25 @@
-"""Diagnostics on stderr, as text or JSON lines, with secrets masked as a last line of defence."""
+"""Diagnostics on stderr, as text or JSON lines, with secrets masked as a last line of defence.
+
+Every stderr line is one record: with ``json`` one JSON object, with ``text`` one line. Python
+warnings and library loggers (requests, urllib3, ...) go through the same formatter, and a
+traceback is never printed: an agent reading stderr as JSON must never meet a bare text line.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 import time
-from collections.abc import Iterable
-from typing import TextIO
+from collections.abc import Iterable, Mapping
+from typing import Any, TextIO
 
 import orjson
 
 LOGGER_NAME = "zoom_oplog_shipper"
+SUMMARY_LOGGER = f"{LOGGER_NAME}.summary"
 MASK = "********"
+#: The attribute of a log record that carries the summary's fields (top-level keys in JSON).
+SUMMARY_FIELDS = "summary_fields"
 
 
 class _Formatter(logging.Formatter):
@@ -27,21 +35,37 @@ class _Formatter(logging.Formatter):
         return text
 
     def format(self, record: logging.LogRecord) -> str:
-        message = record.getMessage()
-        if record.exc_info:
-            message += "\n" + self.formatException(record.exc_info)
-        message = self._mask(message)
+        # exc_info is deliberately ignored: a traceback is never shown to the user (a debug line
+        # says where a failure happened instead).
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed call in a library must not break the one-line rule
+            message = str(record.msg)
+        message = self._mask(" ".join(message.split("\n")).rstrip())
         stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z"
         if self.json_lines:
-            return orjson.dumps(
-                {
-                    "@timestamp": stamp,
-                    "log": {"level": record.levelname.lower(), "logger": record.name},
-                    "message": message,
-                    "process": {"pid": record.process},
-                }
-            ).decode()
+            doc: dict[str, Any] = {
+                "@timestamp": stamp,
+                "log": {"level": record.levelname.lower(), "logger": record.name},
+                "message": message,
+                "process": {"pid": record.process},
+            }
+            extra = getattr(record, SUMMARY_FIELDS, None)
+            if isinstance(extra, Mapping):
+                doc.update({k: v for k, v in extra.items() if k not in doc})
+            return self._mask(orjson.dumps(doc, default=str).decode())
         return f"{stamp} zoom-oplog-shipper {record.levelname}: {message}"
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stderr handler that stays silent when stderr itself is gone (no "Logging error" traceback)."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Drop the record: there is nowhere left to report the failure."""
+
+
+#: Loggers that are not the package's own but may write to stderr: they get the same handler.
+_FOREIGN = ("py.warnings", "urllib3", "requests", "filelock")
 
 
 def setup_logging(
@@ -50,12 +74,32 @@ def setup_logging(
     secrets: Iterable[str] = (),
     stream: TextIO | None = None,
 ) -> None:
-    """Send the package's log records to stderr (never stdout) in the chosen format."""
-    logger = logging.getLogger(LOGGER_NAME)
-    for handler in list(logger.handlers):
-        logger.removeHandler(handler)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
-    handler.setFormatter(_Formatter(fmt == "json", secrets))
-    logger.addHandler(handler)
-    logger.setLevel(level.upper())
-    logger.propagate = False
+    """Send every log record to stderr (never stdout), one line each, in the chosen format.
+
+    The package logs at ``level``; warnings and library loggers only from WARNING up.
+    """
+    target = stream if stream is not None else sys.stderr
+    formatter = _Formatter(fmt == "json", secrets)
+    own = _Handler(target)
+    own.setFormatter(formatter)
+    foreign = _Handler(target)
+    foreign.setFormatter(formatter)
+    foreign.setLevel(logging.WARNING)
+    logging.captureWarnings(True)
+    # The summary is the last line of every run, whatever --log-level says.
+    logging.getLogger(SUMMARY_LOGGER).setLevel(logging.INFO)
+    # The root logger catches whatever other library would otherwise print as bare text.
+    targets = [(LOGGER_NAME, own, level.upper()), *((n, foreign, "WARNING") for n in _FOREIGN), ("", foreign, None)]
+    for name, handler, lvl in targets:
+        logger = logging.getLogger(name)
+        for old in [h for h in logger.handlers if isinstance(h, _Handler)]:
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        if lvl is not None:
+            logger.setLevel(lvl)
+            logger.propagate = False
+
+
+def log_summary(level: int, text: str, fields: Mapping[str, Any]) -> None:
+    """Log the run's summary: one line, whose JSON form carries ``fields`` as top-level keys."""
+    logging.getLogger(SUMMARY_LOGGER).log(level, "%s", text, extra={SUMMARY_FIELDS: dict(fields)})
