@@ -7,6 +7,7 @@ about the API, the fingerprints of recently emitted records, and the last run's 
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
@@ -43,10 +44,136 @@ def state_file(state_dir: Path, account_id: str, category_type: str) -> Path:
 
 
 def _fix_hint(path: Path) -> str:
+    """The fix for a store that cannot be read as this program's store (corrupt, foreign, truncated)."""
     return (
         f"move {path} aside (the next run then starts over from --backfill-start) "
         "or run `zoom-oplog-shipper state reset --yes`"
     )
+
+
+def _space_hint(path: Path) -> str:
+    """The fix for a healthy store the program cannot write: never a reset, which loses the dedupe state."""
+    return (
+        f"free space or fix permissions on {path} and its directory {path.parent} "
+        "(the state is kept as it is; do not reset it)"
+    )
+
+
+#: SQLite and OS errors that mean "cannot write here", not "the file is broken".
+_IO_WORDS = ("readonly", "read-only", "disk i/o", "disk is full", "unable to open", "permission", "no space")
+_BUSY_WORDS = ("locked", "busy")
+
+
+def _db_problem(path: Path, exc: Exception, doing: str) -> StateError:
+    """A StateError for a SQLite failure, with the fix that matches its cause."""
+    text = str(exc)
+    low = text.lower()
+    if any(word in low for word in _BUSY_WORDS):
+        return StateError(f"cannot {doing} state file {path} ({text}): another process holds it; try again later")
+    if any(word in low for word in _IO_WORDS):
+        return StateError(f"cannot {doing} state file {path} ({text}); {_space_hint(path)}")
+    return StateError(f"state file {path} is unusable ({text}); {_fix_hint(path)}")
+
+
+def _os_problem(path: Path, exc: OSError, doing: str) -> StateError:
+    """A StateError for an OS failure (EACCES, EROFS, ENOSPC...) on the store: space or permissions."""
+    return StateError(f"cannot {doing} state file {path} ({exc.strerror or exc}); {_space_hint(path)}")
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_header(path: Path) -> None:
+    """Refuse, without writing, a file that is empty or not an SQLite database."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise _os_problem(path, exc, "read") from None
+    if not head:
+        msg = (
+            f"state file {path} is empty (0 bytes: truncated?), not a zoom-oplog-shipper state store; {_fix_hint(path)}"
+        )
+        raise StateError(msg)
+    if head != _SQLITE_HEADER:
+        msg = f"state file {path} is not a zoom-oplog-shipper state store (not an SQLite database); {_fix_hint(path)}"
+        raise StateError(msg)
+
+
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _create(path: Path, account_id: str, category_type: str) -> None:
+    """Build a new store under a temporary name beside ``path``, then rename it into place.
+
+    A crash at any moment leaves either no store or a complete one, never an empty file that a
+    later run would have to refuse. The file is 0600 from its first byte.
+    """
+    tmp = path.with_name(f".{path.name}.new-{os.getpid()}")
+    for stale in path.parent.glob(f".{glob.escape(path.name)}.new-*"):  # left by a killed run
+        with suppress(OSError):
+            stale.unlink()
+    try:
+        os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        conn = sqlite3.connect(tmp, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.executescript(_SCHEMA)
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO meta (key, value) VALUES (?, ?)",
+                [
+                    ("schema", str(SCHEMA_VERSION)),
+                    ("account_id", account_id),
+                    ("category_type", category_type),
+                    ("delivered", "0"),
+                ],
+            )
+            conn.execute("COMMIT")
+        finally:
+            conn.close()  # the last connection checkpoints the WAL into the file and removes it
+        _fsync(tmp, os.O_RDONLY)
+        os.replace(tmp, path)
+        with suppress(OSError):  # some filesystems cannot fsync a directory
+            _fsync(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as exc:
+        raise _os_problem(path, exc, "create") from None
+    except sqlite3.Error as exc:
+        raise _db_problem(path, exc, "create") from None
+    finally:
+        for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
+            with suppress(OSError):
+                leftover.unlink()
+
+
+def _connect_rw(path: Path) -> sqlite3.Connection:
+    try:
+        return sqlite3.connect(path, isolation_level=None, timeout=5)
+    except sqlite3.Error as exc:
+        raise _db_problem(path, exc, "open") from None
+
+
+def _connect_ro(path: Path) -> sqlite3.Connection:
+    """Open without writing anything; on a read-only directory, where SQLite cannot make the WAL's
+    shared-memory file, read the file as immutable (a store closed cleanly has its WAL folded in)."""
+    uri = path.absolute().as_uri()
+    for options in ("mode=ro", "mode=ro&immutable=1"):
+        conn = None
+        try:
+            conn = sqlite3.connect(f"{uri}?{options}", uri=True, isolation_level=None, timeout=5)
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.Error as exc:
+            if conn is not None:
+                conn.close()
+            if not isinstance(exc, sqlite3.OperationalError) or "immutable" in options:
+                raise _db_problem(path, exc, "read") from None
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 @dataclass(frozen=True)
@@ -61,6 +188,21 @@ class Snapshot:
     #: Where an unfinished window stopped: {"start", "end"} of the window and the narrower
     #: {"from", "to"} that still holds everything not yet emitted.
     resume: dict[str, str] | None = None
+    #: Whether any record has ever been committed; until then a new backfill start may replace the floor.
+    delivered: bool = True
+    #: The --backfill-start the first run was given (None: none, or a store older than this field).
+    backfill_start: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Rewound:
+    """What `state rewind` changed."""
+
+    old_watermark: datetime
+    new_watermark: datetime
+    old_floor: datetime
+    new_floor: datetime
+    fingerprints_removed: int
 
 
 class RunLock:
@@ -89,54 +231,68 @@ class RunLock:
 class StateStore:
     """Watermark, learned API facts and fingerprints, committed atomically."""
 
-    def __init__(self, path: Path, conn: sqlite3.Connection) -> None:
+    def __init__(self, path: Path, conn: sqlite3.Connection, *, readonly: bool = False) -> None:
         self.path = path
         self._conn = conn
+        self.readonly = readonly
+        self._delivered: bool | None = None
 
     @classmethod
-    def open(cls, path: Path, account_id: str, category_type: str, *, create: bool = True) -> StateStore:
-        """Open (or create) the store, checking it belongs to this account and category."""
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        except OSError as exc:
-            msg = (
-                f"cannot create state directory {path.parent} ({exc.strerror}); set --state-dir to a writable directory"
-            )
-            raise StateError(msg) from None
-        existed = path.exists()
-        if not existed and not create:
-            msg = f"no state at {path} yet; it is created by the first `zoom-oplog-shipper run`"
-            raise StateError(msg)
-        if not existed:
-            # Created with 0600 before SQLite opens it, so no other user can read it at any moment.
+    def open(
+        cls, path: Path, account_id: str, category_type: str, *, create: bool = True, readonly: bool = False
+    ) -> StateStore:
+        """Open (or create) the store, checking it belongs to this account and category.
+
+        A file that is not this program's store (empty, not SQLite, another program's or another
+        account's database) is refused with StateError and left exactly as it is. ``readonly``
+        opens an existing store without writing anything, even on a read-only filesystem.
+        """
+        if not readonly:
             try:
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             except OSError as exc:
-                msg = f"cannot create state file {path} ({exc.strerror}); set --state-dir to a writable directory"
+                msg = (
+                    f"cannot create state directory {path.parent} ({exc.strerror}); "
+                    "set --state-dir to a writable directory"
+                )
                 raise StateError(msg) from None
+        if not path.exists():
+            if readonly or not create:
+                msg = f"no state at {path} yet; it is created by the first `zoom-oplog-shipper run`"
+                raise StateError(msg)
+            _create(path, account_id, category_type)
+        _check_header(path)
+        conn = _connect_ro(path) if readonly else _connect_rw(path)
+        store = cls(path, conn, readonly=readonly)
         try:
-            conn = sqlite3.connect(path, isolation_level=None, timeout=5)
-            conn.execute("PRAGMA journal_mode=WAL")
-            # NORMAL: a power cut can drop the last commit, which only re-sends a page (same
-            # event.id); a process crash or kill loses nothing.
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            store = cls(path, conn)
-            store._check_identity(account_id, category_type, existed)
+            store._check_identity(account_id, category_type)
+            if not readonly:
+                conn.execute("PRAGMA journal_mode=WAL")
+                # NORMAL: a power cut can drop the last commit, which only re-sends a page (same
+                # event.id); a process crash or kill loses nothing.
+                conn.execute("PRAGMA synchronous=NORMAL")
+        except StateError:
+            conn.close()
+            raise
         except sqlite3.DatabaseError as exc:
-            msg = f"state file {path} is unusable ({exc}); {_fix_hint(path)}"
-            raise StateError(msg) from None
+            conn.close()
+            raise _db_problem(path, exc, "open") from None
         return store
 
-    def _check_identity(self, account_id: str, category_type: str, existed: bool) -> None:
-        meta = self._meta()
+    def _check_identity(self, account_id: str, category_type: str) -> None:
+        """Read-only: the file must carry this program's schema marker, for this account and category."""
+        try:
+            meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            if "no such table" not in str(exc):
+                raise
+            meta = {}
         if not meta.get("schema"):
-            if existed and self._conn.execute("SELECT count(*) FROM seen").fetchone()[0]:
-                msg = f"state file {self.path} has no schema marker; {_fix_hint(self.path)}"
-                raise StateError(msg)
-            with self._tx():
-                self._put({"schema": str(SCHEMA_VERSION), "account_id": account_id, "category_type": category_type})
-            return
+            msg = (
+                f"state file {self.path} is not a zoom-oplog-shipper state store (an SQLite database "
+                f"without its schema marker); {_fix_hint(self.path)}"
+            )
+            raise StateError(msg)
         if meta["schema"] != str(SCHEMA_VERSION):
             msg = (
                 f"state file {self.path} has schema {meta['schema']}, this version reads "
@@ -158,18 +314,16 @@ class StateStore:
                 raise
             self._conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            msg = (
-                f"cannot write state file {self.path} ({exc}); "
-                f"check free space and permissions, or {_fix_hint(self.path)}"
-            )
-            raise StateError(msg) from None
+            with suppress(sqlite3.Error):
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+            raise _db_problem(self.path, exc, "write") from None
 
     def _meta(self) -> dict[str, str]:
         try:
             return dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
-            msg = f"state file {self.path} is unusable ({exc}); {_fix_hint(self.path)}"
-            raise StateError(msg) from None
+            raise _db_problem(self.path, exc, "read") from None
 
     def _put(self, values: dict[str, str]) -> None:
         self._conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", values.items())
@@ -194,7 +348,24 @@ class StateStore:
             to_inclusive=meta.get("to_inclusive") == "1",
             offset_limit=self._seconds(meta, "offset_limit", self.path),
             resume=self._resume(meta),
+            delivered=self._is_delivered(meta),
+            backfill_start=self._time(meta, "backfill_start", self.path) if meta.get("backfill_start") else None,
         )
+
+    def _is_delivered(self, meta: dict[str, str]) -> bool:
+        if self._delivered is None:
+            flag = meta.get("delivered")
+            if flag is not None:
+                self._delivered = flag == "1"
+            else:  # a store made before the flag: any progress may have delivered records
+                self._delivered = meta.get("watermark") != meta.get("floor") or self._count() > 0
+        return self._delivered
+
+    def _count(self) -> int:
+        try:
+            return int(self._conn.execute("SELECT count(*) FROM seen").fetchone()[0])
+        except sqlite3.DatabaseError as exc:
+            raise _db_problem(self.path, exc, "read") from None
 
     def _resume(self, meta: dict[str, str]) -> dict[str, str] | None:
         raw = meta.get("resume")
@@ -209,10 +380,20 @@ class StateStore:
             raise StateError(msg)
         return {str(k): str(v) for k, v in value.items()}
 
-    def start(self, watermark: datetime, floor: datetime) -> None:
-        """Record the first run's watermark and the floor below which nothing is ever emitted."""
+    def start(self, watermark: datetime, floor: datetime, backfill_start: datetime | None = None) -> None:
+        """Record the first run's watermark and the floor below which nothing is ever emitted.
+
+        Also used to replace them while nothing has been delivered (a first run that failed).
+        """
         with self._tx():
-            self._put({"watermark": watermark.isoformat(), "floor": floor.isoformat()})
+            self._put(
+                {
+                    "watermark": watermark.isoformat(),
+                    "floor": floor.isoformat(),
+                    "backfill_start": backfill_start.isoformat() if backfill_start else "",
+                }
+            )
+            self._conn.execute("DELETE FROM meta WHERE key = 'resume'")
 
     @staticmethod
     def _seconds(meta: dict[str, str], key: str, path: Path) -> timedelta | None:
@@ -250,45 +431,113 @@ class StateStore:
         return found
 
     def commit_page(self, entries: Iterable[tuple[bytes, int]], resume: dict[str, str] | None = None) -> None:
-        """Remember the fingerprints of a page that has been written and flushed, and where the window stands."""
+        """Remember the fingerprints of a page that has been written and flushed, and where the window stands.
+
+        The first page with records also marks the store as delivered, in the same transaction.
+        """
         with self._tx():
+            before = self._conn.total_changes
             self._conn.executemany("INSERT OR IGNORE INTO seen (fp, t) VALUES (?, ?)", entries)
+            values = {}
             if resume is not None:
-                self._put({"resume": orjson.dumps(resume).decode()})
+                values["resume"] = orjson.dumps(resume).decode()
+            if not self._delivered and self._conn.total_changes != before:
+                values["delivered"] = "1"
+            if values:
+                self._put(values)
+        if "delivered" in values:
+            self._delivered = True
 
     def advance(self, watermark: datetime, prune_before_epoch: int) -> None:
         """Move the watermark and forget fingerprints too old to be fetched again, atomically."""
         with self._tx():
-            self._put({"watermark": watermark.isoformat()})
+            # kept_since: fingerprints from here on are stored (what `state rewind` can rely on).
+            self._put({"watermark": watermark.isoformat(), "kept_since": str(prune_before_epoch)})
             self._conn.execute("DELETE FROM meta WHERE key = 'resume'")
             self._conn.execute("DELETE FROM seen WHERE t < ?", (prune_before_epoch,))
 
-    def save_summary(self, summary: dict[str, Any]) -> None:
-        """Keep the last run's summary for `state show`."""
+    def rewind(self, to: datetime, lookback: timedelta) -> Rewound:
+        """Move the watermark back to ``to`` so the next run sends again every record from ``to`` on.
+
+        Fingerprints at or after ``to`` are deleted (those records are sent again, with the same
+        `event.id`); the older ones stay, and the floor is set to where they start (or to ``to`` when
+        that is older), so nothing before ``to`` is sent twice. The resume point is dropped; learned
+        API facts stay. ``lookback`` says where fingerprints start in stores that did not record it.
+        """
         with self._tx():
-            self._put({"last_run": orjson.dumps(summary).decode()})
+            meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
+            watermark = self._time(meta, "watermark", self.path)
+            floor = self._time(meta, "floor", self.path)
+            if watermark is None or floor is None:
+                msg = f"state file {self.path} has no watermark yet: nothing to rewind"
+                raise StateError(msg)
+            kept_raw = meta.get("kept_since")
+            kept = (
+                datetime.fromtimestamp(int(kept_raw), UTC)
+                if kept_raw and kept_raw.lstrip("-").isdigit()
+                else max(floor, watermark - lookback)
+            )
+            new_floor = min(to, max(kept, floor))
+            removed = self._conn.execute("DELETE FROM seen WHERE t >= ?", (int(to.timestamp()),)).rowcount
+            self._put({"watermark": to.isoformat(), "floor": new_floor.isoformat()})
+            self._conn.execute("DELETE FROM meta WHERE key = 'resume'")
+        return Rewound(watermark, to, floor, new_floor, removed)
+
+    def save_summary(self, summary: dict[str, Any]) -> None:
+        """Keep the run's summary as `last_run`, and as `last_success` too when its exit_code is 0."""
+        text = orjson.dumps(summary).decode()
+        values = {"last_run": text}
+        if summary.get("exit_code") == 0:
+            values["last_success"] = text
+        with self._tx():
+            self._put(values)
+
+    @staticmethod
+    def _json(raw: str | None) -> dict[str, Any] | None:
+        if not raw:
+            return None
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None
+        return value if isinstance(value, dict) else None
 
     def describe(self) -> dict[str, Any]:
-        """Everything `state show` prints."""
+        """Everything `state show` prints; summaries missing or unreadable in older stores are None."""
         meta = self._meta()
-        count = self._conn.execute("SELECT count(*) FROM seen").fetchone()[0]
-        last = meta.get("last_run")
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            size = None
         return {
             "path": str(self.path),
             "account_id": meta.get("account_id"),
             "category_type": meta.get("category_type"),
             "watermark": meta.get("watermark"),
             "floor": meta.get("floor"),
+            "backfill_start": meta.get("backfill_start") or None,
+            "delivered": self._is_delivered(meta),
             "to_inclusive": meta.get("to_inclusive") == "1",
-            "api_day_offset_limit_seconds": int(meta["offset_limit"]) if meta.get("offset_limit") else None,
-            "resume": orjson.loads(meta["resume"]) if meta.get("resume") else None,
-            "fingerprints": count,
-            "size_bytes": self.path.stat().st_size,
-            "last_run": orjson.loads(last) if last else None,
+            "api_day_offset_limit_seconds": self._int(meta.get("offset_limit")),
+            "resume": self._json(meta.get("resume")),
+            "fingerprints": self._count(),
+            "size_bytes": size,
+            "last_run": self._json(meta.get("last_run")),
+            "last_success": self._json(meta.get("last_success")),
         }
+
+    @staticmethod
+    def _int(raw: str | None) -> int | None:
+        try:
+            return int(raw) if raw else None
+        except ValueError:
+            return None
 
     def close(self) -> None:
         """Give back the space of pruned fingerprints, checkpoint the WAL into the main file, and close."""
+        if self.readonly:
+            self._conn.close()
+            return
         with suppress(sqlite3.Error):
             free = self._conn.execute("PRAGMA freelist_count").fetchone()[0]
             pages = self._conn.execute("PRAGMA page_count").fetchone()[0]
