@@ -16,9 +16,6 @@ from typing import Any, BinaryIO, TextIO
 from zoom_oplog_shipper import __version__
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import (
-    CATEGORY_TYPES,
-    DEFAULT_MAX_LINE_BYTES,
-    DEFAULT_MAX_RPS,
     LOG_FORMATS,
     LOG_LEVELS,
     OUTPUT_FORMATS,
@@ -28,6 +25,8 @@ from zoom_oplog_shipper.config import (
 from zoom_oplog_shipper.errors import ConfigError, ExitCode, OutputClosedError, ShipperError
 from zoom_oplog_shipper.logs import LOGGER_NAME, setup_logging
 from zoom_oplog_shipper.report import EXIT_INTERRUPTED, RunReport, classify, unexpected_message, where
+from zoom_oplog_shipper.settings import FLAG_NAMES
+from zoom_oplog_shipper.settings import add_arguments as add_setting_arguments
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -61,71 +60,8 @@ version {__version__}
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
-    """Options every account-bound command takes."""
-    g = parser.add_argument_group("settings (flag > environment > config file > default)")
-    g.add_argument("--config", metavar="PATH", help="TOML settings file [env ZOOM_OPLOG_CONFIG]")
-    g.add_argument("--account-id", metavar="ID", help="Zoom account id [env ZOOM_ACCOUNT_ID] (required)")
-    g.add_argument(
-        "--category-type",
-        metavar="TYPE",
-        help=f"category to fetch: {', '.join(CATEGORY_TYPES)} [env ZOOM_CATEGORY_TYPE] (default all)",
-    )
-    g.add_argument(
-        "--backfill-start",
-        metavar="WHEN",
-        help="first run fetches from this date or ISO time (clamped to Zoom's ~6 months) "
-        "[env ZOOM_BACKFILL_START] (default: none, start at the first run)",
-    )
-    g.add_argument("--api-url", metavar="URL", help="API base URL [env ZOOM_API_URL] (default https://api.zoom.us/v2)")
-    g.add_argument(
-        "--oauth-url", metavar="URL", help="token URL [env ZOOM_OAUTH_URL] (default https://zoom.us/oauth/token)"
-    )
-    g.add_argument(
-        "--state-dir", metavar="DIR", help="where state is kept [env ZOOM_OPLOG_STATE_DIR] (default: user data dir)"
-    )
-    g.add_argument(
-        "--lookback", metavar="DURATION", help="re-read window for late records [env ZOOM_OPLOG_LOOKBACK] (default 24h)"
-    )
-    g.add_argument(
-        "--max-runtime",
-        metavar="DURATION",
-        help="stop cleanly after this long; keep it below the agent's interval "
-        "[env ZOOM_OPLOG_MAX_RUNTIME] (default 5m)",
-    )
-    g.add_argument(
-        "--max-rps",
-        metavar="N",
-        help=f"requests per second at most, 0 for no limit [env ZOOM_OPLOG_MAX_RPS] (default {DEFAULT_MAX_RPS:g})",
-    )
-    g.add_argument(
-        "--max-line-bytes",
-        metavar="N",
-        help=f"longest output line; longer events lose event.original, then text is cut "
-        f"[env ZOOM_OPLOG_MAX_LINE_BYTES] (default {DEFAULT_MAX_LINE_BYTES})",
-    )
-    g.add_argument(
-        "--max-records",
-        metavar="N",
-        help="stop after the page that reaches N records, committed like --max-runtime; 0 for no limit "
-        "[env ZOOM_OPLOG_MAX_RECORDS] (default 0)",
-    )
-    g.add_argument(
-        "--metrics-file",
-        metavar="PATH",
-        help="write Prometheus textfile-collector metrics after every run "
-        "[env ZOOM_OPLOG_METRICS_FILE] (default: none)",
-    )
-    g.add_argument("--format", choices=OUTPUT_FORMATS, help="output documents [env ZOOM_OPLOG_FORMAT] (default ecs)")
-    g.add_argument(
-        "--include-original",
-        action="store_true",
-        default=None,
-        help="keep the raw record in event.original [env ZOOM_OPLOG_INCLUDE_ORIGINAL]",
-    )
-    g.add_argument("--log-level", choices=LOG_LEVELS, help="stderr log level [env ZOOM_OPLOG_LOG_LEVEL] (default info)")
-    g.add_argument(
-        "--log-format", choices=LOG_FORMATS, help="stderr log format [env ZOOM_OPLOG_LOG_FORMAT] (default text)"
-    )
+    """Options every account-bound command takes: one per setting of ``settings.SETTINGS``."""
+    add_setting_arguments(parser)
 
 
 def build_parser(*, simulator_options: bool = True) -> argparse.ArgumentParser:
@@ -179,30 +115,16 @@ def build_parser(*, simulator_options: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-_SETTING_FLAGS = (
-    "config",
-    "account_id",
-    "category_type",
-    "backfill_start",
-    "api_url",
-    "oauth_url",
-    "state_dir",
-    "lookback",
-    "max_runtime",
-    "max_rps",
-    "max_line_bytes",
-    "max_records",
-    "metrics_file",
-    "format",
-    "include_original",
-    "log_level",
-    "log_format",
-)
+#: The argparse destinations that hold settings (passed to load_config).
+_SETTING_FLAGS = FLAG_NAMES
 
 
 def _normalize_argv(argv: list[str]) -> list[str]:
-    """A bare invocation, or one starting with options, means `run`."""
-    if any(a in ("-h", "--help", "--version") for a in argv[:1]):
+    """A bare invocation, or one starting with options, means `run`.
+
+    A first word that is not a command is left for argparse, which lists the commands.
+    """
+    if any(a in ("-h", "--help", "--version") for a in argv[:1]) or (argv and not argv[0].startswith("-")):
         return argv
     for arg in argv:
         if arg in COMMANDS:
