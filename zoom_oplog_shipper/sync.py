@@ -18,7 +18,7 @@ from zoom_oplog_shipper.errors import ApiError, ConfigError
 from zoom_oplog_shipper.output import PageWriter
 from zoom_oplog_shipper.records import epoch, rfc3339_millis
 from zoom_oplog_shipper.scan import Candidate, Cursor, Encoder, Formatter, render_page, scan_page
-from zoom_oplog_shipper.state import StateStore
+from zoom_oplog_shipper.state import Snapshot, StateStore
 from zoom_oplog_shipper.windows import (
     MAX_TZ_OFFSET,
     MIN_TZ_OFFSET,
@@ -169,19 +169,7 @@ class SyncEngine:
     def _run(self, t0: datetime) -> None:
         cfg = self.config
         snap = self.store.snapshot()
-        watermark, floor = snap.watermark, snap.floor
-        if watermark is None or floor is None:
-            watermark = floor = cfg.backfill_start or t0
-            self.store.start(watermark, floor)
-            if cfg.backfill_start:
-                log.info("first run: backfilling from %s", rfc3339_millis(watermark))
-            else:
-                log.info(
-                    "first run: starting at %s; older records are not fetched (set --backfill-start to fetch them)",
-                    rfc3339_millis(watermark),
-                )
-        elif cfg.backfill_start and cfg.backfill_start != floor:
-            log.info("state exists: --backfill-start is ignored (reset the state to backfill again)")
+        watermark, floor = self._starting_point(snap, t0)
         self._floor = floor
         self._to_inclusive = snap.to_inclusive
         self._offset_limit = snap.offset_limit or UNKNOWN_OFFSET_LIMIT
@@ -223,6 +211,44 @@ class SyncEngine:
             window = next_window(nxt, self._end)
         if self.summary.outcome == "running":
             self.summary.outcome = "complete"
+
+    def _starting_point(self, snap: Snapshot, t0: datetime) -> tuple[datetime, datetime]:
+        """The watermark and floor this run starts from.
+
+        Until a first page has been committed, the backfill start of this run replaces the stored
+        one (a first run that failed must not pin it). Once records were delivered, a different
+        backfill start changes nothing: `state rewind` is the way back.
+        """
+        start = self.config.backfill_start
+        if snap.watermark is not None and snap.floor is not None:
+            if start is None or start == (snap.backfill_start or snap.floor) or self._both_past_retention(snap, start):
+                return snap.watermark, snap.floor
+            if snap.delivered:
+                log.warning(
+                    "--backfill-start %s differs from the stored start %s and records were already delivered, "
+                    "so it is ignored; to send again everything since a date run "
+                    "`zoom-oplog-shipper state rewind --to %s --yes`",
+                    rfc3339_millis(start),
+                    rfc3339_millis(snap.backfill_start or snap.floor),
+                    start.date().isoformat() if start == midnight(start.date()) else rfc3339_millis(start),
+                )
+                return snap.watermark, snap.floor
+            log.info("no record delivered yet: the backfill start %s replaces the stored one", rfc3339_millis(start))
+        watermark = start or t0
+        self.store.start(watermark, watermark, start)
+        if start:
+            log.info("first run: backfilling from %s", rfc3339_millis(watermark))
+        else:
+            log.info(
+                "first run: starting at %s; older records are not fetched (set --backfill-start to fetch them)",
+                rfc3339_millis(watermark),
+            )
+        return watermark, watermark
+
+    def _both_past_retention(self, snap: Snapshot, start: datetime) -> bool:
+        """Both starts mean "as far back as Zoom keeps": the configured one is clamped daily to Zoom's retention."""
+        oldest = midnight(retention_floor(self.clock.now().date()))
+        return start <= oldest and (snap.backfill_start or snap.floor or oldest) <= oldest
 
     def _set_watermark(self, watermark: datetime, *, persist: bool) -> None:
         """Move the watermark forward (never back); persisting it also ends the window's resume point."""
