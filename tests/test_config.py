@@ -174,3 +174,61 @@ def test_check_url(url: str, ok: bool) -> None:
     else:
         with pytest.raises(ConfigError):
             check_url(url, "x")
+
+
+@pytest.mark.parametrize(
+    ("env", "toml", "named"),
+    [
+        ({"ZOOM_CLIENT_SECRET_FILE": "{secret}"}, "", ("ZOOM_CLIENT_SECRET", "ZOOM_CLIENT_SECRET_FILE")),
+        ({}, 'client_secret_file = "{secret}"\n', ("ZOOM_CLIENT_SECRET", "client_secret_file in")),
+        (
+            {"ZOOM_CLIENT_SECRET": ""},
+            'client_secret = "x"\nclient_secret_file = "{secret}"\n',
+            ("client_secret in", "client_secret_file in"),
+        ),
+    ],
+)
+def test_secret_and_secret_file_both_set_are_refused(
+    tmp_path: Path, env: dict[str, str], toml: str, named: tuple[str, str]
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text("from-file-secret\n")
+    secret.chmod(0o600)
+    path = tmp_path / "c.toml"
+    path.write_text(toml.replace("{secret}", str(secret)))
+    path.chmod(0o600)
+    environment = {k: v.replace("{secret}", str(secret)) for k, v in env.items()}
+    with pytest.raises(ConfigError) as info:
+        load({"config": str(path)}, environment)
+    text = str(info.value)
+    assert info.value.exit_code == 2
+    assert all(name in text for name in named)
+    assert "ZOOM_CLIENT_SECRET and ZOOM_CLIENT_SECRET_FILE" in text
+    assert "S3CRET" not in text and "from-file-secret" not in text and '"x"' not in text
+
+
+def test_max_records_and_metrics_file(tmp_path: Path) -> None:
+    cfg = load({}, {"XDG_CONFIG_HOME": str(tmp_path)})
+    assert (cfg.max_records, cfg.metrics_file) == (0, None)
+    cfg = load({"max_records": "500", "metrics_file": "~/m/zoom.prom"})
+    assert cfg.max_records == 500 and cfg.metrics_file == Path("~/m/zoom.prom").expanduser()
+    cfg = load({}, {"ZOOM_OPLOG_MAX_RECORDS": "7", "ZOOM_OPLOG_METRICS_FILE": "/var/tmp/z.prom"})
+    assert (cfg.max_records, cfg.metrics_file) == (7, Path("/var/tmp/z.prom"))
+    path = tmp_path / "c.toml"
+    path.write_text('max_records = 9\nmetrics_file = "/x/y.prom"\n')
+    cfg = load({"config": str(path)})
+    assert (cfg.max_records, cfg.metrics_file) == (9, Path("/x/y.prom"))
+
+
+@pytest.mark.parametrize(
+    ("flags", "env", "needle"),
+    [
+        ({"max_records": "-1"}, {}, "--max-records: '-1' must be a whole number of records >= 0 (0: no limit)"),
+        ({}, {"ZOOM_OPLOG_MAX_RECORDS": "1e3"}, "ZOOM_OPLOG_MAX_RECORDS: '1e3' must be a whole number"),
+        ({"backfill_start": "2027-01-01"}, {}, "--backfill-start: '2027-01-01' is in the future"),
+    ],
+)
+def test_new_and_reworked_setting_errors(flags: dict[str, Any], env: dict[str, str], needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(flags, env)
+    assert needle in str(info.value)
