@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import base64
+import hashlib
 import http.client
 import io
+import ipaddress
 import os
 import signal
 import subprocess
@@ -38,6 +40,7 @@ from zoom_oplog_shipper.simulator import (
     add_months,
     category_key,
     config_from_args,
+    generate_activity_records,
     generate_records,
     load_jsonl,
     parse_duration,
@@ -1039,6 +1042,7 @@ def test_cli_defaults_and_every_switch(monkeypatch: pytest.MonkeyPatch) -> None:
             "--fail-schedule", "3=503", "--slow-rate", "0.5", "--slow-seconds", "1.5", "--scope", "report:read:admin",
             "--single-token", "--invalid-client-status", "400", "--invalid-token-status", "400", "--no-permission",
             "--max-range-days", "28", "--retention-months", "3", "--page-size-over-max", "clamp", "--no-echo-dates",
+            "--activities-per-day", "4", "--activities-file", "a.jsonl",
         )
     )  # fmt: skip
     assert config == SimulatorConfig(
@@ -1047,7 +1051,7 @@ def test_cli_defaults_and_every_switch(monkeypatch: pytest.MonkeyPatch) -> None:
         qps_limit=10, daily_limit=100, fail_rate=0.1, fail_kinds=("500", "drop"), fail_schedule="3=503",
         slow_rate=0.5, slow_seconds=1.5, scope="report:read:admin", single_token=True, invalid_client_status=400,
         invalid_token_status=400, no_permission=True, max_range_days=28, retention_months=3,
-        page_size_over_max="clamp", echo_dates=False,
+        page_size_over_max="clamp", echo_dates=False, activities_per_day=4, activities_file="a.jsonl",
     )  # fmt: skip
     assert config.client_secret == "s"
 
@@ -1166,3 +1170,302 @@ def test_server_keeps_connections_alive_and_drops_them_on_faults(served: tuple[S
         sockets.append(conn.sock)
     assert sockets[0] is not None and sockets[0] is sockets[1] is sockets[2]
     conn.close()
+
+
+# ------------------------------------------------------------------ sign-in/sign-out activities
+
+ACTIVITIES = "/v2/report/activities"
+OPERATIONS = "/v2/report/operationlogs"
+
+
+def report(client: Client, path: str, query: str, token: str | None = None) -> Result:
+    bearer = token or client.token or client.get_token()
+    return client.call("GET", path, query, {"Authorization": f"Bearer {bearer}"})
+
+
+def activity(when: str, email: str = "a@example.com", kind: str = "Sign in", **extra: str) -> dict[str, Any]:
+    record: dict[str, Any] = {"client_type": "Mac", "email": email, "ip_address": "192.0.2.1", "time": when}
+    record.update({"type": kind, "version": "6.0.2.33403", **extra})
+    return record
+
+
+def test_operations_generator_output_is_pinned() -> None:
+    # The digest of the records every earlier release generated for this seed: golden files,
+    # benchmarks and chaos runs rely on a seed giving the same operation logs forever.
+    records = generate_records(7, 4, 250, datetime(2024, 6, 10, 12, tzinfo=UTC))
+    digest = hashlib.sha256(b"".join(orjson.dumps(r) + b"\n" for r in records)).hexdigest()
+    assert digest == "911f9b5d52896b4616e69f730abc44d5f475327409c10bf671ceb5880290d603"
+
+
+def test_activity_generator_is_deterministic_and_realistic() -> None:
+    records = generate_activity_records(5, 20, 100, NOW)
+    assert records == generate_activity_records(5, 20, 100, NOW)
+    assert records != generate_activity_records(6, 20, 100, NOW)
+    assert len(records) == 2000
+    times = [r["time"] for r in records]
+    assert times == sorted(times)
+    assert stamp(NOW - timedelta(days=20)) <= times[0] and times[-1] < stamp(NOW)
+    per_day = Counter((datetime.fromisoformat(t) - (NOW - timedelta(days=20))).days for t in times)
+    assert set(per_day.values()) == {100}
+    fields = ("client_type", "email", "ip_address", "time", "type", "version")
+    assert all(list(r) == [f for f in fields if f in r] for r in records)  # Zoom's order, some missing
+    assert {name: sum(1 for r in records if name not in r) > 0 for name in fields} == {
+        "client_type": True, "email": False, "ip_address": True, "time": False, "type": False, "version": True,
+    }  # fmt: skip
+    assert {r["type"] for r in records} == {"Sign in", "Sign out"}
+    clients = {r.get("client_type") for r in records}
+    assert {"Mac", "mac", "Windows", "windows", "iOS", "Android", "Browser", "Linux", "iPad"} <= clients
+    assert any(r.get("version") == "-" for r in records)
+    addresses = [ipaddress.ip_address(r["ip_address"]) for r in records if "ip_address" in r]
+    assert {a.version for a in addresses} == {4, 6}
+    shared = Counter((r["time"], r["type"]) for r in records)
+    assert max(n for (_, kind), n in shared.items() if kind == "Sign in") >= 4  # shared sign-ins
+    assert max(Counter(orjson.dumps(r) for r in records).values()) >= 2  # identical duplicates
+
+
+def test_activities_do_not_change_operation_records(clock: Clock) -> None:
+    switches: dict[str, Any] = {"seed": 3, "days": 4, "records_per_day": 60, "late_fraction": 0.3, "late_by": 3600}
+    alone = Simulator(SimulatorConfig(**switches), now=clock)
+    both = Simulator(SimulatorConfig(**switches, activities_per_day=80), now=clock)
+    assert both.records(visible_only=True) == alone.records(visible_only=True)
+    assert both.records() == generate_records(3, 4, 60, NOW)
+    assert both.records(stream="activities") == generate_activity_records(3, 4, 80, NOW)
+    late = both.stats()["streams"]["activities"]
+    assert 0 < late["records_visible"] < late["records_total"] == 320
+    assert alone.records(stream="activities") == []
+
+
+def _normalized(result: Result | str, field_name: str) -> Any:
+    """A response with what legitimately differs between endpoints taken out."""
+    if isinstance(result, str):
+        return result
+    headers = {k: v for k, v in result.headers.items() if k.startswith(("x-ratelimit", "retry-after", "content-type"))}
+    try:
+        body = result.json()
+    except orjson.JSONDecodeError:
+        return result.status, headers, result.body[:40]  # an HTML page, or JSON cut in half
+    if isinstance(body, dict) and field_name in body:
+        body["records"] = body.pop(field_name)
+        body["next_page_token"] = bool(body["next_page_token"])
+    return result.status, headers, body
+
+
+def _play(path: str, switches: dict[str, Any], steps: list[str | float]) -> list[Any]:
+    """Run ``steps`` (queries; ``{token}`` is the last page token; a number advances the clock)."""
+    operations = path == OPERATIONS
+    label, stream = ("logs", "operations") if operations else ("activities", "activities")
+    field_name = "operation_logs" if operations else "activity_logs"
+    clock = Clock()
+    config = {k: v.format(label=label) if isinstance(v, str) else v for k, v in switches.items()}
+    sim = Simulator(SimulatorConfig(**config), now=clock, sleep=clock.sleep)
+    sim.add_records(generate_activity_records(2, 12, 40, NOW), stream=stream)
+    client = Client(sim)
+    out: list[Any] = []
+    page = ""
+    for step in steps:
+        if isinstance(step, float):
+            clock.advance(step)
+            continue
+        try:
+            result: Result | str = report(client, path, step.format(token=page))
+        except SimulatedDisconnect:
+            result = "disconnected"
+        if isinstance(result, Result) and result.status == 200 and _parses(result.body):
+            page = result.json().get("next_page_token", page)
+        out.append(_normalized(result, field_name))
+    return out
+
+
+WALK = ["from=2024-06-01&to=2024-06-10&page_size=100", "from=2024-06-01&to=2024-06-10&next_page_token={token}"]
+D = "disconnected"
+# (switches, steps, the statuses a client sees): every switch and fault of the operation logs.
+SAME_BEHAVIOUR: list[tuple[dict[str, Any], list[str | float], list[int | str]]] = [
+    ({}, [*WALK, WALK[1], WALK[1], "from=2024-06-01&to=2024-06-10&page_size=30"], [200] * 5),
+    ({"order": "oldest"}, [*WALK, WALK[1]], [200] * 3),
+    ({"tz_offset_minutes": 330}, ["from=2024-06-05&to=2024-06-05&page_size=300"], [200]),
+    ({"tz_offset_minutes": -720}, ["from=2024-06-05&to=2024-06-05&page_size=300"], [200]),
+    ({"future_to": "reject"}, ["from=2024-06-09&to=2024-06-11", "from=2024-06-09&to=2024-06-10"], [400, 200]),
+    ({}, ["from=2024-06-09&to=2024-06-11"], [200]),
+    ({"max_range_days": 3}, ["from=2024-06-01&to=2024-06-03", "from=2024-06-01&to=2024-06-04"], [200, 400]),
+    (
+        {},
+        ["from=2024-05-11&to=2024-06-10", "from=2024-05-10&to=2024-06-10", "from=2023-12-01&to=2023-12-02"],
+        [200, 400, 400],
+    ),
+    ({"retention_months": 1}, ["from=2024-05-09&to=2024-05-10"], [400]),
+    ({"page_size_over_max": "clamp"}, ["from=2024-06-01&to=2024-06-10&page_size=1000"], [200]),
+    ({}, ["from=2024-06-01&to=2024-06-10&page_size=1000", "from=2024-06-01&to=2024-06-10&page_size=0"], [400, 400]),
+    (
+        {},
+        ["to=2024-06-10", "from=2024-6-1&to=2024-06-10", "from=2024-06-10&to=2024-06-01", "from=x&to=y"],
+        [400] * 4,
+    ),
+    ({"echo_dates": False}, [WALK[0]], [200]),
+    ({"page_token_ttl": 60}, [WALK[0], 59.0, WALK[1], 61.0, WALK[1], WALK[0]], [200, 200, 400, 200]),
+    ({"qps_limit": 2}, [WALK[0], WALK[0], WALK[0], 1.0, WALK[0]], [200, 200, 429, 200]),
+    ({"daily_limit": 2, "token_ttl": 200_000}, [WALK[0], WALK[0], WALK[0], 86400.0, WALK[0]], [200, 200, 429, 200]),
+    ({"no_permission": True}, [WALK[0]], [400]),
+    ({"scope": "report:read:admin"}, [WALK[0]], [200]),
+    ({"token_ttl": 30}, [WALK[0], 31.0, WALK[0]], [200, 401]),
+    (
+        {"fail_schedule": "{label}:2=500,{label}:3=503,{label}:4=html,{label}:5=truncate"},
+        [WALK[0]] * 6,
+        [200, 500, 503, 200, 200, 200],
+    ),
+    (
+        {"fail_schedule": "{label}:1=drop,{label}:2=cut,{label}:3=qps,{label}:4=daily,{label}:6=expire"},
+        [*WALK] * 4,
+        [D, D, 429, 429, 200, 400, 200, 200],
+    ),
+    ({"fail_schedule": "{label}:2=revoke"}, [WALK[0]] * 3, [200, 401, 401]),
+    ({"fail_rate": 0.5, "seed": 4}, [WALK[0]] * 12, [200, 200, 200, 500, 200, 502, 502, 503, 200, 200, 200, 200]),
+]
+
+
+@pytest.mark.parametrize(("switches", "steps", "statuses"), SAME_BEHAVIOUR)
+def test_activities_endpoint_behaves_as_operation_logs_do(
+    switches: dict[str, Any], steps: list[str | float], statuses: list[int | str]
+) -> None:
+    # The same records in either endpoint, the same switches and requests: the same answers,
+    # but for the records field's name and the random page-token text.
+    operations = _play(OPERATIONS, switches, steps)
+    assert [r if isinstance(r, str) else r[0] for r in operations] == statuses
+    assert _play(ACTIVITIES, switches, steps) == operations
+
+
+def test_activities_response_shape_and_walk(clock: Clock) -> None:
+    records = generate_activity_records(1, 5, 70, NOW)
+    client = make(clock, order="oldest")
+    client.sim.add_records(records, stream="activities")
+    first = report(client, ACTIVITIES, "from=2024-06-01&to=2024-06-10").json()
+    assert list(first) == ["from", "to", "page_size", "next_page_token", "activity_logs"]
+    assert (first["page_size"], len(first["activity_logs"]), first["activity_logs"][0]) == (30, 30, records[0])
+    got, page = list(first["activity_logs"]), first["next_page_token"]
+    while page:
+        payload = report(client, ACTIVITIES, f"from=2024-06-01&to=2024-06-10&next_page_token={page}").json()
+        got += payload["activity_logs"]
+        page = payload["next_page_token"]
+    assert got == records
+    assert report(client, OPERATIONS, "from=2024-06-01&to=2024-06-10").json()["operation_logs"] == []
+
+
+def test_streams_are_separate_and_tokens_are_bound_to_their_endpoint(clock: Clock) -> None:
+    client = make(clock, [rec(stamp(NOW - timedelta(minutes=i + 1))) for i in range(5)])
+    client.sim.add_records([activity(stamp(NOW - timedelta(minutes=i + 1))) for i in range(5)], stream="activities")
+    ops_token = report(client, OPERATIONS, Q + "&page_size=2").json()["next_page_token"]
+    act_token = report(client, ACTIVITIES, Q + "&page_size=2").json()["next_page_token"]
+    for path, token in ((ACTIVITIES, ops_token), (OPERATIONS, act_token)):
+        crossed = report(client, path, f"{Q}&page_size=2&next_page_token={token}")
+        assert (crossed.status, crossed.json()["message"]) == (400, PAGE_TOKEN_ERROR)
+    # category_type belongs to the operation logs; the activities endpoint ignores it, as Zoom
+    # ignores unknown parameters.
+    assert len(report(client, ACTIVITIES, Q + "&category_type=billing").json()["activity_logs"]) == 5
+    assert len(report(client, ACTIVITIES, Q + "&category_type=nonsense").json()["activity_logs"]) == 5
+    assert report(client, OPERATIONS, Q + "&category_type=billing").json()["operation_logs"] == []
+    assert [len(client.sim.records(stream=s)) for s in ("operations", "activities")] == [5, 5]
+    with pytest.raises(ValueError, match="unknown stream 'meetings': use one of operations, activities"):
+        client.sim.records(stream="meetings")
+
+
+@pytest.mark.parametrize(
+    ("scope", "operations", "activities"),
+    [
+        (None, 200, 200),  # the default grants both granular scopes
+        ("report:read:admin", 200, 200),
+        ("report:read:user_activities:admin", 400, 200),
+        ("report:read:operation_logs:admin", 200, 400),
+        ("user:read:admin", 400, 400),
+    ],
+)
+def test_each_endpoint_checks_its_own_scopes(clock: Clock, scope: str | None, operations: int, activities: int) -> None:
+    client = make(clock, **({"scope": scope} if scope else {}))
+    assert report(client, OPERATIONS, Q).status == operations
+    refused = report(client, ACTIVITIES, Q)
+    assert refused.status == activities
+    if activities == 400:
+        assert refused.json() == {
+            "code": 4700,
+            "message": "Invalid access token, does not contain scopes:[report:read:user_activities:admin, "
+            "report:read:admin].",
+        }
+
+
+def test_rate_limits_are_shared_by_both_endpoints(clock: Clock) -> None:
+    # Zoom counts both reports in the same Heavy per-second and daily quotas of the account.
+    client = make(clock, qps_limit=2, daily_limit=3)
+    assert [report(client, p, Q).status for p in (OPERATIONS, ACTIVITIES, ACTIVITIES)] == [200, 200, 429]
+    clock.advance(1)
+    assert report(client, OPERATIONS, Q).status == 200
+    daily = report(client, ACTIVITIES, Q)
+    assert (daily.status, daily.headers["x-ratelimit-type"]) == (429, "Daily-limit")
+    assert client.sim.stats()["rate_limited"] == {"QPS": 1, "Daily-limit": 1}
+
+
+def test_fault_schedule_counts_each_endpoint_apart(clock: Clock) -> None:
+    client = make(clock, fail_schedule="activities:3=503,logs:2=500,4=drop")
+    client.get_token()  # api request 1
+    statuses: list[int | str] = []
+    for path in (ACTIVITIES, OPERATIONS, ACTIVITIES, OPERATIONS, OPERATIONS, ACTIVITIES):
+        try:
+            statuses.append(report(client, path, Q).status)
+        except SimulatedDisconnect:
+            statuses.append("drop")
+    assert statuses == [200, 200, "drop", 500, 200, 503]  # api 4 is the second activities request
+    stats = client.sim.stats()
+    assert stats["requests"]["activities"] == {"200": 1, "drop": 1, "503": 1}
+    assert stats["requests"]["logs"] == {"200": 2, "500": 1}
+    assert (stats["api_requests"], stats["logs_requests"], stats["activities_requests"]) == (7, 3, 3)
+    assert (
+        client.call("POST", "/_sim/faults", body=b'{"schedule": "activities:1=html", "relative": true}').json()[
+            "schedule"
+        ]
+        == "activities:4-4=html"
+    )
+    assert report(client, ACTIVITIES, Q).headers["content-type"].startswith("text/html")
+
+
+def test_activity_late_records_and_stats(clock: Clock) -> None:
+    client = make(clock)
+    client.sim.add_records([activity(stamp(NOW - timedelta(minutes=5)))], late_by=3600, stream="activities")
+    client.sim.add_records([activity(stamp(NOW - timedelta(minutes=6)), email="b@example.com")], stream="activities")
+    assert [r["email"] for r in report(client, ACTIVITIES, Q).json()["activity_logs"]] == ["b@example.com"]
+    clock.advance(3300)
+    assert len(report(client, ACTIVITIES, Q).json()["activity_logs"]) == 2
+    stats = client.sim.stats()
+    assert stats["streams"] == {
+        "operations": {"records_total": 0, "records_visible": 0, "pages_served": 0, "records_served": 0},
+        "activities": {"records_total": 2, "records_visible": 2, "pages_served": 2, "records_served": 3},
+    }
+    assert (stats["records_total"], stats["pages_served"], stats["records_served"]) == (0, 2, 3)
+
+
+def test_admin_records_per_stream(clock: Clock) -> None:
+    client = make(clock)
+    body = orjson.dumps([activity(stamp(NOW - timedelta(minutes=m))) for m in (1, 2)])
+    added = client.call("POST", "/_sim/records", "stream=activities", body=body)
+    assert added.json() == {"added": 2, "total": 2}
+    assert client.call("POST", "/_sim/records", "stream=activities&late_by=1h", body=body).json()["total"] == 4
+    assert len(client.call("GET", "/_sim/records", "stream=activities").body.splitlines()) == 4
+    assert len(client.call("GET", "/_sim/records", "stream=activities&visible=1").body.splitlines()) == 2
+    assert client.call("GET", "/_sim/records").body == b""
+    unknown = client.call("POST", "/_sim/records", "stream=meetings", body=body)
+    assert unknown.status == 400
+    assert unknown.json() == {"error": "unknown stream 'meetings': use one of operations, activities"}
+
+
+def test_simulator_loads_activity_file_and_generates(clock: Clock, tmp_path: Path) -> None:
+    path = tmp_path / "activities.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(activity(stamp(NOW - timedelta(hours=h)))) + b"\n" for h in (1, 2, 3)))
+    sim = Simulator(SimulatorConfig(seed=2, days=2, activities_per_day=10, activities_file=str(path)), now=clock)
+    assert len(sim.records(stream="activities")) == 23
+    assert sim.records() == []
+
+
+def test_cli_activity_switches(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = config_from_args(parse())
+    assert (defaults.activities_per_day, defaults.activities_file) == (30, None)
+    assert set(defaults.scope.split()) == {"report:read:operation_logs:admin", "report:read:user_activities:admin"}
+    only_file = config_from_args(parse("--activities-file", "a.jsonl"))
+    assert (only_file.days, only_file.activities_file) == (0, "a.jsonl")
+    with pytest.raises(ValueError, match="activities_per_day must not be negative"):
+        config_from_args(parse("--activities-per-day", "-1"))

@@ -1,4 +1,4 @@
-"""The Simulator: a WSGI app playing Zoom's token and operation-logs endpoints, plus /_sim/ admin."""
+"""The Simulator: a WSGI app playing Zoom's token and report endpoints, plus /_sim/ admin."""
 
 from __future__ import annotations
 
@@ -26,7 +26,6 @@ import orjson
 from zoom_oplog_shipper.simulator._config import (
     DEFAULT_FAIL_KINDS,
     FAULT_KINDS,
-    REPORT_SCOPES,
     FaultRule,
     SimulatorConfig,
     parse_duration,
@@ -38,13 +37,22 @@ from zoom_oplog_shipper.simulator._data import (
     category_key,
     day_start_epoch,
     decode_records,
-    iter_generated,
     load_jsonl,
     parse_record_time,
 )
+from zoom_oplog_shipper.simulator._endpoints import (
+    ACTIVITIES,
+    BY_LABEL,
+    BY_PATH,
+    ENDPOINTS,
+    OPERATIONS,
+    ReportEndpoint,
+    endpoint_for_stream,
+)
 
 TOKEN_PATH = "/oauth/token"
-LOGS_PATH = "/v2/report/operationlogs"
+LOGS_PATH = OPERATIONS.path
+ACTIVITIES_PATH = ACTIVITIES.path
 
 RETENTION_MESSAGE = "Daily report can only be provided within 6 months prior to the current date."
 PAGE_TOKEN_MESSAGE = "The next page token is invalid or expired."
@@ -93,7 +101,7 @@ class Response:
 class _Run:
     """The snapshot of one paged query, taken at its first page."""
 
-    key: tuple[str, str, str]
+    key: tuple[str, str, str, str]
     blobs: list[bytes]
     expires_at: float
 
@@ -165,7 +173,10 @@ def _cut(body: bytes) -> Iterator[bytes]:
 
 
 class Simulator:
-    """Zoom's ``POST /oauth/token`` and ``GET /v2/report/operationlogs`` as a WSGI app.
+    """Zoom's ``POST /oauth/token``, ``GET /v2/report/operationlogs`` and ``GET /v2/report/activities``.
+
+    The two report endpoints differ only by their declaration (``_endpoints.py``): each has its
+    own records, and shares every switch, limit, fault and page-token rule with the other.
 
     ``now`` returns the simulator clock (aware UTC); ``sleep`` performs slow-response delays. Both
     are injectable so tests control expiry, lateness and delays without real waiting. ``app`` is
@@ -184,9 +195,14 @@ class Simulator:
         self._sleep = sleep or time.sleep
         self._lock = threading.Lock()
         seed = self.config.seed
-        self._late_rng = random.Random(f"late:{seed}")
+        # One random stream per record set: activities never shift the operations' late records.
+        self._late_rngs = {
+            OPERATIONS.stream: random.Random(f"late:{seed}"),
+            ACTIVITIES.stream: random.Random(f"late:activities:{seed}"),
+        }
         self._fault_rng = random.Random(f"faults:{seed}")
-        self._store = RecordStore()
+        self._stores = {endpoint.stream: RecordStore() for endpoint in ENDPOINTS}
+        self._store = self._stores[OPERATIONS.stream]
         self._tokens: dict[str, float] = {}
         self._client_disabled = False
         self._runs: dict[int, _Run] = {}
@@ -198,7 +214,7 @@ class Simulator:
         self._fail_kinds: tuple[str, ...] = self.config.fail_kinds
         self._slow_rate = self.config.slow_rate
         self._slow_seconds = self.config.slow_seconds
-        self._counts = {"api": 0, "token": 0, "logs": 0}
+        self._counts = {"api": 0, "token": 0, **{endpoint.label: 0 for endpoint in ENDPOINTS}}
         self._qps_second = -1
         self._qps_used = 0
         self._daily_day: date | None = None
@@ -208,14 +224,18 @@ class Simulator:
         self._rate_limited: Counter[str] = Counter()
         self._tokens_issued = 0
         self._tokens_revoked = 0
-        self._pages_served = 0
-        self._records_served = 0
+        self._pages_served: Counter[str] = Counter()
+        self._records_served: Counter[str] = Counter()
         self.app: Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]] = self._wsgi
-        if self.config.records_file:
-            self.add_records(load_jsonl(self.config.records_file))
-        if self.config.days and self.config.records_per_day:
-            generated = iter_generated(seed, self.config.days, self.config.records_per_day, self._now())
-            self._ingest(generated, None)
+        cfg = self.config
+        for endpoint, path, per_day in (
+            (OPERATIONS, cfg.records_file, cfg.records_per_day),
+            (ACTIVITIES, cfg.activities_file, cfg.activities_per_day),
+        ):
+            if path:
+                self.add_records(load_jsonl(path), stream=endpoint.stream)
+            if cfg.days and per_day:
+                self._ingest(endpoint, endpoint.generate(seed, cfg.days, per_day, self._now()), None)
 
     # ------------------------------------------------------------------ Python API
 
@@ -223,46 +243,57 @@ class Simulator:
         """The simulator clock."""
         return self._now()
 
-    def add_records(self, records: Iterable[Mapping[str, Any]], *, late_by: float | None = None) -> int:
-        """Add records; returns how many. Each needs an ISO ``time``; other fields are kept as given.
+    def add_records(
+        self,
+        records: Iterable[Mapping[str, Any]],
+        *,
+        late_by: float | None = None,
+        stream: str = OPERATIONS.stream,
+    ) -> int:
+        """Add records to ``stream`` (``operations`` or ``activities``); returns how many.
 
-        ``late_by=None`` applies the configured ``late_fraction``/``late_by``; a number makes every
-        one of these records visible only ``late_by`` seconds after its ``time``. A record whose
-        ``time`` is in the future becomes visible at that time.
+        Each needs an ISO ``time``; other fields are kept as given. ``late_by=None`` applies the
+        configured ``late_fraction``/``late_by``; a number makes every one of these records visible
+        only ``late_by`` seconds after its ``time``. A record whose ``time`` is in the future
+        becomes visible at that time.
         """
-        return self._ingest(((parse_record_time(r.get("time")), r) for r in records), late_by)
+        endpoint = endpoint_for_stream(stream)
+        return self._ingest(endpoint, ((parse_record_time(r.get("time")), r) for r in records), late_by)
 
-    def _ingest(self, pairs: Iterable[tuple[int, Mapping[str, Any]]], late_by: float | None) -> int:
+    def _ingest(
+        self, endpoint: ReportEndpoint, pairs: Iterable[tuple[int, Mapping[str, Any]]], late_by: float | None
+    ) -> int:
         # Serialize each record as soon as it is seen: while it is still in the CPU cache.
         fraction = self.config.late_fraction
         default_delay = self.config.late_by
-        chance = self._late_rng.random
+        chance = self._late_rngs[endpoint.stream].random
         dumps = orjson.dumps
+        filtered = endpoint.category_filter
         with self._lock:
             items: list[tuple[int, bytes, str | None, float]] = []
             for epoch, record in pairs:
                 delay = late_by
                 if delay is None:
                     delay = default_delay if fraction > 0 and chance() < fraction else 0.0
-                category = category_key(record.get("category_type"))
+                category = category_key(record.get("category_type")) if filtered else None
                 # orjson's result keeps a ~4 KiB allocation; a right-sized copy cuts memory ~10x.
                 blob = bytes(memoryview(dumps(record)))
                 items.append((epoch, blob, category, epoch + delay))
-            return self._store.add(items, self._now().timestamp())
+            return self._stores[endpoint.stream].add(items, self._now().timestamp())
 
-    def records(self, visible_only: bool = False) -> list[dict[str, Any]]:
-        """All records (or those visible now), by time ascending, as the API would return them."""
-        with self._lock:
-            self._store.release(self._now().timestamp())
-            blobs = self._store.blobs(visible_only)
-        return [orjson.loads(blob) for blob in blobs]
+    def records(self, visible_only: bool = False, stream: str = OPERATIONS.stream) -> list[dict[str, Any]]:
+        """All records of ``stream`` (or those visible now), by time ascending, as the API returns them."""
+        return [orjson.loads(blob) for blob in self._blobs(visible_only, stream)]
 
-    def records_jsonl(self, visible_only: bool = False) -> bytes:
+    def records_jsonl(self, visible_only: bool = False, stream: str = OPERATIONS.stream) -> bytes:
         """Like ``records`` but as JSONL bytes (one record a line)."""
+        return b"".join(blob + b"\n" for blob in self._blobs(visible_only, stream))
+
+    def _blobs(self, visible_only: bool, stream: str) -> list[bytes]:
+        store = self._stores[endpoint_for_stream(stream).stream]
         with self._lock:
-            self._store.release(self._now().timestamp())
-            blobs = self._store.blobs(visible_only)
-        return b"".join(blob + b"\n" for blob in blobs)
+            store.release(self._now().timestamp())
+            return store.blobs(visible_only)
 
     def revoke_tokens(self, disable_client: bool = False) -> int:
         """Invalidate every access token issued so far; returns how many were live.
@@ -326,27 +357,41 @@ class Simulator:
             }
 
     def stats(self) -> dict[str, Any]:
-        """Counters: ``requests[endpoint][status]`` (endpoint ``token``, ``logs``, ``admin``, ``other``;
-        status an HTTP code as a string, or ``drop`` when the connection was dropped), tokens issued
-        and revoked, pages and records served, faults injected by kind, 429s by type, record counts.
+        """Counters: ``requests[endpoint][status]`` (endpoint ``token``, ``logs``, ``activities``,
+        ``admin``, ``other``; status an HTTP code as a string, or ``drop`` when the connection was
+        dropped), tokens issued and revoked, pages and records served (all report endpoints),
+        faults injected by kind, 429s by type, record counts (``records_*``: the operation logs),
+        and ``streams``: per record set, its record counts and the pages and records it served.
         """
+        now_ts = self._now().timestamp()
         with self._lock:
-            self._store.release(self._now().timestamp())
+            streams: dict[str, dict[str, int]] = {}
+            for endpoint in ENDPOINTS:
+                store = self._stores[endpoint.stream]
+                store.release(now_ts)
+                streams[endpoint.stream] = {
+                    "records_total": len(store),
+                    "records_visible": store.visible_count,
+                    "pages_served": self._pages_served[endpoint.stream],
+                    "records_served": self._records_served[endpoint.stream],
+                }
             return {
                 "requests": {ep: dict(c) for ep, c in self._requests.items()},
                 "api_requests": self._counts["api"],
                 "token_requests": self._counts["token"],
                 "logs_requests": self._counts["logs"],
+                "activities_requests": self._counts["activities"],
                 "tokens_issued": self._tokens_issued,
                 "tokens_revoked": self._tokens_revoked,
-                "pages_served": self._pages_served,
-                "records_served": self._records_served,
+                "pages_served": self._pages_served.total(),
+                "records_served": self._records_served.total(),
                 "faults": dict(self._faults),
                 "rate_limited": dict(self._rate_limited),
                 "records_total": len(self._store),
                 "records_visible": self._store.visible_count,
                 "page_tokens_live": len(self._page_tokens),
                 "snapshots_live": len(self._runs),
+                "streams": streams,
             }
 
     # ------------------------------------------------------------------ WSGI
@@ -368,8 +413,8 @@ class Simulator:
         if path.startswith("/_sim/"):
             response = self._admin(method, path, query, body)
             label = "admin"
-        elif path in (TOKEN_PATH, LOGS_PATH):
-            label = endpoint = "token" if path == TOKEN_PATH else "logs"
+        elif path == TOKEN_PATH or path in BY_PATH:
+            label = endpoint = "token" if path == TOKEN_PATH else BY_PATH[path].label
             try:
                 response = self._api(endpoint, method, environ, query, body)
             except SimulatedDisconnect:
@@ -434,7 +479,7 @@ class Simulator:
         if endpoint == "token":
             response = self._token(method, environ, query, body)
         else:
-            response = self._report(method, environ, query)
+            response = self._report(BY_LABEL[endpoint], method, environ, query)
         if kind == "truncate":
             response.body = response.body[: max(1, len(response.body) // 2)]
         elif kind == "cut":
@@ -505,7 +550,7 @@ class Simulator:
 
     # ------------------------------------------------------------------ the report
 
-    def _report(self, method: str, environ: WSGIEnvironment, query: str) -> Response:
+    def _report(self, endpoint: ReportEndpoint, method: str, environ: WSGIEnvironment, query: str) -> Response:
         cfg = self.config
         if method != "GET":
             return _zoom_error(405, 405, f"Method {method} is not allowed for this API.")
@@ -522,18 +567,18 @@ class Simulator:
         if cfg.no_permission:
             return _zoom_error(400, 200, "No permission.")
         granted = cfg.scope.split()
-        if not any(scope in granted for scope in REPORT_SCOPES):
-            wanted = ", ".join(REPORT_SCOPES)
+        if not any(scope in granted for scope in endpoint.scopes):
+            wanted = ", ".join(endpoint.scopes)
             message = f"Invalid access token, does not contain scopes:[{wanted}]."
             return _zoom_error(400, 4700, message)
         limited, headers = self._rate_limit(now)
         if limited is not None:
             return limited
-        parsed = self._parse_query(query, now)
+        parsed = self._parse_query(query, now, endpoint.category_filter)
         if isinstance(parsed, Response):
             parsed.headers.extend(headers)
             return parsed
-        return self._page(parsed, now_ts, headers)
+        return self._page(endpoint, parsed, now_ts, headers)
 
     def _rate_limit(self, now: datetime) -> tuple[Response | None, list[tuple[str, str]]]:
         """Check and count the daily and per-second limits; returns (429 or None, headers)."""
@@ -593,7 +638,7 @@ class Simulator:
             ],
         )
 
-    def _parse_query(self, query: str, now: datetime) -> _Query | Response:
+    def _parse_query(self, query: str, now: datetime, category_filter: bool) -> _Query | Response:
         cfg = self.config
         params = parse_qs(query, keep_blank_values=True)
         days: dict[str, date] = {}
@@ -607,7 +652,8 @@ class Simulator:
                 days[name] = date.fromisoformat(raw)
             except ValueError:
                 return _validation(name, f"Invalid date '{raw}': use the format yyyy-mm-dd.")
-        category = _first(params, "category_type") or "all"
+        # An endpoint without category_type ignores one, as Zoom ignores unknown parameters.
+        category = (_first(params, "category_type") if category_filter else None) or "all"
         if category not in CATEGORY_FILTERS:
             message = f"Invalid category_type: '{category}'. Use one of: {', '.join(CATEGORY_FILTERS)}."
             return _zoom_error(400, 300, message, errors=[{"field": "category_type", "message": message}])
@@ -637,11 +683,12 @@ class Simulator:
             return _zoom_error(400, 300, "The 'to' date must not be later than the current date.")
         return _Query(start, end, category, page_size, _first(params, "next_page_token") or None)
 
-    def _page(self, q: _Query, now_ts: float, headers: list[tuple[str, str]]) -> Response:
+    def _page(self, endpoint: ReportEndpoint, q: _Query, now_ts: float, headers: list[tuple[str, str]]) -> Response:
         cfg = self.config
-        key = (q.start.isoformat(), q.end.isoformat(), q.category)
+        store = self._stores[endpoint.stream]
+        key = (endpoint.stream, q.start.isoformat(), q.end.isoformat(), q.category)
         with self._lock:
-            self._store.release(now_ts)
+            store.release(now_ts)
             self._purge_runs(now_ts)
             if q.token is not None:
                 token = self._page_tokens.get(q.token)
@@ -653,7 +700,7 @@ class Simulator:
             else:
                 start_ts = day_start_epoch(q.start, cfg.tz_offset_minutes)
                 end_ts = day_start_epoch(q.end + timedelta(days=1), cfg.tz_offset_minutes)
-                blobs = self._store.between(start_ts, end_ts, q.category)
+                blobs = store.between(start_ts, end_ts, q.category)
                 if cfg.order == "newest":
                     blobs.reverse()
                 run_id, offset = None, 0
@@ -662,12 +709,15 @@ class Simulator:
             next_token = ""
             if after < len(blobs):
                 next_token = self._issue_page_token(run_id, key, blobs, after, now_ts)
-            self._pages_served += 1
-            self._records_served += len(page)
+            self._pages_served[endpoint.stream] += 1
+            self._records_served[endpoint.stream] += len(page)
         parts = [b"{"]
         if cfg.echo_dates:
-            parts.append(b'"from":"%s","to":"%s",' % (key[0].encode(), key[1].encode()))
-        parts.append(b'"page_size":%d,"next_page_token":"%s","operation_logs":[' % (q.page_size, next_token.encode()))
+            parts.append(b'"from":"%s","to":"%s",' % (key[1].encode(), key[2].encode()))
+        parts.append(
+            b'"page_size":%d,"next_page_token":"%s","%s":['
+            % (q.page_size, next_token.encode(), endpoint.records_field.encode())
+        )
         parts.append(b",".join(page))
         parts.append(b"]}")
         return Response(200, b"".join(parts), [_JSON, *headers])
@@ -675,7 +725,7 @@ class Simulator:
     def _issue_page_token(
         self,
         run_id: int | None,
-        key: tuple[str, str, str],
+        key: tuple[str, str, str, str],
         blobs: list[bytes],
         offset: int,
         now_ts: float,
@@ -716,16 +766,18 @@ class Simulator:
     def _admin(self, method: str, path: str, query: str, body: bytes) -> Response:
         params = parse_qs(query, keep_blank_values=True)
         try:
+            stream = _first(params, "stream") or OPERATIONS.stream
             if path == "/_sim/records" and method == "POST":
                 late = _first(params, "late_by")
                 added = self.add_records(
                     decode_records(body, "POST /_sim/records"),
                     late_by=parse_duration(late) if late else None,
+                    stream=stream,
                 )
-                return _json(200, {"added": added, "total": len(self._store)})
+                return _json(200, {"added": added, "total": len(self._stores[stream])})
             if path == "/_sim/records" and method == "GET":
                 visible = (_first(params, "visible") or "0") not in ("0", "false", "")
-                jsonl = self.records_jsonl(visible_only=visible)
+                jsonl = self.records_jsonl(visible_only=visible, stream=stream)
                 return Response(200, jsonl, [("Content-Type", "application/x-ndjson")])
             if path == "/_sim/stats" and method == "GET":
                 return _json(200, self.stats())
@@ -788,6 +840,7 @@ def _base_url(environ: WSGIEnvironment) -> str:
 
 
 __all__ = [
+    "ACTIVITIES_PATH",
     "DEFAULT_FAIL_KINDS",
     "LOGS_PATH",
     "TOKEN_PATH",

@@ -13,7 +13,7 @@ from typing import Any
 from zoom_oplog_shipper.simulator._app import Simulator
 from zoom_oplog_shipper.simulator._config import (
     DEFAULT_FAIL_KINDS,
-    GRANULAR_SCOPE,
+    DEFAULT_SCOPE,
     SimulatorConfig,
     parse_duration,
     parse_tz_offset,
@@ -23,6 +23,7 @@ from zoom_oplog_shipper.simulator._server import serve_in_thread
 SECRET_ENV = "ZOOM_SIM_CLIENT_SECRET"
 DEFAULT_DAYS = 7
 DEFAULT_RECORDS_PER_DAY = 50
+DEFAULT_ACTIVITIES_PER_DAY = 30
 
 
 def _seconds(text: str) -> float:
@@ -75,7 +76,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     auth.add_argument("--token-ttl", type=_whole_seconds, default=3600, help="seconds or 1h")
     auth.add_argument("--page-token-ttl", type=_whole_seconds, default=900, help="seconds or 15m (default)")
-    auth.add_argument("--scope", default=GRANULAR_SCOPE, help=f"granted scopes (default {GRANULAR_SCOPE})")
+    auth.add_argument(
+        "--scope", default=DEFAULT_SCOPE, help=f"granted scopes, space-separated (default {DEFAULT_SCOPE})"
+    )
     auth.add_argument("--single-token", action="store_true", help="a new access token invalidates older ones")
     auth.add_argument(
         "--invalid-client-status",
@@ -124,10 +127,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--days",
         type=int,
         default=None,
-        help=f"days of generated data ending now (default {DEFAULT_DAYS}; 0 with --records-file)",
+        help=f"days of generated data ending now (default {DEFAULT_DAYS}; 0 with a records or activities file)",
     )
-    data.add_argument("--records-per-day", type=int, default=DEFAULT_RECORDS_PER_DAY)
-    data.add_argument("--records-file", default=None, help="JSONL file of records to serve")
+    data.add_argument("--records-per-day", type=int, default=DEFAULT_RECORDS_PER_DAY, help="operation logs a day")
+    data.add_argument("--records-file", default=None, help="JSONL file of operation-log records to serve")
+    data.add_argument(
+        "--activities-per-day",
+        type=int,
+        default=DEFAULT_ACTIVITIES_PER_DAY,
+        help=f"sign-in/sign-out activity records a day (default {DEFAULT_ACTIVITIES_PER_DAY})",
+    )
+    data.add_argument("--activities-file", default=None, help="JSONL file of activity records to serve")
     data.add_argument("--late-fraction", type=_fraction, default=0.0)
     data.add_argument("--late-by", type=_seconds, default=0.0, help="delay of late records (seconds or 30m, 2h)")
 
@@ -154,7 +164,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     """The SimulatorConfig the switches describe (raises ValueError for inconsistent ones)."""
     days = args.days
     if days is None:
-        days = 0 if args.records_file else DEFAULT_DAYS
+        days = 0 if args.records_file or args.activities_file else DEFAULT_DAYS
     secret = args.client_secret or os.environ.get(SECRET_ENV) or "demo-secret"
     return SimulatorConfig(
         account_id=args.account_id,
@@ -178,6 +188,8 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         days=days,
         records_per_day=args.records_per_day,
         records_file=args.records_file,
+        activities_per_day=args.activities_per_day,
+        activities_file=args.activities_file,
         late_fraction=args.late_fraction,
         late_by=args.late_by,
         qps_limit=args.qps_limit,
@@ -218,9 +230,10 @@ def run(args: argparse.Namespace) -> int:
             previous[signum] = signal.signal(signum, on_signal)
     try:
         print(running.base_url, flush=True)
-        total = sim.stats()["records_total"]
+        streams = sim.stats()["streams"]
         print(
-            f"zoom simulator: {total} records for account {config.account_id!r}, client "
+            f"zoom simulator: {streams['operations']['records_total']} operation log records and "
+            f"{streams['activities']['records_total']} activity records for account {config.account_id!r}, client "
             f"{config.client_id!r}; point the shipper at it with ZOOM_API_URL={running.base_url}/v2 "
             f"ZOOM_OAUTH_URL={running.base_url}/oauth/token; stop with Ctrl-C",
             file=sys.stderr,

@@ -11,8 +11,12 @@ FutureTo = Literal["accept", "reject"]
 OverMax = Literal["reject", "clamp"]
 
 GRANULAR_SCOPE = "report:read:operation_logs:admin"
+ACTIVITIES_SCOPE = "report:read:user_activities:admin"
 CLASSIC_SCOPE = "report:read:admin"
 REPORT_SCOPES = (GRANULAR_SCOPE, CLASSIC_SCOPE)
+ACTIVITY_SCOPES = (ACTIVITIES_SCOPE, CLASSIC_SCOPE)
+# What a token carries by default: both granular scopes, so either report endpoint answers.
+DEFAULT_SCOPE = f"{GRANULAR_SCOPE} {ACTIVITIES_SCOPE}"
 
 # Every kind a fault schedule may name; the probabilistic picker draws from a subset.
 FAULT_KINDS = (
@@ -30,7 +34,7 @@ FAULT_KINDS = (
     "daily",
 )
 DEFAULT_FAIL_KINDS = ("500", "502", "503", "drop", "truncate", "html")
-FAULT_ENDPOINTS = ("api", "token", "logs")
+FAULT_ENDPOINTS = ("api", "token", "logs", "activities")
 
 MIN_TZ_OFFSET_MINUTES = -12 * 60
 MAX_TZ_OFFSET_MINUTES = 14 * 60
@@ -40,7 +44,8 @@ MAX_TZ_OFFSET_MINUTES = 14 * 60
 class FaultRule:
     """Inject ``kind`` on request numbers ``first``..``last`` (1-based, inclusive) of ``endpoint``.
 
-    ``endpoint`` is ``api`` (token and report requests counted together), ``token`` or ``logs``.
+    ``endpoint`` is ``api`` (token and report requests counted together), ``token``, ``logs``
+    (operation logs) or ``activities`` (sign-in/sign-out activity logs).
     """
 
     endpoint: str
@@ -145,7 +150,7 @@ class SimulatorConfig:
     client_secret: str = field(default="demo-secret", repr=False)
     token_ttl: int = 3600
     page_token_ttl: int = 900
-    scope: str = GRANULAR_SCOPE
+    scope: str = DEFAULT_SCOPE
     api_url: str | None = None
     single_token: bool = False
     invalid_client_status: int = 401
@@ -173,6 +178,8 @@ class SimulatorConfig:
     slow_rate: float = 0.0
     slow_seconds: float = 5.0
     max_snapshot_records: int = 20_000_000
+    activities_per_day: int = 0
+    activities_file: str | None = None
 
     def __post_init__(self) -> None:
         """Reject inconsistent switches early, naming the switch and the allowed values."""
@@ -196,8 +203,8 @@ class SimulatorConfig:
             problems.append("max_range_days must be at least 1 (or None for one calendar month)")
         if self.retention_months < 1 or self.max_page_size < 1:
             problems.append("retention_months and max_page_size must be at least 1")
-        if self.days < 0 or self.records_per_day < 0:
-            problems.append("days and records_per_day must not be negative")
+        if self.days < 0 or self.records_per_day < 0 or self.activities_per_day < 0:
+            problems.append("days, records_per_day and activities_per_day must not be negative")
         for name in ("late_fraction", "fail_rate", "slow_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

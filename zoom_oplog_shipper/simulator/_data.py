@@ -453,6 +453,119 @@ def _first_item(item: tuple[int, Any]) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+# Sign-in/sign-out activity records. Their own seeded stream (``zoom-activity-simulator:SEED``),
+# so adding them never changes the operation records a seed gives.
+
+# (client_type, weight): Zoom's names with the case variants seen in peers' data ("Mac", "mac").
+_CLIENT_WEIGHTS = (
+    ("Windows", 30),
+    ("Mac", 16),
+    ("mac", 4),
+    ("iOS", 12),
+    ("Android", 10),
+    ("Browser", 12),
+    ("Linux", 3),
+    ("iPad", 3),
+    ("windows", 2),
+)
+_CLIENTS = tuple(name for name, _ in _CLIENT_WEIGHTS)
+_CLIENT_CUM = tuple(sum(weight for _, weight in _CLIENT_WEIGHTS[: i + 1]) for i in range(len(_CLIENT_WEIGHTS)))
+_IPV4_NETS = ("192.0.2.", "198.51.100.", "203.0.113.", "10.20.", "172.16.")
+_CLIENT_VERSIONS = ("5.16.10.26186", "5.17.11.34827", "6.0.2.33403", "6.1.0.45012", "6.2.5.51087")
+_MOBILE_VERSIONS = ("5.17.10.20613", "6.0.4.21013", "6.1.5.23477")
+
+
+class _ActivityGen:
+    """Draws sign-in/sign-out records: each user keeps a usual client and address, sometimes roams."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.r = rng.random
+        pick = self.pick
+        self.users = tuple(f"{first}.{last}@{pick(_DOMAINS)}" for first in _FIRST for last in _LAST[:6])
+        self.home = {user: (self.client(), self.address()) for user in self.users}
+
+    def pick(self, values: tuple[str, ...]) -> str:
+        return values[int(self.r() * len(values))]
+
+    def client(self) -> str:
+        return _CLIENTS[bisect.bisect_right(_CLIENT_CUM, self.r() * _CLIENT_CUM[-1])]
+
+    def address(self) -> str:
+        r = self.r
+        if r() < 0.12:
+            return f"2001:db8:{int(r() * 0xFFFF):x}::{int(r() * 0xFFFF):x}"
+        net = self.pick(_IPV4_NETS)
+        if net.count(".") == 3:
+            return f"{net}{1 + int(r() * 254)}"
+        return f"{net}{int(r() * 256)}.{1 + int(r() * 254)}"
+
+    def version(self, client: str) -> str:
+        if client == "Browser" and self.r() < 0.8:
+            return "-"
+        return self.pick(_MOBILE_VERSIONS if client in ("iOS", "Android", "iPad") else _CLIENT_VERSIONS)
+
+    def record(self, stamp: str, activity: str | None = None) -> dict[str, str]:
+        """One record at ``stamp``; about 1 in 50 lacks ``ip_address``, ``client_type`` or ``version``."""
+        r = self.r
+        user = self.pick(self.users)
+        client, address = self.home[user]
+        if r() < 0.15:  # roaming: another device or network
+            client, address = self.client(), self.address()
+        record = {
+            "client_type": client,
+            "email": user,
+            "ip_address": address,
+            "time": stamp,
+            "type": activity or ("Sign in" if r() < 0.6 else "Sign out"),
+            "version": self.version(client),
+        }
+        if r() < 0.02:
+            del record[("ip_address", "client_type", "version")[int(r() * 3)]]
+        return record
+
+
+def generate_activity_records(seed: int, days: int, records_per_day: int, end: datetime) -> list[dict[str, str]]:
+    """Deterministic sign-in/sign-out records, ``records_per_day`` in each of ``days`` 24 h spans before ``end``.
+
+    Same day layout as ``generate_records``, from a separate random stream. Records carry Zoom's
+    fields ``{client_type, email, ip_address, time, type, version}`` with ``type`` "Sign in" or
+    "Sign out"; the mix has client types in varying case ("Mac", "mac"), version "-" (browsers),
+    IPv6 addresses, shared sign-ins (several users in one second), identical duplicates and rare
+    records lacking a field. Same arguments, same list. Sorted by time ascending.
+    """
+    return [record for _, record in iter_generated_activities(seed, days, records_per_day, end)]
+
+
+def iter_generated_activities(
+    seed: int, days: int, records_per_day: int, end: datetime
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """``(epoch, record)`` pairs of ``generate_activity_records``, produced lazily in time order."""
+    if end.tzinfo is None:
+        msg = "generate_activity_records: end must be an aware datetime (UTC)"
+        raise ValueError(msg)
+    gen = _ActivityGen(random.Random(f"zoom-activity-simulator:{seed}"))
+    r = gen.r
+    end_ts = int(end.timestamp())
+    for day in range(days):
+        low = end_ts - (days - day) * 86400
+        batch: list[tuple[int, dict[str, str]]] = []
+        while len(batch) < records_per_day:
+            moment = low + int(r() * 86400)
+            stamp = format_time(moment)
+            kind = r()
+            if kind < 0.02:  # the same record twice
+                same = gen.record(stamp)
+                group = [same, dict(same)]
+            elif kind < 0.08:  # shared sign-ins: a meeting starts, several users sign in at once
+                group = [gen.record(stamp, "Sign in") for _ in range(2 + int(r() * 7))]
+            else:
+                group = [gen.record(stamp)]
+            batch.extend((moment, record) for record in group[: records_per_day - len(batch)])
+        batch.sort(key=_first_item)
+        yield from batch
+
+
+# ---------------------------------------------------------------------------------------------
 # The served index.
 
 
