@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from tests.conftest import SECRET, FakeClock, FakeZoom, make_config, record
-from zoom_oplog_shipper.errors import ApiError, AuthError, DailyLimitError
+from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
 from zoom_oplog_shipper.windows import Window
 from zoom_oplog_shipper.zoom_client import (
     MAX_ATTEMPTS,
@@ -16,10 +18,14 @@ from zoom_oplog_shipper.zoom_client import (
     Outcome,
     PageTokenExpired,
     ZoomClient,
+    _Token,
     classify,
+    describe_network_error,
     parse_retry_after,
 )
 
+#: What a library's exception class or connection pool looks like when its text is passed on raw.
+CLASS_NAME = re.compile(r"\b\w*(Error|Exception|Pool|Interrupt)\b|<\w+ object")
 WINDOW = Window(date(2026, 11, 20), date(2026, 11, 26))
 QPS_BODY = {"code": 429, "message": "You have reached the maximum per-second rate limit for this API. Try again later."}
 DAILY_BODY = {"code": 429, "message": "You have reached the maximum daily rate limit for this API. Try again later."}
@@ -47,7 +53,10 @@ DAILY_BODY = {"code": 429, "message": "You have reached the maximum daily rate l
             False,
             Outcome.INVALID,
         ),
-        (404, {"code": 404, "message": "Not found"}, {}, False, Outcome.INVALID),
+        (404, {"code": 404, "message": "Not found"}, {}, False, Outcome.WRONG_URL),
+        (404, {"code": 404, "message": "No such API: GET /v1/report/operationlogs."}, {}, False, Outcome.WRONG_URL),
+        (404, None, {}, False, Outcome.WRONG_URL),
+        (400, {"code": 404, "message": "No such API."}, {}, False, Outcome.WRONG_URL),
         (400, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"}, {}, False, Outcome.AUTH),
         (401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"}, {}, False, Outcome.AUTH),
         (500, None, {}, False, Outcome.RETRY),
@@ -191,9 +200,12 @@ def test_invalid_request(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> No
 def test_connection_errors_are_retried(tmp_path: Path, clock: FakeClock) -> None:
     cfg = make_config(tmp_path, "http://127.0.0.1:9")  # discard port: connection refused
     client = ZoomClient(cfg, clock=clock, rng=random.Random(1))
-    with pytest.raises(ApiError, match="ConnectionError"):
+    with pytest.raises(ApiError) as info:
         client.token()
     assert len(clock.slept) == MAX_ATTEMPTS - 1
+    text = str(info.value)
+    assert "connection refused (http://127.0.0.1:9/oauth/token)" in text and "ZOOM_OAUTH_URL" in text
+    assert not CLASS_NAME.search(text)
 
 
 def test_rate_limit_paces_requests(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
@@ -202,3 +214,117 @@ def test_rate_limit_paces_requests(tmp_path: Path, zoom: FakeZoom, clock: FakeCl
         client.get_page(WINDOW, "all")
     # token + 3 pages at 2/s: three waits of half a second
     assert clock.slept == pytest.approx([0.5, 0.5, 0.5])
+
+
+# -- messages that name the setting to fix --------------------------------------------------------------
+def test_token_url_answering_404_names_zoom_oauth_url(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
+    zoom.server.expect_request("/oauth/wrong", method="POST").respond_with_json({"error": "not found"}, status=404)
+    client = client_for(tmp_path, zoom, clock, oauth_url=f"{zoom.base}/oauth/wrong")
+    with pytest.raises(ConfigError) as info:
+        client.token()
+    text = str(info.value)
+    assert info.value.exit_code == 2
+    assert f"{zoom.base}/oauth/wrong answered HTTP 404" in text
+    assert "ZOOM_OAUTH_URL" in text and "https://zoom.us/oauth/token" in text
+    assert clock.slept == [] and not CLASS_NAME.search(text) and SECRET not in text
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/report/operationlogs", {"code": 404, "message": "No such API: GET /v1/report/operationlogs."}),
+        ("/report/operationlogs", None),
+    ],
+)
+def test_api_url_answering_404_names_zoom_api_url(
+    tmp_path: Path, zoom: FakeZoom, clock: FakeClock, path: str, body: Any
+) -> None:
+    api_url = zoom.base + path.removesuffix("/report/operationlogs")
+    zoom.server.expect_request(path, method="GET").respond_with_json(body, status=404)
+    client = client_for(tmp_path, zoom, clock, api_url=api_url)
+    with pytest.raises(ConfigError) as info:
+        client.get_page(WINDOW, "all")
+    text = str(info.value)
+    assert info.value.exit_code == 2
+    assert f"ZOOM_API_URL (--api-url) {api_url} is not Zoom's API; it ends in /v2" in text
+    assert "HTTP 404" in text and not CLASS_NAME.search(text)
+
+
+REFUSED = (
+    "HTTPConnectionPool(host='127.0.0.1', port=9): Max retries exceeded with url: /x (Caused by "
+    "NewConnectionError(\"HTTPConnection(host='127.0.0.1', port=9): Failed to establish a new connection: "
+    '[Errno 111] Connection refused"))'
+)
+DNS = (
+    "HTTPSConnectionPool(host='api.zoom.example', port=443): Max retries exceeded with url: /x (Caused by "
+    "NameResolutionError(\"HTTPSConnection(host='api.zoom.example', port=443): Failed to resolve "
+    "'api.zoom.example' ([Errno -2] Name or service not known)\"))"
+)
+TLS = (
+    "HTTPSConnectionPool(host='api.zoom.us', port=443): Max retries exceeded with url: /x (Caused by "
+    "SSLError(SSLCertVerificationError(1, '[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed: "
+    "self-signed certificate in certificate chain (_ssl.c:1006)')))"
+)
+
+
+@pytest.mark.parametrize(
+    ("exc", "phrase"),
+    [
+        (requests.ConnectionError(REFUSED), "connection refused"),
+        (requests.ConnectionError(DNS), "the host name does not resolve (DNS)"),
+        (requests.exceptions.SSLError(TLS), "its TLS certificate could not be verified"),
+        (requests.exceptions.SSLError("[SSL: WRONG_VERSION_NUMBER] wrong version number"), "the TLS handshake failed"),
+        (requests.exceptions.ConnectTimeout("HTTPSConnectionPool(...): timed out"), "no connection within 10 s"),
+        (requests.exceptions.ReadTimeout("HTTPSConnectionPool(...): Read timed out."), "no answer within 60 s"),
+        (requests.ConnectionError("('Connection aborted.', RemoteDisconnected('Remote end closed'))"),
+         "the connection was closed before an answer"),
+        (requests.exceptions.ChunkedEncodingError("IncompleteRead(10 bytes read)"), "the answer was cut off"),
+        (requests.ConnectionError("something new"), "could not connect"),
+        (requests.RequestException("odd"), "the request failed on the network"),
+    ],
+)  # fmt: skip
+def test_network_errors_are_described_without_class_names(exc: requests.RequestException, phrase: str) -> None:
+    text = describe_network_error(exc)
+    assert text.startswith(phrase)
+    assert not CLASS_NAME.search(text)
+
+
+class _Unreachable:
+    """A session whose every request fails as ``exc`` does, before any answer."""
+
+    def __init__(self, exc: requests.RequestException) -> None:
+        self.exc = exc
+        self.headers: dict[str, str] = {}
+        self.calls = 0
+
+    def request(self, *_: Any, **__: Any) -> Any:
+        self.calls += 1
+        raise self.exc
+
+
+@pytest.mark.parametrize(
+    ("exc", "phrase"),
+    [
+        (requests.ConnectionError(REFUSED), "connection refused"),
+        (requests.ConnectionError(DNS), "the host name does not resolve (DNS)"),
+        (requests.exceptions.SSLError(TLS), "its TLS certificate could not be verified"),
+        (requests.exceptions.ReadTimeout("Read timed out."), "no answer within 60 s"),
+    ],
+)
+@pytest.mark.parametrize("step", ["token", "page"])
+def test_unreachable_host_names_the_setting_and_the_url(
+    tmp_path: Path, clock: FakeClock, exc: requests.RequestException, phrase: str, step: str
+) -> None:
+    cfg = make_config(tmp_path, "https://zoom.example")
+    session = _Unreachable(exc)
+    client = ZoomClient(cfg, clock=clock, session=session, rng=random.Random(1))  # type: ignore[arg-type]
+    if step == "page":
+        client._token = _Token("tok", expires_at=1e12)
+    with pytest.raises(ApiError) as info:
+        client.token() if step == "token" else client.get_page(WINDOW, "all")
+    text = str(info.value)
+    setting, url = ("ZOOM_OAUTH_URL", cfg.oauth_url) if step == "token" else ("ZOOM_API_URL", cfg.api_url)
+    assert f"failed after {MAX_ATTEMPTS} attempts: {phrase}" in text
+    assert f"({url})" in text and f"check {setting} (--" in text
+    assert session.calls == MAX_ATTEMPTS
+    assert not CLASS_NAME.search(text) and "Max retries" not in text and "host=" not in text

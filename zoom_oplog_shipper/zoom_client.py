@@ -18,8 +18,9 @@ import requests
 
 from zoom_oplog_shipper import __version__
 from zoom_oplog_shipper.clock import Clock
-from zoom_oplog_shipper.config import Config
-from zoom_oplog_shipper.errors import ApiError, AuthError, DailyLimitError
+from zoom_oplog_shipper.config import DEFAULT_API_URL, DEFAULT_OAUTH_URL, Config
+from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
+from zoom_oplog_shipper.settings import label
 from zoom_oplog_shipper.windows import Window
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ class Outcome(Enum):
     AUTH = "auth"
     PAGE_TOKEN = "page_token"
     INVALID = "invalid"
+    #: 404 or "No such API": the URL setting does not point at Zoom.
+    WRONG_URL = "wrong_url"
     FAIL = "fail"
 
 
@@ -95,6 +98,8 @@ def classify(status: int, body: Any, headers: Mapping[str, str], *, paged: bool 
         return Verdict(Outcome.AUTH, detail, code=code)
     if paged and code == 300:
         return Verdict(Outcome.PAGE_TOKEN, detail, code=code)
+    if status == 404 or "no such api" in message.lower():
+        return Verdict(Outcome.WRONG_URL, detail, code=code)
     if status == 408 or status >= 500:
         return Verdict(Outcome.RETRY, detail, code=code)
     if status == 400 and isinstance(body, dict) and "error" in body:
@@ -102,6 +107,42 @@ def classify(status: int, body: Any, headers: Mapping[str, str], *, paged: bool 
     if 400 <= status < 500:
         return Verdict(Outcome.INVALID, detail, code=code)
     return Verdict(Outcome.RETRY, detail, code=code)
+
+
+#: (class or words in the text of a network failure, what a person is told); the first match wins.
+_NETWORK_FAILURES: tuple[tuple[type[Exception] | str, str], ...] = (
+    ("CERTIFICATE_VERIFY_FAILED", "its TLS certificate could not be verified (a proxy that intercepts TLS "
+     "needs its CA in REQUESTS_CA_BUNDLE)"),
+    (requests.exceptions.SSLError, "the TLS handshake failed"),
+    (requests.exceptions.ProxyError, "the proxy failed the connection (check HTTPS_PROXY)"),
+    (requests.exceptions.ConnectTimeout, f"no connection within {REQUEST_TIMEOUT[0]:g} s"),
+    (requests.exceptions.ReadTimeout, f"no answer within {REQUEST_TIMEOUT[1]:g} s"),
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "the host name does not resolve (DNS)"),
+    ("Temporary failure in name resolution", "the host name does not resolve (DNS)"),
+    ("nodename nor servname", "the host name does not resolve (DNS)"),
+    ("getaddrinfo failed", "the host name does not resolve (DNS)"),
+    ("Failed to resolve", "the host name does not resolve (DNS)"),
+    ("Network is unreachable", "the network is unreachable"),
+    ("No route to host", "no route to the host"),
+    ("RemoteDisconnected", "the connection was closed before an answer"),
+    ("Connection reset", "the connection was closed before an answer"),
+    ("Connection aborted", "the connection was closed before an answer"),
+    (requests.exceptions.ChunkedEncodingError, "the answer was cut off"),
+    (requests.exceptions.ContentDecodingError, "the answer could not be decoded"),
+    (requests.exceptions.TooManyRedirects, "too many redirects"),
+    (requests.exceptions.InvalidURL, "the URL is not valid"),
+    (requests.exceptions.ConnectionError, "could not connect"),
+)  # fmt: skip
+
+
+def describe_network_error(exc: requests.RequestException) -> str:
+    """A short phrase for a failed request, without the library's class names and pool details."""
+    text = str(exc)
+    for match, phrase in _NETWORK_FAILURES:
+        if (match in text) if isinstance(match, str) else isinstance(exc, match):
+            return phrase
+    return "the request failed on the network"
 
 
 def backoff_delay(attempt: int, rng: random.Random) -> float:
@@ -230,9 +271,13 @@ class ZoomClient:
                     data={"grant_type": "account_credentials", "account_id": cfg.account_id},
                 )
             except requests.RequestException as exc:
-                reason = f"{type(exc).__name__} talking to {cfg.oauth_url}"
+                reason = f"{describe_network_error(exc)} ({cfg.oauth_url})"
                 if attempt == MAX_ATTEMPTS:
-                    raise ApiError(f"{what} failed after {attempt} attempts: {reason}") from None
+                    msg = (
+                        f"{what} failed after {attempt} attempts: {reason}; check {label('oauth_url')} "
+                        "and that this machine can reach it (DNS, firewall, proxy)"
+                    )
+                    raise ApiError(msg) from None
                 self._wait_before_retry(backoff_delay(attempt, self._rng), what, reason)
                 continue
             if status == 200 and isinstance(body, dict) and isinstance(body.get("access_token"), str):
@@ -244,6 +289,12 @@ class ZoomClient:
             verdict = classify(status, body, headers)
             if verdict.outcome is Outcome.OK:
                 verdict = Verdict(Outcome.RETRY, "token answer without access_token")
+            if verdict.outcome is Outcome.WRONG_URL:
+                msg = (
+                    f"the token URL {cfg.oauth_url} answered {verdict.reason}: it is not Zoom's token endpoint; "
+                    f"set {label('oauth_url')} to {DEFAULT_OAUTH_URL}, or unset it for that default"
+                )
+                raise ConfigError(msg)
             if verdict.outcome in (Outcome.AUTH, Outcome.INVALID, Outcome.RENEW_TOKEN):
                 raise AuthError(self._auth_message(status, body))
             if verdict.outcome is Outcome.DAILY_LIMIT:
@@ -288,9 +339,13 @@ class ZoomClient:
                     "GET", url, params=params, headers={"Authorization": f"Bearer {self.token()}"}
                 )
             except requests.RequestException as exc:
-                reason = f"{type(exc).__name__} talking to {self._config.api_url}"
+                reason = f"{describe_network_error(exc)} ({self._config.api_url})"
                 if attempt >= MAX_ATTEMPTS:
-                    raise ApiError(f"{what} failed after {attempt} attempts: {reason}; progress is kept") from None
+                    msg = (
+                        f"{what} failed after {attempt} attempts: {reason}; check {label('api_url')} and that "
+                        "this machine can reach it (DNS, firewall, proxy); progress is kept"
+                    )
+                    raise ApiError(msg) from None
                 self._wait_before_retry(backoff_delay(attempt, self._rng), what, reason)
                 continue
             tracking = headers.get("x-zm-trackingid", "")
@@ -322,6 +377,12 @@ class ZoomClient:
                     )
                 case Outcome.PAGE_TOKEN:
                     raise PageTokenExpired(verdict.reason)
+                case Outcome.WRONG_URL:
+                    msg = (
+                        f"{what}: {url} answered {verdict.reason}: {label('api_url')} {self._config.api_url} "
+                        f"is not Zoom's API; it ends in /v2, e.g. {DEFAULT_API_URL} (the default){suffix}"
+                    )
+                    raise ConfigError(msg)
                 case Outcome.INVALID:
                     raise InvalidRequest(f"{what}: Zoom refused the request ({verdict.reason}){suffix}", verdict.code)
             if attempt >= MAX_ATTEMPTS:
