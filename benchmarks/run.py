@@ -135,7 +135,9 @@ def _summary_counts(stderr: str) -> dict[str, int]:
 
 
 def _state_show(ctx: Context, env: Mapping[str, str]) -> dict[str, Any]:
-    out = subprocess.run([*ctx.shipper, "state", "show"], env=dict(env), capture_output=True, timeout=120, check=False)
+    out = subprocess.run(
+        [*ctx.shipper, "state", "show", "--json"], env=dict(env), capture_output=True, timeout=120, check=False
+    )
     if out.returncode != 0:
         msg = f"`state show` failed ({out.returncode}): {out.stderr.decode(errors='replace')[-1000:]}"
         raise BenchmarkError(msg)

@@ -144,10 +144,10 @@ def test_state_commands(env: dict[str, str], zoom: FakeZoom) -> None:
     zoom.records = [record("2026-11-26T10:00:00Z")]
     path = cli(["state", "path"], env).out.decode().strip()
     assert path.endswith(".sqlite3")
-    before = cli(["state", "show"], env)
+    before = cli(["state", "show", "--json"], env)
     assert before.code == 0 and orjson.loads(before.out) == {"path": path, "exists": False}
     assert cli(["run", "--backfill-start", "2026-11-25"], env).code == 0
-    shown = orjson.loads(cli(["state", "show"], env).out)
+    shown = orjson.loads(cli(["state", "show", "--json"], env).out)
     assert shown["path"] == path and shown["fingerprints"] == 1
     assert shown["last_run"]["emitted"] == 1 and shown["watermark"][:16] <= "2026-11-26T12:00"
     assert shown["resume"] is None
@@ -243,7 +243,10 @@ def test_sigterm_stops_after_the_page_with_progress_kept(sim_env: dict[str, str]
     printed = len((first + rest).splitlines())
     assert 0 < printed < 9000
     again = subprocess.run(
-        [sys.executable, "-m", "zoom_oplog_shipper", "state", "show"], env=sim_env, capture_output=True, timeout=60
+        [sys.executable, "-m", "zoom_oplog_shipper", "state", "show", "--json"],
+        env=sim_env,
+        capture_output=True,
+        timeout=60,
     )
     assert orjson.loads(again.stdout)["fingerprints"] == printed
 

@@ -89,10 +89,23 @@ def build_parser(*, simulator_options: bool = True) -> argparse.ArgumentParser:
     )
     _common(check)
 
-    state = sub.add_parser("state", help="inspect or reset the stored progress", formatter_class=fmt)
+    state = sub.add_parser("state", help="inspect, rewind or reset the stored progress", formatter_class=fmt)
     state_sub = state.add_subparsers(dest="state_command", metavar="ACTION", required=True)
-    show = state_sub.add_parser("show", help="watermark, fingerprints, last run summary, file path")
+    show = state_sub.add_parser(
+        "show", help="last run, last success, lag, records, watermark, fingerprints, file path (read-only)"
+    )
     _common(show)
+    show.add_argument("--json", action="store_true", help="print the machine-readable JSON instead")
+    rewind = state_sub.add_parser(
+        "rewind",
+        help="move the watermark back so the next run sends again every record since DATE, "
+        "with the same event.id (asks for --yes)",
+    )
+    _common(rewind)
+    rewind.add_argument(
+        "--to", required=True, metavar="DATE", help="date or ISO time to send again from (within Zoom's ~6 months)"
+    )
+    rewind.add_argument("--yes", action="store_true", help="confirm the rewind")
     reset = state_sub.add_parser("reset", help="delete the stored progress (asks for --yes)")
     _common(reset)
     reset.add_argument("--yes", action="store_true", help="confirm the reset")
@@ -310,7 +323,7 @@ def _dispatch(
 
         return run_check(config, clock, session, err)
     if args.command == "state":
-        return _state(args, config, out)
+        return _state(args, config, out, clock)
     return run_pass(config, clock, session, out, report, flag)
 
 
@@ -395,51 +408,8 @@ def run_pass(
     return int(ExitCode.OK)
 
 
-def _state(args: argparse.Namespace, config: Config, out: BinaryIO) -> int:
-    import orjson
+def _state(args: argparse.Namespace, config: Config, out: BinaryIO, clock: Clock | None = None) -> int:
+    """`state path | show | rewind | reset` (see zoom_oplog_shipper.state_cli)."""
+    from zoom_oplog_shipper.state_cli import run_state_command
 
-    from zoom_oplog_shipper.state import RunLock, StateStore, reset_state, state_file
-
-    if not config.account_id:
-        msg = "state commands need the account id: set ZOOM_ACCOUNT_ID or --account-id"
-        raise ConfigError(msg)
-    path = state_file(config.state_dir, config.account_id, config.category_type)
-
-    def write(text: str) -> None:
-        out.write(text.encode() + b"\n")
-        out.flush()
-
-    if args.state_command == "path":
-        write(str(path))
-        return 0
-    if args.state_command == "show":
-        if not path.exists():
-            log.info(
-                "no state yet for account %s, category %s: the first run creates it",
-                config.account_id,
-                config.category_type,
-            )
-            write(orjson.dumps({"path": str(path), "exists": False}, option=orjson.OPT_INDENT_2).decode())
-            return 0
-        store = StateStore.open(path, config.account_id, config.category_type, create=False)
-        try:
-            write(orjson.dumps({**store.describe(), "exists": True}, option=orjson.OPT_INDENT_2).decode())
-        finally:
-            store.close()
-        return 0
-    if not args.yes:
-        msg = (
-            f"`state reset` deletes the watermark and fingerprints in {path}; the next run then starts "
-            "over from --backfill-start (or now) and may send records again. Add --yes to confirm"
-        )
-        raise ConfigError(msg)
-    lock = RunLock(path)
-    if not lock.acquire():
-        log.error("a run holds %s; try again when it has finished", lock.path)
-        return int(ExitCode.FAILURE)
-    try:
-        removed = reset_state(path)
-    finally:
-        lock.release()
-    log.info("removed %s", ", ".join(map(str, removed)) if removed else f"nothing: {path} did not exist")
-    return 0
+    return run_state_command(args, config, out, clock or Clock())

@@ -219,7 +219,7 @@ class RunLock:
         except filelock.Timeout:
             return False
         except OSError as exc:
-            msg = f"cannot create lock file {self.path} ({exc.strerror}); fix the state directory"
+            msg = f"cannot create lock file {self.path} ({exc.strerror}); {_space_hint(self.path)}"
             raise StateError(msg) from None
         return True
 

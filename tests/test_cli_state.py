@@ -1,0 +1,284 @@
+"""State safety through the command line: backfill start, unusable stores, `state show`, `state rewind`."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import platformdirs  # noqa: F401 - imported before the unprivileged child needs it
+import pytest
+
+import zoom_oplog_shipper.state_cli  # noqa: F401 - imported before the unprivileged child needs it
+from tests.conftest import NOW, SECRET, FakeClock, FakeZoom, record
+from tests.unprivileged import give_to_nobody, make_read_only, open_directory, run_unprivileged
+from zoom_oplog_shipper.cli import main
+from zoom_oplog_shipper.state import RunLock, StateStore, state_file
+
+
+class Run:
+    def __init__(self, code: int, out: bytes, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def docs(self) -> list[dict[str, Any]]:
+        return [orjson.loads(line) for line in self.out.splitlines()]
+
+
+def cli(argv: list[str], env: dict[str, str], clock: FakeClock | None = None) -> Run:
+    out, err = io.BytesIO(), io.StringIO()
+    code = main(argv, env=env, stdout=out, stderr=err, clock=clock or FakeClock())
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+@pytest.fixture
+def env(tmp_path: Path, zoom: FakeZoom) -> dict[str, str]:
+    return {
+        "ZOOM_ACCOUNT_ID": "acct-1",
+        "ZOOM_CLIENT_ID": "client-id",
+        "ZOOM_CLIENT_SECRET": SECRET,
+        "ZOOM_API_URL": f"{zoom.base}/v2",
+        "ZOOM_OAUTH_URL": f"{zoom.base}/oauth/token",
+        "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
+        "ZOOM_OPLOG_MAX_RPS": "0",
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+    }
+
+
+def store_path(env: dict[str, str]) -> Path:
+    return state_file(Path(env["ZOOM_OPLOG_STATE_DIR"]), "acct-1", "all")
+
+
+def daily(zoom: FakeZoom, days: int) -> None:
+    """One record at 10:00 UTC on each of the last ``days`` days, today included."""
+    zoom.records = [
+        record((NOW - timedelta(days=d)).strftime("%Y-%m-%dT10:00:00Z"), f"day {d}") for d in range(days - 1, -1, -1)
+    ]
+
+
+# -- the backfill start is not pinned by a run that delivered nothing ----------------------------
+
+
+def test_failed_first_run_does_not_pin_the_backfill_start(env: dict[str, str], zoom: FakeZoom) -> None:
+    daily(zoom, 10)
+    failed = cli(["run", "--backfill-start", "2026-11-24"], {**env, "ZOOM_CLIENT_SECRET": "wrong"})
+    assert failed.code == 3 and store_path(env).exists()
+    fixed = cli(["run", "--backfill-start", "2026-11-18"], env)
+    assert fixed.code == 0, fixed.err
+    assert sorted(d["message"] for d in fixed.docs()) == [f"day {d}" for d in range(9)]
+    assert "ignored" not in fixed.err
+
+
+def test_first_run_without_records_does_not_pin_it_either(env: dict[str, str], zoom: FakeZoom) -> None:
+    assert cli(["run", "--backfill-start", "2026-11-25"], env).code == 0
+    daily(zoom, 10)
+    zoom.records = [r for r in zoom.records if r["time"] < "2026-11-25"]
+    docs = cli(["run", "--backfill-start", "2026-11-20"], env).docs()
+    assert sorted(d["message"] for d in docs) == ["day 2", "day 3", "day 4", "day 5", "day 6"]
+
+
+def test_changed_backfill_start_after_delivery_warns_naming_rewind(env: dict[str, str], zoom: FakeZoom) -> None:
+    daily(zoom, 10)
+    assert len(cli(["run", "--backfill-start", "2026-11-24"], env).docs()) == 3
+    again = cli(["run", "--backfill-start", "2026-11-18"], env)
+    assert again.code == 0 and again.docs() == []
+    warning = [line for line in again.err.splitlines() if "state rewind" in line]
+    assert warning and "WARNING" in warning[0].upper()
+    assert "zoom-oplog-shipper state rewind --to 2026-11-18 --yes" in warning[0]
+    # the same start as before is not worth a word
+    assert "rewind" not in cli(["run", "--backfill-start", "2026-11-24"], env).err
+
+
+# -- an unusable store stops the run, untouched ----------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00" * 512, b"SQLite format 3\x00" + b"\x00" * 100])
+def test_unusable_store_exits_5_untouched(env: dict[str, str], zoom: FakeZoom, content: bytes) -> None:
+    daily(zoom, 3)
+    path = store_path(env)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    for argv in (["run"], ["state", "show"], ["state", "rewind", "--to", "2026-11-20", "--yes"]):
+        result = cli(argv, env)
+        assert result.code == 5, (argv, result.err)
+        assert str(path) in result.err and result.out == b""
+        assert "Traceback" not in result.err
+    assert path.read_bytes() == content
+    assert zoom.requests == []
+
+
+# -- state show ------------------------------------------------------------------------------------
+
+
+def test_state_show_leads_with_what_an_operator_asks(env: dict[str, str], zoom: FakeZoom) -> None:
+    daily(zoom, 3)
+    clock = FakeClock()
+    assert cli(["run", "--backfill-start", "2026-11-24"], env, clock).code == 0
+    store = StateStore.open(store_path(env), "acct-1", "all")
+    store.save_summary({"exit_code": 0, "outcome": "complete", "finished": "2026-11-26T12:00:00.000Z", "emitted": 3})
+    store.save_summary({"exit_code": 3, "outcome": "auth failed", "finished": "2026-11-26T13:00:00.000Z"})
+    store.close()
+    clock.advance(2 * 3600)
+    shown = cli(["state", "show"], env, clock)
+    assert shown.code == 0
+    lines = shown.out.decode().splitlines()
+    assert lines[0].startswith("last run:") and "auth failed" in lines[0] and "exit 3" in lines[0]
+    assert "2026-11-26T13:00:00" in lines[0]
+    assert lines[1].startswith("last success:") and "2026-11-26T12:00:00" in lines[1]
+    assert lines[2].startswith("lag:") and "h" in lines[2]
+    assert lines[3].startswith("records in the last run:")
+    text = shown.out.decode()
+    for needle in ("watermark:", "floor:", "fingerprints: 1", f"path: {store_path(env)}"):
+        assert needle in text
+    machine = orjson.loads(cli(["state", "show", "--json"], env, clock).out)
+    assert machine["fingerprints"] == 1 and machine["exists"] is True
+    assert machine["last_run"]["exit_code"] == 3 and machine["last_success"]["exit_code"] == 0
+
+
+def test_state_show_of_an_older_store_without_summaries(env: dict[str, str]) -> None:
+    store = StateStore.open(store_path(env), "acct-1", "all")
+    store.save_summary({"emitted": 4})  # an older version's summary: no outcome, no exit code
+    store.close()
+    shown = cli(["state", "show"], env)
+    assert shown.code == 0 and "Traceback" not in shown.err
+    lines = shown.out.decode().splitlines()
+    assert lines[0].startswith("last run:") and lines[1] == "last success: none recorded"
+    assert "records in the last run: 4" in shown.out.decode()
+
+
+def test_state_show_without_a_store(env: dict[str, str]) -> None:
+    shown = cli(["state", "show"], env)
+    assert shown.code == 0 and "no state yet" in shown.out.decode()
+    assert orjson.loads(cli(["state", "show", "--json"], env).out) == {
+        "path": str(store_path(env)),
+        "exists": False,
+    }
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    with open_directory() as base:
+        yield base
+
+
+def test_state_show_on_a_read_only_directory(open_dir: Path, zoom: FakeZoom, env: dict[str, str]) -> None:
+    env = {**env, "ZOOM_OPLOG_STATE_DIR": str(open_dir / "state"), "XDG_CONFIG_HOME": str(open_dir / "xdg")}
+    daily(zoom, 2)
+    assert cli(["run", "--backfill-start", "2026-11-25"], env).code == 0
+    path = store_path(env)
+    files = sorted(path.parent.iterdir())
+    give_to_nobody(path.parent, *files)
+    make_read_only(path.parent, *files)
+    before = path.read_bytes()
+
+    def show() -> tuple[int, bytes, str]:
+        os.environ["XDG_CONFIG_HOME"] = str(open_dir / "xdg")
+        result = cli(["state", "show", "--json"], env)
+        return result.code, result.out, result.err
+
+    code, out, err = run_unprivileged(show)
+    assert code == 0, err
+    assert orjson.loads(out)["fingerprints"] == 1
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("read_only", ["store", "lock", "directory"])
+def test_unwritable_state_exits_5_with_the_space_and_permission_fix(
+    open_dir: Path, zoom: FakeZoom, env: dict[str, str], read_only: str
+) -> None:
+    env = {**env, "ZOOM_OPLOG_STATE_DIR": str(open_dir / "state"), "XDG_CONFIG_HOME": str(open_dir / "xdg")}
+    daily(zoom, 2)
+    assert cli(["run", "--backfill-start", "2026-11-25"], env).code == 0
+    path = store_path(env)
+    files = sorted(path.parent.iterdir())
+    give_to_nobody(path.parent, *files)
+    lock = path.with_suffix(".lock")
+    if read_only == "lock":
+        lock.unlink()
+    make_read_only({"store": path, "lock": path.parent, "directory": path.parent}[read_only])
+    before = path.read_bytes()
+
+    def run() -> tuple[int, bytes, str]:
+        os.environ["XDG_CONFIG_HOME"] = str(open_dir / "xdg")
+        result = cli(["run"], env, FakeClock(NOW + timedelta(hours=1)))
+        return result.code, result.out, result.err
+
+    code, out, err = run_unprivileged(run)
+    assert code == 5, err
+    named = lock if read_only == "lock" else path
+    assert str(named) in err and "free space or fix permissions" in err
+    assert "state reset" not in err and out == b""
+    assert path.read_bytes() == before
+
+
+# -- state rewind: the refusals -------------------------------------------------------------------
+
+
+def test_rewind_needs_yes_and_changes_nothing_without_it(env: dict[str, str], zoom: FakeZoom) -> None:
+    daily(zoom, 3)
+    assert cli(["run", "--backfill-start", "2026-11-24"], env).code == 0
+    before = cli(["state", "show", "--json"], env).out
+    result = cli(["state", "rewind", "--to", "2026-11-25"], env)
+    assert result.code == 2 and "--yes" in result.err and "event.id" in result.err
+    assert cli(["state", "show", "--json"], env).out == before
+
+
+@pytest.mark.parametrize(
+    ("to", "needle"),
+    [
+        ("2099-01-01", "in the future"),
+        ("yesterday", "not a date"),
+        ("2026-11-27T00:00:00Z", "in the future"),
+    ],
+)
+def test_rewind_refuses_bad_dates(env: dict[str, str], zoom: FakeZoom, to: str, needle: str) -> None:
+    daily(zoom, 3)
+    assert cli(["run", "--backfill-start", "2026-11-24"], env).code == 0
+    result = cli(["state", "rewind", "--to", to, "--yes"], env)
+    assert result.code == 2 and needle in result.err and "Traceback" not in result.err
+
+
+def test_rewind_without_a_store(env: dict[str, str]) -> None:
+    result = cli(["state", "rewind", "--to", "2026-11-20", "--yes"], env)
+    assert result.code == 2 and "nothing to rewind" in result.err and str(store_path(env)) in result.err
+    assert not store_path(env).exists()
+
+
+def test_rewind_while_a_run_holds_the_lock(env: dict[str, str], zoom: FakeZoom) -> None:
+    daily(zoom, 3)
+    assert cli(["run", "--backfill-start", "2026-11-24"], env).code == 0
+    lock = RunLock(store_path(env))
+    assert lock.acquire()
+    try:
+        result = cli(["state", "rewind", "--to", "2026-11-25", "--yes"], env)
+    finally:
+        lock.release()
+    assert result.code == 1 and "holds" in result.err
+
+
+def test_rewind_older_than_zoom_keeps_is_clamped(env: dict[str, str], zoom: FakeZoom) -> None:
+    daily(zoom, 3)
+    assert cli(["run", "--backfill-start", "2026-11-24"], env).code == 0
+    result = cli(["state", "rewind", "--to", "2025-01-01", "--yes"], env)
+    assert result.code == 0, result.err
+    assert "older than Zoom keeps" in result.err and "2026-05-28" in result.err
+    assert orjson.loads(cli(["state", "show", "--json"], env).out)["watermark"].startswith("2026-05-28")
+
+
+def test_rewind_logs_what_it_did(env: dict[str, str], zoom: FakeZoom) -> None:
+    daily(zoom, 3)
+    assert cli(["run", "--backfill-start", "2026-11-24"], env).code == 0
+    result = cli(["state", "rewind", "--to", "2026-11-25", "--yes"], env)
+    assert result.code == 0 and result.out == b""
+    assert "watermark 2026-11-26T12:00:00" in result.err and "-> 2026-11-25T00:00:00" in result.err
+    # 11-26's fingerprint goes; 11-25's was already pruned (older than the watermark minus the lookback)
+    assert "fingerprints removed: 1" in result.err
+
+
+def test_state_files_stay_private(env: dict[str, str], zoom: FakeZoom) -> None:
+    daily(zoom, 2)
+    assert cli(["run", "--backfill-start", "2026-11-25"], env).code == 0
+    assert oct(os.stat(store_path(env)).st_mode & 0o777) == oct(0o600)
