@@ -277,3 +277,46 @@ def test_version_fast_path_imports_nothing_else() -> None:
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"zoom-oplog-shipper {__version__}"
+
+
+# -- messages that name the setting to fix (issue 9, section 4) -------------------------------------------
+REFUSED_TOKEN_URL = "http://127.0.0.1:9/oauth/token"  # the discard port: connection refused
+
+
+@pytest.mark.parametrize(
+    ("argv", "extra_env", "code", "needles"),
+    [
+        (["rn"], {}, 2, ["invalid choice: 'rn'", "'run', 'check', 'state', 'simulate', 'demo'"]),
+        (["run", "--client-secret", "typed-secret"], {}, 2, ["secrets are never flags", "ZOOM_CLIENT_SECRET_FILE"]),
+        (["check", "--client-secret=typed-secret"], {}, 2, ["secrets are never flags", "ZOOM_CLIENT_SECRET "]),
+        (["run"], {"ZOOM_CLIENT_SECRET_FILE": "/etc/zoom/secret"}, 2,
+         ["ZOOM_CLIENT_SECRET and ZOOM_CLIENT_SECRET_FILE"]),
+        (["run"], {"ZOOM_OAUTH_URL": "{base}/no/token"}, 2, ["{base}/no/token answered HTTP 404", "ZOOM_OAUTH_URL"]),
+        (["run", "--backfill-start", "2026-11-25"], {"ZOOM_API_URL": "{base}/v1"}, 2,
+         ["ZOOM_API_URL (--api-url) {base}/v1", "ends in /v2"]),
+        (["check"], {"ZOOM_API_URL": "{base}/v1"}, None, ["operation logs:", "ZOOM_API_URL (--api-url) {base}/v1"]),
+        (["run"], {"ZOOM_OAUTH_URL": REFUSED_TOKEN_URL}, 1,
+         [f"connection refused ({REFUSED_TOKEN_URL})", "check ZOOM_OAUTH_URL"]),
+    ],
+)  # fmt: skip
+def test_bad_settings_name_the_setting_without_class_names(
+    env: dict[str, str],
+    zoom: FakeZoom,
+    argv: list[str],
+    extra_env: dict[str, str],
+    code: int | None,
+    needles: list[str],
+) -> None:
+    import re  # here: this block is appended by the settings helper, the imports above are shared
+
+    zoom.server.expect_request("/no/token", method="POST").respond_with_json({"error": "x"}, status=404)
+    zoom.server.expect_request("/v1/report/operationlogs").respond_with_json(
+        {"code": 404, "message": "No such API: GET /v1/report/operationlogs."}, status=404
+    )
+    result = cli(argv, {**env, **{k: v.replace("{base}", zoom.base) for k, v in extra_env.items()}})
+    assert result.out == b""
+    assert code is None or result.code == code  # `check` may also report this machine's clock against the server's
+    for needle in needles:
+        assert needle.replace("{base}", zoom.base) in result.err
+    assert "typed-secret" not in result.err and SECRET not in result.err and "Traceback" not in result.err
+    assert not re.search(r"\b\w*(Error|Exception|Pool)\b", result.err)
