@@ -122,20 +122,29 @@ def _settings_group(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     return next(g for g in parser._action_groups if (g.title or "").startswith("settings"))
 
 
-def _subparser(path: list[str]) -> argparse.ArgumentParser:
-    parser = build_parser(simulator_options=False)
-    for word in path:
-        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-        parser = sub.choices[word]
-    return parser
+def _account_commands() -> dict[str, argparse.ArgumentParser]:
+    """Every (sub)command whose parser has the settings group, by its words (e.g. "state show")."""
+    found: dict[str, argparse.ArgumentParser] = {}
+
+    def walk(parser: argparse.ArgumentParser, words: list[str]) -> None:
+        if any((g.title or "").startswith("settings") for g in parser._action_groups):
+            found[" ".join(words)] = parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for word, sub in action.choices.items():
+                    walk(sub, [*words, word])
+
+    walk(build_parser(simulator_options=False), [])
+    return found
 
 
-ACCOUNT_COMMANDS = [["run"], ["check"], ["state", "show"], ["state", "reset"], ["state", "path"]]
+def test_account_commands_take_the_settings() -> None:
+    assert {"run", "check", "state show", "state reset", "state path"} <= set(_account_commands())
 
 
-@pytest.mark.parametrize("path", ACCOUNT_COMMANDS, ids=" ".join)
-def test_help_flags_are_exactly_the_declared_flags(path: list[str]) -> None:
-    group = _settings_group(_subparser(path))
+@pytest.mark.parametrize("command", sorted(_account_commands()))
+def test_help_flags_are_exactly_the_declared_flags(command: str) -> None:
+    group = _settings_group(_account_commands()[command])
     shown = {o for a in group._group_actions for o in a.option_strings}
     assert shown == {s.flag for s in SETTINGS if s.flag}
 
