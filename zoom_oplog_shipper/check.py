@@ -1,15 +1,20 @@
-"""`check`: validate settings, token, scopes, permission, clock and state, without changing anything."""
+"""`check`: validate settings, token, scopes, permission, clock and state.
+
+It changes nothing, except creating the state directory and lock file a first run would create."""
 
 from __future__ import annotations
 
+import os
+from contextlib import suppress
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any, TextIO
 
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.errors import ExitCode, ShipperError, StateError
-from zoom_oplog_shipper.state import StateStore, state_file
+from zoom_oplog_shipper.state import RunLock, StateStore, state_file
 from zoom_oplog_shipper.windows import Window
 from zoom_oplog_shipper.zoom_client import REPORT_SCOPES, ZoomClient
 
@@ -77,12 +82,34 @@ def run_check(config: Config, clock: Clock, session: Any, stream: TextIO) -> int
 
 
 def _check_state(config: Config, report: _Report) -> None:
+    """The state directory can be created and written, the run lock taken, and an existing store read."""
     path = state_file(config.state_dir, config.account_id, config.category_type)
+    problem = probe_directory(path.parent)
+    if problem:
+        report.fail(f"state: {problem}", ExitCode.STATE)
+        return
+    lock = RunLock(path)
+    try:
+        taken = lock.acquire()
+    except StateError as exc:
+        report.fail(f"state: {exc}", ExitCode.STATE)
+        return
+    if taken:
+        lock.release()
+    else:
+        report.line("info", f"state: a run holds {lock.path} right now (normal while one runs)")
     if not path.exists():
-        report.line("ok", f"state: none yet; the first run creates {path}")
+        report.line("ok", f"state: {path.parent} is writable; the first run creates {path}")
+        return
+    if not os.access(path, os.R_OK | os.W_OK):
+        report.fail(
+            f"state: {path} cannot be written by this user; fix its permissions (or run as its owner); "
+            "do not reset it: it holds what was already sent",
+            ExitCode.STATE,
+        )
         return
     try:
-        store = StateStore.open(path, config.account_id, config.category_type, create=False)
+        store = StateStore.open(path, config.account_id, config.category_type, readonly=True)
     except StateError as exc:
         report.fail(f"state: {exc}", ExitCode.STATE)
         return
@@ -95,6 +122,33 @@ def _check_state(config: Config, report: _Report) -> None:
         store.close()
     mark = snap.watermark.isoformat() if snap.watermark else "not set"
     report.line("ok", f"state: {path} (watermark {mark})")
+
+
+def probe_directory(directory: Path) -> str | None:
+    """Create ``directory`` if needed and write and delete a file in it; the problem and its fix, or None."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        return (
+            f"cannot create state directory {directory} ({exc.strerror}); "
+            "set --state-dir to a writable directory or fix the permissions of its parent"
+        )
+    probe = directory / f".zoom-oplog-shipper-check-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        try:
+            os.write(fd, b"probe")
+        finally:
+            os.close(fd)
+        probe.unlink()
+    except OSError as exc:
+        with suppress(OSError):
+            probe.unlink()
+        return (
+            f"cannot write in state directory {directory} ({exc.strerror}); "
+            f"free space or fix permissions on {directory}"
+        )
+    return None
 
 
 def _check_clock(client: ZoomClient, clock: Clock, report: _Report) -> None:

@@ -1,0 +1,112 @@
+"""`check` fails (exit 5) on every state problem that would make `run` exit 5, and changes no store."""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import platformdirs  # noqa: F401 - imported before the unprivileged child needs it
+import pytest
+
+import zoom_oplog_shipper.check  # noqa: F401 - imported before the unprivileged child needs it
+from tests.conftest import SECRET, FakeClock, FakeZoom
+from tests.unprivileged import give_to_nobody, make_read_only, open_directory, run_unprivileged
+from zoom_oplog_shipper.cli import main
+from zoom_oplog_shipper.state import RunLock, StateStore, state_file
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    with open_directory() as base:
+        yield base
+
+
+def environment(zoom: FakeZoom, state_dir: Path, xdg: Path) -> dict[str, str]:
+    return {
+        "ZOOM_ACCOUNT_ID": "acct-1",
+        "ZOOM_CLIENT_ID": "client-id",
+        "ZOOM_CLIENT_SECRET": SECRET,
+        "ZOOM_API_URL": f"{zoom.base}/v2",
+        "ZOOM_OAUTH_URL": f"{zoom.base}/oauth/token",
+        "ZOOM_OPLOG_STATE_DIR": str(state_dir),
+        "ZOOM_OPLOG_MAX_RPS": "0",
+        "XDG_CONFIG_HOME": str(xdg),
+    }
+
+
+def check(env: dict[str, str]) -> tuple[int, str]:
+    os.environ["XDG_CONFIG_HOME"] = env["XDG_CONFIG_HOME"]
+    err = io.StringIO()
+    # the double's Date header is the real time, so the check runs on a clock that agrees with it
+    code = main(["check"], env=env, stdout=io.BytesIO(), stderr=err, clock=FakeClock(datetime.now(UTC)))
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize("where", ["state-dir-under-read-only-dir", "read-only-state-dir"])
+def test_state_directory_that_cannot_be_written_fails_the_check(open_dir: Path, zoom: FakeZoom, where: str) -> None:
+    parent = open_dir / "readonly"
+    parent.mkdir()
+    state_dir = parent / "state" if where == "state-dir-under-read-only-dir" else parent
+    env = environment(zoom, state_dir, open_dir / "xdg")
+    give_to_nobody(parent)
+    make_read_only(parent)
+
+    code, err = run_unprivileged(lambda: check(env))
+    assert code == 5, err
+    fail = [line for line in err.splitlines() if line.startswith("[FAIL] state:")]
+    assert fail and str(state_dir) in fail[0] and "permissions" in fail[0]
+    assert "all checks passed" not in err and "state reset" not in err
+    assert list(parent.iterdir()) == []
+
+
+def test_healthy_state_passes_and_stays_unchanged(tmp_path: Path, zoom: FakeZoom) -> None:
+    env = environment(zoom, tmp_path / "state", tmp_path / "xdg")
+    path = state_file(tmp_path / "state", "acct-1", "all")
+    store = StateStore.open(path, "acct-1", "all")
+    store.start(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
+    store.close()
+    before = path.read_bytes()
+    code, err = check(env)
+    assert code == 0 and "all checks passed" in err, err
+    assert f"[ ok ] state: {path} (watermark 2026-11-01" in err
+    assert path.read_bytes() == before
+    assert not [p for p in path.parent.iterdir() if "check" in p.name]
+
+
+def test_first_run_state_passes(tmp_path: Path, zoom: FakeZoom) -> None:
+    code, err = check(environment(zoom, tmp_path / "new" / "state", tmp_path / "xdg"))
+    assert code == 0 and "the first run creates" in err, err
+
+
+def test_unusable_store_fails_the_check_untouched(tmp_path: Path, zoom: FakeZoom) -> None:
+    path = state_file(tmp_path / "state", "acct-1", "all")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    code, err = check(environment(zoom, tmp_path / "state", tmp_path / "xdg"))
+    assert code == 5 and f"[FAIL] state: state file {path} is empty" in err
+    assert path.read_bytes() == b""
+
+
+def test_store_the_user_cannot_write_fails_the_check(open_dir: Path, zoom: FakeZoom) -> None:
+    path = state_file(open_dir / "state", "acct-1", "all")
+    StateStore.open(path, "acct-1", "all").close()
+    give_to_nobody(path.parent, *path.parent.iterdir())
+    make_read_only(path)
+    env = environment(zoom, open_dir / "state", open_dir / "xdg")
+    code, err = run_unprivileged(lambda: check(env))
+    assert code == 5 and str(path) in err and "permissions" in err and "state reset" not in err
+
+
+def test_a_running_run_is_not_a_failure(tmp_path: Path, zoom: FakeZoom) -> None:
+    path = state_file(tmp_path / "state", "acct-1", "all")
+    path.parent.mkdir(parents=True)
+    lock = RunLock(path)
+    assert lock.acquire()
+    try:
+        code, err = check(environment(zoom, tmp_path / "state", tmp_path / "xdg"))
+    finally:
+        lock.release()
+    assert code == 0 and "a run holds" in err, err
