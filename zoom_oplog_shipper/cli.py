@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager, nullcontext, redirect_stderr
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO, cast
 
 from zoom_oplog_shipper import __version__
 from zoom_oplog_shipper.clock import Clock
@@ -25,7 +25,7 @@ from zoom_oplog_shipper.config import (
 from zoom_oplog_shipper.errors import ConfigError, ExitCode, OutputClosedError, ShipperError
 from zoom_oplog_shipper.logs import LOGGER_NAME, setup_logging
 from zoom_oplog_shipper.report import EXIT_INTERRUPTED, RunReport, classify, unexpected_message, where
-from zoom_oplog_shipper.settings import FLAG_NAMES
+from zoom_oplog_shipper.settings import FLAG_NAMES, VALUE_OPTIONS
 from zoom_oplog_shipper.settings import add_arguments as add_setting_arguments
 
 log = logging.getLogger(LOGGER_NAME)
@@ -133,17 +133,21 @@ _SETTING_FLAGS = FLAG_NAMES
 
 
 def _normalize_argv(argv: list[str]) -> list[str]:
-    """A bare invocation, or one starting with options, means `run`.
+    """Put the command first: a bare invocation, or options alone, mean `run`.
 
-    A first word that is not a command is left for argparse, which lists the commands.
+    Options written before the command move after it (``--log-format json check`` is ``check
+    --log-format json``); a first word that is not a command goes first too, so argparse refuses it
+    and lists the commands. A setting's value is never taken for a command (nor echoed as one).
     """
-    if any(a in ("-h", "--help", "--version") for a in argv[:1]) or (argv and not argv[0].startswith("-")):
+    if argv[:1] and argv[0] in ("-h", "--help", "--version"):
         return argv
-    for arg in argv:
-        if arg in COMMANDS:
-            return argv
-        if not arg.startswith("-"):
-            break
+    i = 0
+    while i < len(argv) and argv[i] != "--":
+        word = argv[i]
+        if not word.startswith("-"):
+            return [word, *argv[i + 1 :], *argv[:i]]
+        takes_value = "=" not in word and any(option.startswith(word) for option in VALUE_OPTIONS)
+        i += 2 if takes_value else 1
     return ["run", *argv]
 
 
@@ -152,23 +156,55 @@ class _StopFlag:
 
     def __init__(self) -> None:
         self.raised = False
+        self.writing = False  # a page is being written to stdout
+        self.deferred = False  # a second Ctrl-C came while writing: stop when the page is out
 
     def __call__(self) -> bool:
         return self.raised
+
+    def interrupt(self) -> None:
+        """Stop at once; further Ctrl-C must not interrupt the cleanup."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+
+class _PageGuard:
+    """stdout as the engine sees it: a second Ctrl-C during a page's write waits for the page's flush,
+    so the reader never gets half a line (the page is not committed and is sent again next time)."""
+
+    def __init__(self, stream: BinaryIO, flag: _StopFlag) -> None:
+        self._stream = stream
+        self._flag = flag
+
+    def write(self, data: bytes | memoryview) -> int | None:
+        """Write to the real stream; the page counts as in flight until the next flush."""
+        self._flag.writing = True
+        return self._stream.write(data)
+
+    def flush(self) -> None:
+        """Flush the page; then honour a Ctrl-C that came while it was being written."""
+        try:
+            self._stream.flush()
+        finally:
+            self._flag.writing = False
+        if self._flag.deferred:
+            self._flag.interrupt()
 
 
 @contextmanager
 def _stop_on_signals(flag: _StopFlag) -> Iterator[None]:
     def handler(signum: int, _frame: Any) -> None:
-        if flag.raised:
-            if signum == signal.SIGINT:
-                # A second Ctrl-C stops at once; any further one must not interrupt the cleanup.
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                raise KeyboardInterrupt
+        if not flag.raised:
+            flag.raised = True
+            hint = "; press Ctrl-C again to stop at once" if signum == signal.SIGINT else ""
+            log.info("received %s; stopping after the current page%s", signal.Signals(signum).name, hint)
             return
-        flag.raised = True
-        hint = "; press Ctrl-C again to stop at once" if signum == signal.SIGINT else ""
-        log.info("received %s; stopping after the current page%s", signal.Signals(signum).name, hint)
+        if signum != signal.SIGINT:
+            return
+        if flag.writing and not flag.deferred:  # a third Ctrl-C stops even a blocked write
+            flag.deferred = True
+            return
+        flag.interrupt()
 
     previous = {}
     try:
@@ -321,10 +357,32 @@ def _dispatch(
     if args.command == "check":
         from zoom_oplog_shipper.check import run_check
 
-        return run_check(config, clock, session, err)
+        report_to = err if config.log_format == "text" else cast(TextIO, _LinesToLog())
+        return run_check(config, clock, session, report_to)
     if args.command == "state":
         return _state(args, config, out, clock)
     return run_pass(config, clock, session, out, report, flag)
+
+
+_CHECK_LEVELS = {"FAIL": logging.ERROR, "WARN": logging.WARNING}
+
+
+class _LinesToLog:
+    """A text stream whose lines become log records: `check`'s report, when stderr speaks JSON."""
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        """Log every complete line, at error for ``[FAIL]`` and warning for ``[WARN]``."""
+        *lines, self._pending = (self._pending + text).split("\n")
+        for line in lines:
+            status = line[1:5].strip().upper() if line.startswith("[") else ""
+            log.log(_CHECK_LEVELS.get(status, logging.INFO), "%s", line)
+        return len(text)
+
+    def flush(self) -> None:
+        """Lines are logged as they complete."""
 
 
 def _silence_stdout() -> None:
@@ -384,7 +442,7 @@ def run_pass(
                 config,
                 client,
                 store,
-                PageWriter(out),
+                PageWriter(cast(BinaryIO, _PageGuard(out, flag))),
                 make_formatter(config.output_format, config.account_id, config.include_original),
                 lambda doc: encode(doc, max_bytes),
                 clock,

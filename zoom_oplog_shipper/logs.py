@@ -85,6 +85,8 @@ def setup_logging(
     foreign = _Handler(target)
     foreign.setFormatter(formatter)
     foreign.setLevel(logging.WARNING)
+    # Off, then on: capture even if something replaced warnings.showwarning since the last call.
+    logging.captureWarnings(False)
     logging.captureWarnings(True)
     # The summary is the last line of every run, whatever --log-level says.
     logging.getLogger(SUMMARY_LOGGER).setLevel(logging.INFO)
