@@ -47,7 +47,6 @@ ZOOM_DOCUMENTED_CATEGORIES = (
 )
 
 
-
 @dataclass
 class RunSummary:
     """What one run did (the summary line and `state show`)."""
