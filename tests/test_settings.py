@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from zoom_oplog_shipper.cli import COMMANDS, build_parser, main
+from zoom_oplog_shipper.cli import COMMANDS, _normalize_argv, build_parser, main
 from zoom_oplog_shipper.config import Config, load_config
 from zoom_oplog_shipper.errors import ConfigError
 from zoom_oplog_shipper.settings import (
@@ -250,3 +250,37 @@ def test_settings_module_prints_the_table() -> None:
         [sys.executable, "-m", "zoom_oplog_shipper.settings", "--readme"], capture_output=True, text=True, check=True
     )
     assert done.stdout == readme_table() + "\n"
+
+
+@pytest.mark.parametrize(
+    ("argv", "normalized"),
+    [
+        ([], ["run"]),
+        (["--lookback", "2h"], ["run", "--lookback", "2h"]),
+        (["--look", "2h"], ["run", "--look", "2h"]),  # argparse's abbreviations still take their value
+        (["--log-format", "json", "check"], ["check", "--log-format", "json"]),
+        (["--account-id", "a", "state", "show"], ["state", "show", "--account-id", "a"]),
+        (["--include-original", "run"], ["run", "--include-original"]),
+        (["--client-secret", "hunter2", "check"], ["check", "--client-secret", "hunter2"]),
+        (["--client-secret", "hunter2"], ["run", "--client-secret", "hunter2"]),
+        (["--lookback=2h", "rn"], ["rn", "--lookback=2h"]),
+        (["-h"], ["-h"]),
+        (["state", "show"], ["state", "show"]),
+    ],
+)
+def test_the_command_goes_first(argv: list[str], normalized: list[str]) -> None:
+    assert _normalize_argv(argv) == normalized
+
+
+@pytest.mark.parametrize(
+    ("argv", "code", "needle"),
+    [
+        (["--log-format", "json", "--lookback", "2h", "rn"], 2, "invalid choice: 'rn'"),
+        (["--client-secret", "hunter2-value", "check"], 2, "secrets are never flags"),
+        (["--log-level", "warning", "state", "path"], 0, ""),
+    ],
+)
+def test_options_before_the_command(argv: list[str], code: int, needle: str, tmp_path: Path) -> None:
+    result, err, out = _cli(argv, tmp_path)
+    assert result == code and needle in err and "hunter2" not in err
+    assert (out != b"") == (code == 0)

@@ -245,6 +245,11 @@ class Setting:
     field: str | None = None
 
     @property
+    def option(self) -> str:
+        """The flag, or for a setting that is never a flag the option that is refused with advice."""
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    @property
     def config_field(self) -> str:
         """The Config attribute this setting fills ("" when it fills none directly)."""
         return self.name if self.field is None else self.field
@@ -366,6 +371,8 @@ BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
 FILE_KEYS = frozenset(s.name for s in SETTINGS if s.toml)
 #: The settings given as flags, by name (the argparse destinations).
 FLAG_NAMES = tuple(s.name for s in SETTINGS if s.flag)
+#: The options that take a value (the next word, unless written ``--option=value``).
+VALUE_OPTIONS = frozenset(s.option for s in SETTINGS if not s.switch)
 
 
 def label(name: str) -> str:
@@ -436,7 +443,7 @@ class _NotAFlag(argparse.Action):
 
 
 def _refusal(setting: Setting) -> str:
-    flag = "--" + setting.name.replace("_", "-")
+    flag = setting.option
     if setting.secret:
         names = " or ".join(s.env for s in (setting, BY_NAME.get(setting.alternative)) if s is not None)
         return (
@@ -459,8 +466,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif s.flag:
             group.add_argument(s.flag, dest=s.name, metavar=s.metavar, help=s.help_text())
     for s in not_flags:
-        flag = "--" + s.name.replace("_", "-")
-        parser.add_argument(flag, dest=f"_refused_{s.name}", action=_NotAFlag, message=_refusal(s))
+        parser.add_argument(s.option, dest=f"_refused_{s.name}", action=_NotAFlag, message=_refusal(s))
 
 
 # -- the README ---------------------------------------------------------------------------------
