@@ -5,6 +5,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from zoom_oplog_shipper.ecs import to_ecs
 from zoom_oplog_shipper.errors import OutputClosedError
@@ -38,9 +40,9 @@ def test_parsed_changes_are_cut_too() -> None:
     rec = {"time": "2026-01-01T00:00:00Z", "operation_detail": "Security  - Note: from On to " + "x" * 9000}
     full = to_ecs(rec, "ab" * 16, "acct", "2026-01-01T00:00:00.000Z", record_time(rec))
     assert len(full["zoom"]["operation"]["changes"][0]["to"]) > 4000
-    line = encode(full, 6000)
+    line = encode(full, 3000)
     parsed = orjson.loads(line)
-    assert len(line) <= 6000 and TRUNCATED_TAG in parsed["tags"]
+    assert len(line) <= 3000 and TRUNCATED_TAG in parsed["tags"]
     assert parsed["zoom"]["operation"]["changes"][0]["to"].endswith("…")
 
 
@@ -89,3 +91,109 @@ def test_make_formatter_formats() -> None:
     assert ecs["event"]["id"] == "id" and "original" in ecs["event"]
     raw = make_formatter("raw", "acct", False)(REC, "id", t, "2026-01-01T00:00:00.000Z")
     assert raw == {"event": {"id": "id"}, "record": REC}
+
+
+# -- every line within the limit, whatever the record ----------------------------------------------
+
+CREATED = "2026-01-01T00:00:00.000Z"
+MANY_CHANGES = "Security  - " + "".join(f" - Setting number {i}: from On to Off" for i in range(1500))
+
+
+def formatted(output_format: str, rec: dict[str, Any], include_original: bool = False) -> dict[str, Any]:
+    return make_formatter(output_format, "acct-1", include_original)(rec, "ab" * 16, record_time(rec), CREATED)
+
+
+def big_record(detail: str = MANY_CHANGES, **extra: Any) -> dict[str, Any]:
+    rec = {
+        "time": "2026-01-01T00:00:00Z",
+        "operator": "admin@example.com",
+        "category_type": "Account",
+        "action": "Update",
+        "operation_detail": detail,
+    }
+    rec.update(extra)
+    return rec
+
+
+def marked_truncated(doc: dict[str, Any]) -> bool:
+    labels = doc.get("metadata", {}).get("labels", []) if "class_uid" in doc else doc.get("tags", [])
+    return TRUNCATED_TAG in labels
+
+
+@pytest.mark.parametrize("output_format", ["ecs", "ocsf", "raw"])
+@pytest.mark.parametrize("limit", [2048, 4096, 16384])
+@pytest.mark.parametrize(
+    "rec",
+    [
+        big_record(),
+        big_record(MANY_CHANGES * 3),
+        big_record("Update User " + " ".join(f"u{i}@example.com" for i in range(3000))),
+        big_record(operator="x" * 50_000),
+        big_record(action="Update " * 5000, category_type="C" * 9000),
+        big_record(extra_field=["y" * 100] * 2000),
+    ],
+    ids=["1500-changes", "4500-changes", "3000-users", "long-operator", "long-action", "long-unknown-field"],
+)
+def test_every_line_holds_the_limit(output_format: str, limit: int, rec: dict[str, Any]) -> None:
+    doc = formatted(output_format, rec, include_original=True)
+    line = encode(doc, limit)
+    assert len(line) <= limit
+    parsed = orjson.loads(line)
+    assert marked_truncated(parsed)
+    if output_format == "ocsf":
+        assert parsed["metadata"]["uid"] == "ab" * 16 and parsed["time"] == 1767225600000
+        assert parsed["class_uid"] in (3001, 3004) and parsed["metadata"]["version"]
+    else:
+        assert parsed["event"]["id"] == "ab" * 16
+    if output_format == "ecs":
+        assert parsed["@timestamp"] == "2026-01-01T00:00:00.000Z" and parsed["event"]["created"] == CREATED
+        assert parsed["event"]["kind"] == "event" and parsed["event"]["dataset"] == "zoom.operation"
+        assert parsed["organization"]["id"] == "acct-1"
+
+
+def test_many_changes_keep_the_first_ones_and_count_the_rest() -> None:
+    doc = formatted("ecs", big_record())
+    total = len(doc["zoom"]["operation"]["changes"])
+    line = encode(doc, 4096)
+    parsed = orjson.loads(line)
+    op = parsed["zoom"]["operation"]
+    kept = op["changes"]
+    assert len(line) <= 4096 and 0 < len(kept) < total
+    assert kept[0]["setting"].endswith("Setting number 0")
+    assert op["changes_truncated"] == total - len(kept)
+    # the free text is cut, not dropped: a person still sees how it began
+    assert parsed["message"].startswith("Security  - ") and parsed["message"].endswith("…")
+
+
+def test_ocsf_changes_are_cut_and_the_event_stays_valid_ocsf() -> None:
+    from tests.test_ocsf import assert_valid_ocsf
+
+    doc = formatted("ocsf", big_record())
+    line = encode(doc, 4096)
+    parsed = orjson.loads(line)
+    assert len(line) <= 4096 and "tags" not in parsed
+    assert TRUNCATED_TAG in parsed["metadata"]["labels"]
+    assert parsed["entity"]["data"]["changes_truncated"] > 0
+    assert_valid_ocsf(parsed)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    output_format=st.sampled_from(["ecs", "ocsf", "raw"]),
+    limit=st.integers(min_value=2048, max_value=20_000),
+    changes=st.integers(min_value=0, max_value=2000),
+    setting=st.text(min_size=1, max_size=60).filter(lambda s: ":" not in s and "-" not in s),
+    operator_len=st.integers(min_value=0, max_value=30_000),
+    include_original=st.booleans(),
+)
+def test_no_line_ever_exceeds_the_limit(
+    output_format: str, limit: int, changes: int, setting: str, operator_len: int, include_original: bool
+) -> None:
+    detail = "Meeting  - " + "".join(f" - {setting} {i}: from Off to On" for i in range(changes))
+    rec = big_record(detail, operator="o" * operator_len + "@example.com")
+    doc = formatted(output_format, rec, include_original)
+    full = len(orjson.dumps(doc))
+    line = encode(doc, limit)
+    assert len(line) <= limit
+    parsed = orjson.loads(line)
+    assert marked_truncated(parsed) == (full > limit)
