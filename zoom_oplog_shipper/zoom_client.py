@@ -230,6 +230,19 @@ class ZoomClient:
         log.warning("%s: %s; retrying in %.1fs", what, reason, wait)
         self._clock.sleep(wait)
 
+    def _after_network_error(
+        self, exc: requests.RequestException, attempt: int, what: str, setting: str, tail: str = ""
+    ) -> None:
+        """Wait before the next attempt; once they are spent, fail naming the URL and its setting."""
+        reason = f"{describe_network_error(exc)} ({getattr(self._config, setting)})"
+        if attempt >= MAX_ATTEMPTS:
+            msg = (
+                f"{what} failed after {attempt} attempts: {reason}; check {label(setting)} "
+                f"and that this machine can reach it (DNS, firewall, proxy){tail}"
+            )
+            raise ApiError(msg) from None
+        self._wait_before_retry(backoff_delay(attempt, self._rng), what, reason)
+
     # -- HTTP -----------------------------------------------------------------------------
     def _send(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any, Mapping[str, str]]:
         """One request; (status, decoded JSON or None, headers). Network errors propagate."""
@@ -271,14 +284,7 @@ class ZoomClient:
                     data={"grant_type": "account_credentials", "account_id": cfg.account_id},
                 )
             except requests.RequestException as exc:
-                reason = f"{describe_network_error(exc)} ({cfg.oauth_url})"
-                if attempt == MAX_ATTEMPTS:
-                    msg = (
-                        f"{what} failed after {attempt} attempts: {reason}; check {label('oauth_url')} "
-                        "and that this machine can reach it (DNS, firewall, proxy)"
-                    )
-                    raise ApiError(msg) from None
-                self._wait_before_retry(backoff_delay(attempt, self._rng), what, reason)
+                self._after_network_error(exc, attempt, what, "oauth_url")
                 continue
             if status == 200 and isinstance(body, dict) and isinstance(body.get("access_token"), str):
                 ttl = body.get("expires_in")
@@ -339,14 +345,7 @@ class ZoomClient:
                     "GET", url, params=params, headers={"Authorization": f"Bearer {self.token()}"}
                 )
             except requests.RequestException as exc:
-                reason = f"{describe_network_error(exc)} ({self._config.api_url})"
-                if attempt >= MAX_ATTEMPTS:
-                    msg = (
-                        f"{what} failed after {attempt} attempts: {reason}; check {label('api_url')} and that "
-                        "this machine can reach it (DNS, firewall, proxy); progress is kept"
-                    )
-                    raise ApiError(msg) from None
-                self._wait_before_retry(backoff_delay(attempt, self._rng), what, reason)
+                self._after_network_error(exc, attempt, what, "api_url", "; progress is kept")
                 continue
             tracking = headers.get("x-zm-trackingid", "")
             verdict = classify(status, body, headers, paged=bool(next_page_token))
