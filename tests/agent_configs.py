@@ -27,8 +27,7 @@ CONSOLE_SCRIPT = "zoom-oplog-shipper"
 VECTOR_YAML = CONFIGS / "vector" / "zoom-oplog.yaml"
 VECTOR_TOML = CONFIGS / "vector" / "zoom-oplog-source.toml"
 VECTOR_MULTI = CONFIGS / "vector" / "zoom-oplog-multi-account.yaml"
-VECTOR_WITH_LOGS = CONFIGS / "vector" / "zoom-oplog-with-logs.yaml"
-VECTOR_CONFIGS = (VECTOR_YAML, VECTOR_TOML, VECTOR_MULTI, VECTOR_WITH_LOGS)
+VECTOR_CONFIGS = (VECTOR_YAML, VECTOR_TOML, VECTOR_MULTI)
 FLUENT_BIT_YAML = CONFIGS / "fluent-bit" / "zoom-oplog.yaml"
 FLUENT_BIT_CONF = CONFIGS / "fluent-bit" / "zoom-oplog.conf"
 FLUENT_BIT_PARSERS = CONFIGS / "fluent-bit" / "zoom-oplog-parsers.conf"
@@ -223,17 +222,26 @@ _VECTOR_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:-|:\?)([^}]*))?\}")
 
 
 def vector_interpolate(text: str, env: Mapping[str, str]) -> str:
-    """Vector's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?message}`` substitution at load time."""
+    """Vector's ``${VAR}``, ``${VAR:-default}`` and ``${VAR:?message}`` substitution at load time.
+
+    As in Vector v0.57.0 (src/config/vars.rs): a missing ``${VAR}`` without a default is an
+    error too, and ``:-`` also replaces an empty value.
+    """
 
     def replace(match: re.Match[str]) -> str:
         name, op, arg = match.group(1), match.group(2), match.group(3)
-        value = env.get(name, "")
+        value = env.get(name)
+        if op is None:
+            if value is None:
+                msg = f"Vector would refuse the config: {name} is missing"
+                raise KeyError(msg)
+            return value
         if value:
             return value
         if op == ":?":
             msg = f"Vector would refuse the config: {name} is not set ({arg})"
             raise KeyError(msg)
-        return arg if op == ":-" else ""
+        return arg
 
     return _VECTOR_VAR.sub(replace, text)
 

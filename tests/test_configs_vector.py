@@ -1,0 +1,621 @@
+"""The shipped Vector configs (configs/vector/), checked against Vector v0.57.0's behaviour.
+
+Every `remap`, `route` and `filter` program is compiled and run with the real VRL compiler
+(vrl-python 0.1.0 bundles vectordotdev/vrl at dbfeee5, October 2025; Vector v0.57.0 pins
+33fec9b of the same repository). The events fed to them are what the program really prints:
+each source's exact argv and environment run against the simulator, stdout and stderr framed
+and decoded as the exec source does, with the fields it adds (src/sources/exec/mod.rs,
+handle_event: `stream`, `pid`, `host`, `command`, plus `source_type` and `timestamp`, each only
+when absent). `timestamp` is a string here (vrl-python takes no timestamp values); every remap
+deletes it. Deployment paths are moved under the test's directory; a source with
+`clear_environment` gets the simulator's URLs and the venv's PATH added, nothing else.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent_configs import (
+    CONSOLE_SCRIPT,
+    VECTOR_ADDED_FIELDS,
+    VECTOR_CONFIGS,
+    VECTOR_MULTI,
+    VECTOR_TOML,
+    VECTOR_YAML,
+    Account,
+    VectorSource,
+    all_vector_sources,
+    base_env,
+    console_script,
+    credentials_env,
+    iter_strings,
+    make_account,
+    newline_frames,
+    program_settings,
+    read_vector,
+    relocate,
+    start_simulator,
+    vector_interpolate,
+    vector_sources,
+    zoom_env,
+)
+
+from zoom_oplog_shipper.config import DEFAULT_MAX_LINE_BYTES
+
+vrl_python = pytest.importorskip("vrl_python", reason="pip install -e '.[test]' (vrl-python)")
+
+HOURLY = 3600
+RUN_TIMEOUT = 120
+EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
+ENV_REFERENCE = re.compile(r"^\$\{[A-Z][A-Z0-9_]*(:[-?][^}]*)?\}$")
+HOSTNAME = socket.gethostname()
+EXIT_AUTH = 3
+
+
+# ---------------------------------------------------------------------------------------------
+# VRL, the real compiler.
+
+
+_RUNTIMES: dict[str, Any] = {}
+
+
+def vrl(program: str, event: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """Run a VRL program on an event: (the event afterwards, the value of the last expression)."""
+    runtime = _RUNTIMES.setdefault(program, vrl_python.VRLRuntime())
+    result = runtime.execute(program, event)
+    return result.processed_event, result.runtime_result
+
+
+def vrl_programs(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """(component[.route], program) for every remap, route condition and filter condition."""
+    for name, spec in config.get("transforms", {}).items():
+        kind = spec["type"]
+        if kind == "remap":
+            yield name, spec["source"]
+        elif kind == "route":
+            for output, condition in spec["route"].items():
+                yield f"{name}.{output}", _condition_source(condition)
+        elif kind == "filter":
+            yield name, _condition_source(spec["condition"])
+        else:
+            pytest.fail(f"transform {name} of type {kind} is not evaluated by these tests")
+
+
+def _condition_source(condition: Any) -> str:
+    """A condition as Vector reads it: a VRL string, or ``{type: vrl, source: ...}``."""
+    if isinstance(condition, str):
+        return condition
+    assert condition.get("type", "vrl") == "vrl", condition
+    return str(condition["source"])
+
+
+def _condition(program: str, event: dict[str, Any]) -> bool:
+    """A VRL condition: true only when it returns the boolean true (a runtime error is false)."""
+    try:
+        _, value = vrl(program, event)
+    except RuntimeError:
+        return False
+    assert isinstance(value, bool), f"condition {program!r} returned {value!r}, not a boolean"
+    return value
+
+
+def _remap(spec: dict[str, Any], event: dict[str, Any]) -> list[dict[str, Any]]:
+    """Vector's remap: an aborted event is dropped (drop_on_abort), a failed one passes unchanged."""
+    try:
+        processed, _ = vrl(spec["source"], event)
+    except RuntimeError as exc:
+        if "aborted" in str(exc):
+            return [] if spec.get("drop_on_abort", True) else [event]
+        return [] if spec.get("drop_on_error", False) else [event]
+    return [processed]
+
+
+def run_topology(config: dict[str, Any], sources: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Push the sources' events through the config's transforms; what each sink receives."""
+    transforms = config.get("transforms", {})
+    outputs: dict[str, list[dict[str, Any]]] = {name: list(events) for name, events in sources.items()}
+    pending = dict(transforms)
+    while pending:
+        ready = [n for n, s in pending.items() if all(_output_known(i, outputs, transforms) for i in s["inputs"])]
+        assert ready, f"transforms never fed: {sorted(pending)}"
+        for name in ready:
+            spec = pending.pop(name)
+            events = [e for i in spec["inputs"] for e in outputs[i]]
+            if spec["type"] == "remap":
+                outputs[name] = [out for e in events for out in _remap(spec, e)]
+            elif spec["type"] == "filter":
+                outputs[name] = [e for e in events if _condition(_condition_source(spec["condition"]), e)]
+            elif spec["type"] == "route":
+                matched: set[int] = set()
+                for output, condition in spec["route"].items():
+                    hits = [i for i, e in enumerate(events) if _condition(_condition_source(condition), e)]
+                    matched.update(hits)
+                    outputs[f"{name}.{output}"] = [events[i] for i in hits]
+                if spec.get("reroute_unmatched", True):
+                    outputs[f"{name}._unmatched"] = [e for i, e in enumerate(events) if i not in matched]
+    return {name: [e for i in spec["inputs"] for e in outputs[i]] for name, spec in config["sinks"].items()}
+
+
+def _output_known(name: str, outputs: dict[str, Any], transforms: dict[str, Any]) -> bool:
+    if name in outputs:
+        return True
+    assert name.split(".")[0] in transforms, f"input {name} names no source or transform"
+    return False
+
+
+def _upstream(config: dict[str, Any], component: str) -> set[str]:
+    """Every component on the way from the sources to ``component``."""
+    spec = config.get("sinks", {}).get(component) or config["transforms"][component]
+    found: set[str] = set()
+    for name in spec["inputs"]:
+        base = name.split(".")[0]
+        found.add(base)
+        if base in config.get("transforms", {}):
+            found |= _upstream(config, base)
+    return found
+
+
+def event_sinks(config: dict[str, Any]) -> list[str]:
+    """Sinks that receive operation-log events (fed from zoom_oplog_clean)."""
+    return [s for s in config["sinks"] if "zoom_oplog_clean" in _upstream(config, s)]
+
+
+def log_sinks(config: dict[str, Any]) -> list[str]:
+    """Sinks that receive the program's own log lines (fed from zoom_oplog_program_logs)."""
+    return [s for s in config["sinks"] if "zoom_oplog_program_logs" in _upstream(config, s)]
+
+
+# ---------------------------------------------------------------------------------------------
+# A run of a source's command, read as the exec source reads it.
+
+
+@dataclass(frozen=True)
+class SourceRun:
+    """One exec of a source: exit code, the decoded events as Vector makes them, raw stderr."""
+
+    returncode: int
+    events: list[dict[str, Any]]
+    stdout: bytes
+    stderr: bytes
+
+    def from_stream(self, stream: str) -> list[dict[str, Any]]:
+        return [e for e in self.events if e["stream"] == stream]
+
+
+def child_environment(source: VectorSource, vector_env: dict[str, str], root: Path) -> dict[str, str]:
+    """The child's environment as build_command makes it: Vector's own (unless clear_environment),
+    then the source's `environment` with ${...} filled in from Vector's environment."""
+    child = {} if source.spec.get("clear_environment", False) else dict(vector_env)
+    for name, value in source.environment.items():
+        child[name] = relocate(vector_interpolate(value, vector_env), root)
+    return child
+
+
+def exec_like_vector(source: VectorSource, child_env: dict[str, str]) -> SourceRun:
+    """Run the argv without a shell, frame stdout and stderr by newline with max_length, decode
+    each frame as JSON (a frame that does not decode is dropped, as Vector drops it), add the fields."""
+    result = subprocess.run(source.command, env=child_env, capture_output=True, timeout=RUN_TIMEOUT, check=False)
+    events: list[dict[str, Any]] = []
+    for stream, data in (("stdout", result.stdout), ("stderr", result.stderr)):
+        frames, discarded = newline_frames(data, source.max_length)
+        assert discarded == 0, f"{discarded} {stream} lines over max_length"
+        for frame in frames:
+            decoded = json.loads(frame)  # a text line would be "Failed deserializing frame."
+            assert isinstance(decoded, dict)
+            added = {
+                "stream": stream,
+                "pid": 4242,
+                "host": HOSTNAME,
+                "command": source.command,
+                "source_type": "exec",
+                "timestamp": datetime.now(UTC).isoformat(),
+            }
+            events.append({**added, **decoded})  # inserted only when absent
+    return SourceRun(result.returncode, events, result.stdout, result.stderr)
+
+
+@dataclass(frozen=True)
+class Zoom:
+    """A served simulated account."""
+
+    account: Account
+    base_url: str
+    now: datetime
+
+
+@pytest.fixture(scope="module")
+def accounts() -> Iterator[dict[str, Zoom]]:
+    """One simulator per account name the configs use; the wrong credentials fail on the others."""
+    now = datetime.now(UTC)
+    served: dict[str, Zoom] = {}
+    servers = []
+    try:
+        for name, seed in (("single", 11), ("acme", 12), ("globex", 13)):
+            account = make_account(name, seed, now)
+            server = start_simulator(account)
+            servers.append(server)
+            served[name] = Zoom(account, server.base_url, now)
+        yield served
+    finally:
+        for server in servers:
+            server.shutdown()
+
+
+def vector_env(zoom: Zoom, home: Path, secret: str | None = None) -> dict[str, str]:
+    """Vector's own environment for a single-account config: simulator URLs, credentials."""
+    env = {**base_env(home), **zoom_env(zoom.base_url, zoom.now), **credentials_env(zoom.account)}
+    if secret is not None:
+        env["ZOOM_CLIENT_SECRET"] = secret
+    return env
+
+
+def multi_vector_env(accounts: dict[str, Zoom], home: Path) -> dict[str, str]:
+    """Vector's environment for the multi-account config: every account's values, own names."""
+    env = base_env(home)
+    for name, zoom in accounts.items():
+        if name == "single":
+            continue
+        env.update(credentials_env(zoom.account, f"ZOOM_{name.upper()}_"))
+        env[f"ZOOM_{name.upper()}_BACKFILL_START"] = zoom_env(zoom.base_url, zoom.now)["ZOOM_BACKFILL_START"]
+    return env
+
+
+def with_test_environment(source: VectorSource, child: dict[str, str], zoom: Zoom) -> dict[str, str]:
+    """What the test adds to a cleared environment: the simulator and the venv's PATH."""
+    if not source.spec.get("clear_environment", False):
+        return child
+    sim = zoom_env(zoom.base_url, zoom.now)
+    return {
+        **child,
+        "ZOOM_API_URL": sim["ZOOM_API_URL"],
+        "ZOOM_OAUTH_URL": sim["ZOOM_OAUTH_URL"],
+        "ZOOM_OPLOG_MAX_RPS": "0",
+        "PATH": f"{console_script().parent}:{child['PATH']}",
+    }
+
+
+@pytest.fixture(scope="module")
+def single_runs(accounts: dict[str, Zoom], tmp_path_factory: pytest.TempPathFactory) -> dict[Path, SourceRun]:
+    """A successful first run of the single-account source of the YAML and the TOML config."""
+    runs = {}
+    for path in (VECTOR_YAML, VECTOR_TOML):
+        root = tmp_path_factory.mktemp(path.stem)
+        (source,) = vector_sources(path)
+        runs[path] = exec_like_vector(source, child_environment(source, vector_env(accounts["single"], root), root))
+    return runs
+
+
+@pytest.fixture(scope="module")
+def failed_run(accounts: dict[str, Zoom], tmp_path_factory: pytest.TempPathFactory) -> SourceRun:
+    """The primary config's source with a wrong client secret."""
+    root = tmp_path_factory.mktemp("wrong-secret")
+    (source,) = vector_sources(VECTOR_YAML)
+    env = vector_env(accounts["single"], root, secret="not-the-right-secret-value")
+    return exec_like_vector(source, child_environment(source, env, root))
+
+
+# ---------------------------------------------------------------------------------------------
+# Every VRL program compiles.
+
+
+VRL_PROGRAMS = [(path, name, program) for path in VECTOR_CONFIGS for name, program in vrl_programs(read_vector(path))]
+
+
+@pytest.mark.parametrize("path,component,program", VRL_PROGRAMS, ids=[f"{p.name}:{n}" for p, n, _ in VRL_PROGRAMS])
+def test_every_vrl_program_compiles(path: Path, component: str, program: str) -> None:
+    diagnostic = vrl_python.VRLRuntime.check_syntax(program)
+    assert diagnostic is None, f"{path.name} {component}:\n{diagnostic}"
+
+
+def test_the_vrl_compiler_rejects_what_vector_rejects() -> None:
+    # So that the test above can fail: an unhandled fallible call is E103 in Vector too.
+    assert vrl_python.VRLRuntime.check_syntax(".x = parse_json(.message)") is not None
+
+
+# ---------------------------------------------------------------------------------------------
+# The sources.
+
+
+VECTOR_SOURCES = all_vector_sources()
+
+
+def _source_id(source: VectorSource) -> str:
+    return f"{source.path.name}:{source.name}"
+
+
+def _placeholder_env(source: VectorSource) -> dict[str, str]:
+    """The source's environment with its ${...} references filled in: a default where one is
+    given, else "x" (the values do not matter here)."""
+
+    def fill(match: re.Match[str]) -> str:
+        return "x" if match.group(1) is None else match.group(1)
+
+    return {k: re.sub(r"\$\{[^}:]*(?::-([^}]*))?[^}]*\}", fill, v) for k, v in source.environment.items()}
+
+
+def test_vector_configs_have_their_sources() -> None:
+    assert {_source_id(s) for s in VECTOR_SOURCES} == {
+        "zoom-oplog.yaml:zoom_oplog",
+        "zoom-oplog-source.toml:zoom_oplog",
+        "zoom-oplog-multi-account.yaml:zoom_oplog_acme",
+        "zoom-oplog-multi-account.yaml:zoom_oplog_globex",
+    }
+
+
+@pytest.mark.parametrize("source", VECTOR_SOURCES, ids=_source_id)
+def test_source_runs_the_program_hourly_with_json_logs_on_stderr(source: VectorSource) -> None:
+    spec = source.spec
+    assert spec["mode"] == "scheduled"
+    assert source.command[:2] == [CONSOLE_SCRIPT, "run"]
+    settings = program_settings(source.command, _placeholder_env(source))
+    interval = spec["scheduled"]["exec_interval_secs"]
+    assert interval == HOURLY
+    # Vector kills a run at the interval: the program must stop itself well before.
+    assert settings.max_runtime.total_seconds() <= interval / 2
+    assert settings.output_format == "ecs"
+    assert str(settings.state_dir).startswith("/var/lib/vector/")
+    # stderr is read (false: /dev/null, every failure hidden), through the JSON decoder.
+    assert spec["include_stderr"] is True
+    assert settings.log_format == "json"
+
+
+@pytest.mark.parametrize("source", VECTOR_SOURCES, ids=_source_id)
+def test_source_decodes_json_lines_with_room_for_the_longest(source: VectorSource) -> None:
+    spec = source.spec
+    assert spec["decoding"]["codec"] == "json"
+    assert spec["framing"]["method"] == "newline_delimited"
+    settings = program_settings(source.command, _placeholder_env(source))
+    assert settings.max_line_bytes <= source.max_length
+    assert source.max_length >= 2 * DEFAULT_MAX_LINE_BYTES
+
+
+@pytest.mark.parametrize("path", VECTOR_CONFIGS, ids=lambda p: p.name)
+def test_every_source_goes_through_the_stream_route_only(path: Path) -> None:
+    config = read_vector(path)
+    sources = set(config["sources"])
+    for kind in ("transforms", "sinks"):
+        for name, spec in config.get(kind, {}).items():
+            if set(spec["inputs"]) & sources:
+                assert spec["type"] == "route", f"{name} reads a source directly"
+                assert all(".stream" in _condition_source(c) for c in spec["route"].values())
+
+
+@pytest.mark.parametrize("path", VECTOR_CONFIGS, ids=lambda p: p.name)
+def test_every_config_sends_the_program_logs_to_vectors_stderr(path: Path) -> None:
+    config = read_vector(path)
+    consoles = [s for s in log_sinks(config) if config["sinks"][s]["type"] == "console"]
+    assert consoles
+    for name in consoles:
+        assert config["sinks"][name]["target"] == "stderr"
+    assert not set(log_sinks(config)) & set(event_sinks(config))
+
+
+@pytest.mark.parametrize("path", VECTOR_CONFIGS, ids=lambda p: p.name)
+def test_every_config_shows_the_backfill_setting(path: Path) -> None:
+    # Single-account sources inherit it from Vector's environment; multi-account ones name it.
+    assert "ZOOM_BACKFILL_START" in path.read_text(encoding="utf-8")
+    for source in vector_sources(path):
+        if source.spec.get("clear_environment"):
+            assert ENV_REFERENCE.match(source.environment["ZOOM_BACKFILL_START"])
+
+
+@pytest.mark.parametrize("path", VECTOR_CONFIGS, ids=lambda p: p.name)
+def test_config_says_the_packaged_service_reads_only_vector_yaml(path: Path) -> None:
+    assert "/etc/vector/vector.yaml" in path.read_text(encoding="utf-8")
+
+
+def test_toml_matches_the_yaml_source_and_log_handling() -> None:
+    toml = read_vector(VECTOR_TOML)
+    yml = read_vector(VECTOR_YAML)
+    assert toml["sources"] == yml["sources"]
+    for name in ("zoom_oplog_split", "zoom_oplog_clean", "zoom_oplog_program_logs"):
+        assert toml["transforms"][name] == yml["transforms"][name], name
+    assert toml["sinks"]["zoom_oplog_program_log_console"] == yml["sinks"]["zoom_oplog_program_log_console"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The topology, run on real output with the real VRL.
+
+
+def assert_event_doc(doc: dict[str, Any], sink: dict[str, Any]) -> None:
+    """An operation-log event as a sink receives it: the program's fields, none of Vector's
+    (but the HEC sink's own `timestamp`, which its remap sets from @timestamp)."""
+    assert EVENT_ID.match(doc["event"]["id"])
+    assert doc["data_stream"]["dataset"] == "zoom.operation"
+    assert "log" not in doc or "logger" not in doc["log"]
+    leftover = set(VECTOR_ADDED_FIELDS) & set(doc) - {sink.get("timestamp_key")}
+    assert not leftover, sorted(doc)
+    assert doc["agent"] == {"type": "vector", "name": HOSTNAME}
+
+
+@pytest.mark.parametrize("path", [VECTOR_YAML, VECTOR_TOML], ids=lambda p: p.name)
+def test_a_successful_run_reaches_every_sink_it_should(
+    path: Path, single_runs: dict[Path, SourceRun], accounts: dict[str, Zoom]
+) -> None:
+    run = single_runs[path]
+    assert run.returncode == 0, run.stderr.decode(errors="replace")
+    stdout_events = run.from_stream("stdout")
+    assert len(stdout_events) == len(accounts["single"].account.records)
+    config = read_vector(path)
+    delivered = run_topology(config, {"zoom_oplog": run.events})
+    for sink in event_sinks(config):
+        docs = delivered[sink]
+        assert len(docs) == len(stdout_events), sink
+        for doc in docs:
+            assert_event_doc(doc, config["sinks"][sink])
+        assert [d["event"]["id"] for d in docs] == [e["event"]["id"] for e in stdout_events]
+        assert [d["@timestamp"] for d in docs] == [e["@timestamp"] for e in stdout_events]
+    log_lines = run.from_stream("stderr")
+    for sink in log_sinks(config):
+        docs = delivered[sink]
+        assert len(docs) == len(log_lines) >= 1, sink
+        assert not any("event" in d and "id" in d["event"] for d in docs)
+        summary = docs[-1]
+        assert summary["log"]["logger"] == "zoom_oplog_shipper.summary"
+        assert summary["exit_code"] == 0 and summary["emitted"] == len(stdout_events)
+        assert summary["event"]["outcome"] == "success"
+        assert summary["service"]["name"] == CONSOLE_SCRIPT
+        assert not set(VECTOR_ADDED_FIELDS) & set(summary)
+
+
+def test_elasticsearch_sink_gets_a_scratch_id_equal_to_event_id(single_runs: dict[Path, SourceRun]) -> None:
+    config = read_vector(VECTOR_YAML)
+    sink = config["sinks"]["zoom_oplog_elasticsearch"]
+    id_key = sink["id_key"]
+    # id_key removes the field it reads: it must be a copy, never event.id itself.
+    assert id_key not in ("event.id", ".event.id")
+    docs = run_topology(config, {"zoom_oplog": single_runs[VECTOR_YAML].events})["zoom_oplog_elasticsearch"]
+    assert docs and all(d[id_key] == d["event"]["id"] for d in docs)
+    # Without `timestamp` the data-stream rename cannot overwrite the event's @timestamp.
+    assert all("timestamp" not in d for d in docs)
+
+
+def test_splunk_sink_gets_the_event_time_as_a_timestamp_value(single_runs: dict[Path, SourceRun]) -> None:
+    config = read_vector(VECTOR_YAML)
+    sink = config["sinks"]["zoom_oplog_splunk_hec"]
+    key = sink["timestamp_key"]
+    (remap,) = sink["inputs"]
+    docs = run_topology(config, {"zoom_oplog": single_runs[VECTOR_YAML].events})["zoom_oplog_splunk_hec"]
+    assert docs
+    program = config["transforms"][remap]["source"]
+    for doc in docs[:20]:
+        # vrl-python renders a timestamp value as "YYYY-MM-DD HH:MM:SS[.fff] UTC".
+        assert doc[key].endswith(" UTC"), doc[key]
+        when = datetime.fromisoformat(doc[key].removesuffix(" UTC") + "+00:00")
+        assert when == datetime.fromisoformat(doc["@timestamp"].replace("Z", "+00:00"))
+        _, is_timestamp = vrl(f"{program}\nis_timestamp(.{key})", {k: v for k, v in doc.items() if k != key})
+        assert is_timestamp is True
+
+
+def test_a_failed_run_shows_in_the_log_sinks_and_never_in_an_event_sink(failed_run: SourceRun) -> None:
+    assert failed_run.returncode == EXIT_AUTH, failed_run.stderr.decode(errors="replace")
+    assert failed_run.stdout == b""
+    assert b"not-the-right-secret-value" not in failed_run.stderr
+    config = read_vector(VECTOR_YAML)
+    delivered = run_topology(config, {"zoom_oplog": failed_run.events})
+    for sink in event_sinks(config):
+        assert delivered[sink] == [], f"{sink} received the program's log lines"
+    for sink in log_sinks(config):
+        docs = delivered[sink]
+        errors = [d for d in docs if d["log"]["level"] == "error"]
+        assert errors and all(d["event"]["outcome"] == "failure" for d in errors), sink
+        summary = docs[-1]
+        assert summary["log"]["logger"] == "zoom_oplog_shipper.summary"
+        assert summary["exit_code"] == EXIT_AUTH
+        assert summary["event"]["outcome"] == "failure"
+        assert summary["emitted"] == 0
+
+
+def test_a_log_line_never_reaches_an_event_sink_whatever_it_holds() -> None:
+    # Even a log line shaped like an event (an event.id, a data_stream) stays on the logs side.
+    config = read_vector(VECTOR_YAML)
+    line = {
+        "@timestamp": "2026-11-30T00:00:00.000Z",
+        "log": {"level": "info", "logger": "zoom_oplog_shipper"},
+        "message": "x",
+        "event": {"id": "0" * 32},
+        "data_stream": {"type": "logs", "dataset": "zoom.operation", "namespace": "default"},
+    }
+    event = {"stream": "stderr", "pid": 1, "host": HOSTNAME, "command": ["x"], "source_type": "exec", **line}
+    delivered = run_topology(config, {"zoom_oplog": [event]})
+    assert all(delivered[s] == [] for s in event_sinks(config))
+    assert all(len(delivered[s]) == 1 for s in log_sinks(config))
+
+
+# ---------------------------------------------------------------------------------------------
+# Many accounts.
+
+
+def test_multi_account_children_see_only_their_own_account(accounts: dict[str, Zoom], tmp_path: Path) -> None:
+    env = multi_vector_env(accounts, tmp_path)
+    sources = vector_sources(VECTOR_MULTI)
+    assert len(sources) >= 2
+    for source in sources:
+        name = source.name.removeprefix("zoom_oplog_")
+        assert source.spec["clear_environment"] is True
+        child = child_environment(source, env, tmp_path)
+        own = accounts[name].account.config
+        assert child["ZOOM_CLIENT_SECRET"] == own.client_secret
+        others = [z.account.config.client_secret for n, z in accounts.items() if n not in (name, "single")]
+        assert others and not set(others) & set(child.values())
+        assert not any(k.startswith(f"ZOOM_{n.upper()}_") for k in child for n in accounts)
+        assert "PATH" in child and "ZOOM_OPLOG_STATE_DIR" in child
+        assert "ZOOM_CLIENT_SECRET_FILE" not in child
+
+
+def test_multi_account_sources_have_their_own_state(accounts: dict[str, Zoom], tmp_path: Path) -> None:
+    sources = vector_sources(VECTOR_MULTI)
+    assert len({s.environment["ZOOM_OPLOG_STATE_DIR"] for s in sources}) == len(sources)
+    env = multi_vector_env(accounts, tmp_path)
+    config = read_vector(VECTOR_MULTI)
+    feeds: dict[str, list[dict[str, Any]]] = {}
+    for source in sources:
+        zoom = accounts[source.name.removeprefix("zoom_oplog_")]
+        child = with_test_environment(source, child_environment(source, env, tmp_path), zoom)
+        run = exec_like_vector(source, child)
+        assert run.returncode == 0, run.stderr.decode(errors="replace")
+        assert len(run.from_stream("stdout")) == len(zoom.account.records)
+        feeds[source.name] = run.events
+    delivered = run_topology(config, feeds)
+    (es,) = [s for s in event_sinks(config) if config["sinks"][s]["type"] == "elasticsearch"]
+    orgs = {d["organization"]["id"] for d in delivered[es]}
+    assert orgs == {accounts[s.name.removeprefix("zoom_oplog_")].account.config.account_id for s in sources}
+    summaries = [d for s in log_sinks(config) for d in delivered[s] if d["log"]["logger"].endswith(".summary")]
+    assert {d["account"] for d in summaries} == orgs
+
+
+def test_multi_account_refuses_a_missing_account_variable(accounts: dict[str, Zoom], tmp_path: Path) -> None:
+    source = vector_sources(VECTOR_MULTI)[0]
+    with pytest.raises(KeyError, match="not set"):
+        child_environment(source, base_env(tmp_path), tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Sinks and the file's text.
+
+
+def test_elasticsearch_sinks_use_data_streams() -> None:
+    for path in (VECTOR_YAML, VECTOR_MULTI):
+        config = read_vector(path)
+        sink = config["sinks"]["zoom_oplog_elasticsearch"]
+        assert sink["mode"] == "data_stream"
+        assert sink["data_stream"] == {"type": "logs", "dataset": "zoom.operation", "namespace": "default"}
+        assert sink["auth"]["password"] == "${ELASTICSEARCH_PASSWORD}"
+        assert sink["buffer"]["type"] == "disk"
+
+
+def test_loki_labels_are_static_and_few() -> None:
+    sink = read_vector(VECTOR_YAML)["sinks"]["zoom_oplog_loki"]
+    labels = sink["labels"]
+    assert 1 <= len(labels) <= 4
+    for key, value in labels.items():
+        assert "{{" not in key and "{{" not in value, f"label {key}: {value} is not static"
+    assert sink["encoding"]["codec"] == "json"
+
+
+@pytest.mark.parametrize("path", VECTOR_CONFIGS, ids=lambda p: p.name)
+def test_dollar_signs_are_only_intended_references(path: Path) -> None:
+    # Vector replaces $NAME and ${NAME} anywhere in the file, comments included, before parsing.
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.lstrip().startswith("#"):
+            assert "$" not in line, f"{path.name}:{number}: Vector would substitute in this comment"
+        else:
+            rest = re.sub(r"\$\{[A-Z][A-Z0-9_]*(:[-?][^}]*)?\}", "", line)
+            assert "$" not in rest, f"{path.name}:{number}: unintended substitution"
+
+
+@pytest.mark.parametrize("path", VECTOR_CONFIGS, ids=lambda p: p.name)
+def test_no_template_without_a_literal_prefix(path: Path) -> None:
+    # Vector v0.57 refuses "{{ field }}" alone in index, sourcetype or label fields at startup.
+    for where, value in iter_strings(read_vector(path)):
+        if "{{" in value:
+            assert not value.strip().startswith("{{"), f"{path.name}: {where} = {value!r}"
