@@ -34,6 +34,7 @@ DATASET = "zoom.activity"
 FIELDS = ("email", "time", "type", "ip_address", "client_type", "version")
 SIGN_IN = "sign-in"
 SIGN_OUT = "sign-out"
+Json = dict[str, Any]
 
 # Zoom's type (lower case) -> (event.action, ECS event.type)
 _KNOWN = {"sign in": (SIGN_IN, "start"), "sign out": (SIGN_OUT, "end")}
@@ -87,14 +88,8 @@ def summary(record: dict[str, Any]) -> str | None:
 
 
 def to_ecs_activity(
-    record: dict[str, Any],
-    event_id: str,
-    account_id: str,
-    created: str,
-    time: datetime | None,
-    *,
-    include_original: bool = False,
-) -> dict[str, Any]:
+    record: Json, event_id: str, account_id: str, created: str, time: datetime | None, *, include_original: bool = False
+) -> Json:
     """The ECS event for one activity ``record``; odd or missing fields are left out, never raised on.
 
     Same contract as ``ecs.to_ecs``: ``time`` is the record's parsed time (None: ``@timestamp`` is

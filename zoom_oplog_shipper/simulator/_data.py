@@ -458,16 +458,9 @@ def _first_item(item: tuple[int, Any]) -> int:
 
 # (client_type, weight): Zoom's names with the case variants seen in peers' data ("Mac", "mac").
 _CLIENT_WEIGHTS = (
-    ("Windows", 30),
-    ("Mac", 16),
-    ("mac", 4),
-    ("iOS", 12),
-    ("Android", 10),
-    ("Browser", 12),
-    ("Linux", 3),
-    ("iPad", 3),
-    ("windows", 2),
-)
+    ("Windows", 30), ("Mac", 16), ("mac", 4), ("iOS", 12), ("Android", 10), ("Browser", 12), ("Linux", 3),
+    ("iPad", 3), ("windows", 2),
+)  # fmt: skip
 _CLIENTS = tuple(name for name, _ in _CLIENT_WEIGHTS)
 _CLIENT_CUM = tuple(sum(weight for _, weight in _CLIENT_WEIGHTS[: i + 1]) for i in range(len(_CLIENT_WEIGHTS)))
 _IPV4_NETS = ("192.0.2.", "198.51.100.", "203.0.113.", "10.20.", "172.16.")
@@ -533,12 +526,10 @@ def generate_activity_records(seed: int, days: int, records_per_day: int, end: d
     IPv6 addresses, shared sign-ins (several users in one second), identical duplicates and rare
     records lacking a field. Same arguments, same list. Sorted by time ascending.
     """
-    return [record for _, record in iter_generated_activities(seed, days, records_per_day, end)]
+    return [record for _, record in iter_activities(seed, days, records_per_day, end)]
 
 
-def iter_generated_activities(
-    seed: int, days: int, records_per_day: int, end: datetime
-) -> Iterator[tuple[int, dict[str, str]]]:
+def iter_activities(seed: int, days: int, records_per_day: int, end: datetime) -> Iterator[tuple[int, dict[str, str]]]:
     """``(epoch, record)`` pairs of ``generate_activity_records``, produced lazily in time order."""
     if end.tzinfo is None:
         msg = "generate_activity_records: end must be an aware datetime (UTC)"

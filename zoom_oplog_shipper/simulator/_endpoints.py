@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from zoom_oplog_shipper.simulator._config import ACTIVITY_SCOPES, REPORT_SCOPES
-from zoom_oplog_shipper.simulator._data import iter_generated, iter_generated_activities
+from zoom_oplog_shipper.simulator._data import iter_activities, iter_generated
 
 Generator = Callable[[int, int, int, datetime], Iterator[tuple[int, dict[str, str]]]]
 
@@ -29,23 +29,12 @@ class ReportEndpoint:
     category_filter: bool
 
 
+# stream, path, label, records field, scopes, generator, category filter
 OPERATIONS = ReportEndpoint(
-    stream="operations",
-    path="/v2/report/operationlogs",
-    label="logs",
-    records_field="operation_logs",
-    scopes=REPORT_SCOPES,
-    generate=iter_generated,
-    category_filter=True,
+    "operations", "/v2/report/operationlogs", "logs", "operation_logs", REPORT_SCOPES, iter_generated, True
 )
 ACTIVITIES = ReportEndpoint(
-    stream="activities",
-    path="/v2/report/activities",
-    label="activities",
-    records_field="activity_logs",
-    scopes=ACTIVITY_SCOPES,
-    generate=iter_generated_activities,
-    category_filter=False,
+    "activities", "/v2/report/activities", "activities", "activity_logs", ACTIVITY_SCOPES, iter_activities, False
 )
 ENDPOINTS = (OPERATIONS, ACTIVITIES)
 BY_PATH = {endpoint.path: endpoint for endpoint in ENDPOINTS}
