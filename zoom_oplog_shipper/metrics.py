@@ -22,7 +22,7 @@ GAUGES = {
     "last_success_timestamp_seconds": "When the last run that exited 0 ended (Unix time); kept across failed runs.",
     "last_exit_code": "Exit code of the last run (0 ok, 1 failure, 2 config, 3 auth, 4 daily limit, 5 state).",
     "last_run_records": "Records the last run printed on stdout.",
-    "last_run_requests": "Operation-log requests the last run made.",
+    "last_run_requests": "Requests the last run made to Zoom (token and report).",
     "last_run_duration_seconds": "How long the last run took.",
     "watermark_timestamp_seconds": "Everything before this time has been delivered (Unix time).",
 }

@@ -114,7 +114,7 @@ class RunReport:
         run = RunMetrics(
             account=self.account,
             category=self.category,
-            finished=self.clock.now().timestamp(),
+            finished=round(self.clock.now().timestamp(), 3),
             exit_code=fields["exit_code"],
             records=self.summary.emitted,
             requests=self.summary.requests,
