@@ -516,3 +516,26 @@ def iter_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
             yield from iter_strings(v, f"{path}[{i}]")
     elif isinstance(value, str):
         yield path, value
+
+
+def emitted_lines(output_format: str = "ecs") -> list[bytes]:
+    """The lines one `run --format FORMAT` prints against the simulator (long records included)."""
+    import io
+    import tempfile
+
+    from zoom_oplog_shipper.cli import main
+
+    now = datetime.now(UTC)
+    account = make_account("configs", 5, now)
+    server = start_simulator(account)
+    out, err = io.BytesIO(), io.StringIO()
+    with tempfile.TemporaryDirectory() as state:
+        env = {**zoom_env(server.base_url, now), **credentials_env(account), "ZOOM_OPLOG_STATE_DIR": state}
+        try:
+            code = main(["run", "--format", output_format], env=env, stdout=out, stderr=err)
+        finally:
+            server.shutdown()
+    assert code == 0, err.getvalue()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == len(account.records)
+    return lines

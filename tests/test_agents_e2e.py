@@ -23,28 +23,44 @@ from agent_configs import (
     CONSOLE_SCRIPT,
     CRON_FILE,
     ENV_EXAMPLE,
+    FLUENT_BIT_CONF,
+    FLUENT_BIT_MULTI,
+    FLUENT_BIT_YAML,
     K8S_CRONJOB,
     LONG_DETAILS,
     SPLUNK_INPUTS,
     SPLUNK_PROPS,
     SYSTEMD_SERVICE,
+    VECTOR_ADDED_FIELDS,
+    VECTOR_MULTI,
+    VECTOR_TOML,
+    VECTOR_WITH_LOGS,
+    VECTOR_YAML,
     Account,
+    FluentBitInput,
+    VectorSource,
     base_env,
+    chrono_time_format,
     console_script,
     credentials_env,
     fgets_records,
+    fluent_bit_inputs,
+    fluent_bit_time_format,
     ini_value,
     make_account,
     newline_frames,
     read_cron_d,
     read_env_file,
     read_ini,
+    read_vector,
     read_yaml_all,
     relocate,
     splunk_events,
     splunk_time_format,
     start_simulator,
     to_python_datetime,
+    vector_interpolate,
+    vector_sources,
     zoom_env,
 )
 
@@ -111,13 +127,27 @@ def run(argv: list[str], env: dict[str, str], **kwargs: Any) -> subprocess.Compl
     return result
 
 
-def settings_file(zoom: Zoom, root: Path) -> Path:
-    """The shipped settings example, filled in for the simulator, where the configs expect it."""
+def settings_file(zoom: Zoom, root: Path, secret_setting: bool = True) -> Path:
+    """The shipped settings example, filled in for the simulator, where the configs expect it.
+
+    The secret goes to /etc/zoom-oplog-shipper/client-secret; the settings name it
+    (ZOOM_CLIENT_SECRET_FILE) unless ``secret_setting`` is false (systemd passes it as a credential).
+    The state directory the wrappers and units default to is set, moved under ``root``.
+    """
     text = ENV_EXAMPLE.read_text(encoding="utf-8")
-    for name, value in credentials_env(zoom.account).items():
+    cfg = zoom.account.config
+    for name, value in (("ZOOM_ACCOUNT_ID", cfg.account_id), ("ZOOM_CLIENT_ID", cfg.client_id)):
         text, count = re.subn(rf"^{name}=$", f"{name}={value}", text, flags=re.M)
         assert count == 1, name
+    secret = Path(relocate("/etc/zoom-oplog-shipper/client-secret", root))
+    secret.parent.mkdir(parents=True, exist_ok=True)
+    secret.write_text(cfg.client_secret + "\n", encoding="utf-8")
+    secret.chmod(0o600)
+    if secret_setting:
+        text, count = re.subn(r"^# (ZOOM_CLIENT_SECRET_FILE=\S+)$", r"\1", text, flags=re.M)
+        assert count == 1
     text = relocate(text, root)
+    text += relocate("ZOOM_OPLOG_STATE_DIR=/var/lib/zoom-oplog-shipper\n", root)
     text += "".join(f"{k}={v}\n" for k, v in zoom_env(zoom.base_url, zoom.now).items())
     path = Path(relocate("/etc/zoom-oplog-shipper/env", root))
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -172,7 +202,141 @@ def assert_state_in(state_dir: Path, account: Account) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Vector and Fluent Bit: tests/test_configs_vector.py and tests/test_configs_fluent_bit.py.
+# Vector.
+
+
+def read_like_vector(stdout: bytes, source: VectorSource) -> list[dict[str, Any]]:
+    """newline_delimited framing with max_length, then the json codec; VRL's HEC time parse."""
+    frames, discarded = newline_frames(stdout, source.max_length)
+    assert discarded == 0, f"{discarded} lines over max_length would be dropped"
+    docs = [json.loads(frame) for frame in frames]
+    assert all(isinstance(d, dict) for d in docs)
+    for doc in docs:
+        # Vector inserts its fields only when absent; the remap then deletes them.
+        assert not set(VECTOR_ADDED_FIELDS) & set(doc)
+    hec_format = vector_hec_time_format(source.path)
+    if hec_format:
+        for doc in docs:
+            parsed = to_python_datetime(doc["@timestamp"], chrono_time_format(hec_format))
+            assert parsed == datetime.fromisoformat(doc["@timestamp"].replace("Z", "+00:00"))
+    return docs
+
+
+def vector_hec_time_format(path: Path) -> str | None:
+    """The format the Splunk remap of this config parses @timestamp with, if it has one."""
+    programs = [t.get("source", "") for t in read_vector(path).get("transforms", {}).values()]
+    found = re.findall(r'parse_timestamp\(\."@timestamp", format: "([^"]+)"', "\n".join(programs))
+    return found[0] if found else None
+
+
+def run_vector_source(source: VectorSource, env: dict[str, str], root: Path) -> subprocess.CompletedProcess[bytes]:
+    """The source's argv, without a shell, with its `environment` added to the agent's."""
+    child = dict(env)
+    for name, value in source.environment.items():
+        child[name] = relocate(vector_interpolate(value, env), root)
+    return run(source.command, child)
+
+
+@pytest.mark.parametrize("path", [VECTOR_YAML, VECTOR_TOML], ids=lambda p: p.name)
+def test_vector(path: Path, zoom: Zoom, tmp_path: Path) -> None:
+    (source,) = vector_sources(path)
+    env = agent_env(zoom, tmp_path)
+    result = run_vector_source(source, env, tmp_path)
+    assert_long_lines_present(result.stdout)
+    assert_delivered(read_like_vector(result.stdout, source), zoom.account)
+    assert_state_in(tmp_path / "var/lib/vector/zoom-oplog-shipper", zoom.account)
+    again = run_vector_source(source, env, tmp_path)
+    assert again.stdout == b"", "a second run sent events again"
+
+
+def test_vector_with_program_logs_routed_apart(zoom: Zoom, tmp_path: Path) -> None:
+    (source,) = vector_sources(VECTOR_WITH_LOGS)
+    assert source.spec["include_stderr"] is True
+    result = run_vector_source(source, agent_env(zoom, tmp_path), tmp_path)
+    events = read_like_vector(result.stdout, source)
+    assert_delivered(events, zoom.account)
+    # stderr goes through the same JSON decoder: every line must decode, and none may look like
+    # an event (the route separates them by Vector's `stream`, which the program never sets).
+    frames, discarded = newline_frames(result.stderr, source.max_length)
+    assert frames and discarded == 0
+    for frame in frames:
+        line = json.loads(frame)
+        assert set(line) >= {"@timestamp", "log", "message"}
+        assert "event" not in line and "stream" not in line
+    assert any("complete:" in json.loads(f)["message"] for f in frames)
+
+
+def test_vector_multi_account(accounts: dict[str, Zoom], tmp_path: Path) -> None:
+    sources = vector_sources(VECTOR_MULTI)
+    assert {s.name for s in sources} == {f"zoom_oplog_{name}" for name in accounts}
+    for source in sources:
+        zoom = accounts[source.name.removeprefix("zoom_oplog_")]
+        # Vector's environment holds every account's credentials under its own names.
+        env = agent_env(zoom, tmp_path, credentials=False)
+        for name, other in accounts.items():
+            env.update(credentials_env(other.account, f"ZOOM_{name.upper()}_"))
+        result = run_vector_source(source, env, tmp_path)
+        assert_delivered(read_like_vector(result.stdout, source), zoom.account)
+    for name in accounts:
+        assert_state_in(tmp_path / "var/lib/vector/zoom-oplog-shipper" / name, accounts[name].account)
+
+
+def test_vector_refuses_a_missing_account_variable(accounts: dict[str, Zoom], tmp_path: Path) -> None:
+    source = vector_sources(VECTOR_MULTI)[0]
+    with pytest.raises(KeyError, match="not set"):
+        run_vector_source(source, agent_env(accounts["acme"], tmp_path, credentials=False), tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Fluent Bit.
+
+
+def read_like_fluent_bit(stdout: bytes, item: FluentBitInput) -> list[dict[str, Any]]:
+    """fgets with buf_size, the json parser, @timestamp into the record time, es's @timestamp back."""
+    python_format = fluent_bit_time_format(item.parser["time_format"])
+    docs = []
+    for chunk in fgets_records(stdout, item.buf_size):
+        record = json.loads(chunk)  # a piece of a split line fails here, as the parser would
+        assert isinstance(record, dict)
+        stamp = record.pop(item.parser["time_key"])  # time_keep off
+        when = to_python_datetime(stamp, python_format)
+        # The es output writes @timestamp from the record time, milliseconds, UTC.
+        record["@timestamp"] = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+        assert record["@timestamp"] == stamp
+        docs.append(record)
+    return docs
+
+
+def run_fluent_bit_input(item: FluentBitInput, env: dict[str, str], root: Path) -> subprocess.CompletedProcess[bytes]:
+    """The command through /bin/sh -c, as in_exec's popen runs it (it holds no ${...} to substitute)."""
+    assert "${" not in item.command
+    return run(["/bin/sh", "-c", relocate(item.command, root)], env)
+
+
+@pytest.mark.parametrize("path", [FLUENT_BIT_YAML, FLUENT_BIT_CONF], ids=lambda p: p.name)
+def test_fluent_bit(path: Path, zoom: Zoom, tmp_path: Path) -> None:
+    (item,) = fluent_bit_inputs(path)
+    env = agent_env(zoom, tmp_path)
+    result = run_fluent_bit_input(item, env, tmp_path)
+    assert_long_lines_present(result.stdout)
+    assert_delivered(read_like_fluent_bit(result.stdout, item), zoom.account)
+    assert_state_in(tmp_path / "var/lib/fluent-bit/zoom-oplog-shipper", zoom.account)
+    assert run_fluent_bit_input(item, env, tmp_path).stdout == b""
+
+
+def test_fluent_bit_multi_account(accounts: dict[str, Zoom], tmp_path: Path) -> None:
+    items = fluent_bit_inputs(FLUENT_BIT_MULTI)
+    assert {i.settings["tag"].rsplit(".", 1)[-1] for i in items} == set(accounts)
+    for item in items:
+        zoom = accounts[item.settings["tag"].rsplit(".", 1)[-1]]
+        env = agent_env(zoom, tmp_path, credentials=False)
+        for name, other in accounts.items():
+            env.update(credentials_env(other.account, f"ZOOM_{name.upper()}_"))
+        result = run_fluent_bit_input(item, env, tmp_path)
+        assert_delivered(read_like_fluent_bit(result.stdout, item), zoom.account)
+        assert zoom.account.config.client_secret.encode() not in result.stderr
+    for name in accounts:
+        assert_state_in(tmp_path / "var/lib/fluent-bit/zoom-oplog-shipper" / name, accounts[name].account)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -227,13 +391,19 @@ def test_systemd_service(zoom: Zoom, tmp_path: Path) -> None:
     argv[0] = str(console_script())
     # systemd's own clean environment, Environment= lines (%S is /var/lib), then EnvironmentFile=,
     # whose values win.
+    # LoadCredential=: systemd copies the secret file into the credentials directory (%d).
+    credentials = tmp_path / "run/credentials/zoom-oplog-shipper.service"
+    credentials.mkdir(parents=True)
     env = base_env(tmp_path)
     for key, value in service:
         if key == "Environment":
             name, _, val = value.partition("=")
-            env[name] = relocate(val.replace("%S", "/var/lib"), tmp_path)
+            env[name] = relocate(val.replace("%S", "/var/lib").replace("%d", str(credentials)), tmp_path)
     env_file = Path(relocate(ini_value(service, "EnvironmentFile"), tmp_path))
-    assert env_file == settings_file(zoom, tmp_path)
+    assert env_file == settings_file(zoom, tmp_path, secret_setting=False)
+    name, _, source = ini_value(service, "LoadCredential").partition(":")
+    (credentials / name).write_bytes(Path(relocate(source, tmp_path)).read_bytes())
+    (credentials / name).chmod(0o400)
     env.update(read_env_file(env_file))
     output = Path(relocate(ini_value(service, "StandardOutput").removeprefix("append:"), tmp_path))
     output.parent.mkdir(parents=True)
@@ -252,7 +422,11 @@ def test_cron_line(zoom: Zoom, tmp_path: Path) -> None:
     logs.mkdir(parents=True)
     # cron's environment: the file's variables, HOME of the user; the venv's bin stands in for
     # /usr/local/bin.
-    env = {**variables, "HOME": str(tmp_path), "PATH": f"{console_script().parent}:{variables['PATH']}"}
+    env = {
+        **{k: relocate(v, tmp_path) for k, v in variables.items()},
+        "HOME": str(tmp_path),
+        "PATH": f"{console_script().parent}:{variables['PATH']}",
+    }
     for _ in range(2):
         result = run([variables["SHELL"], "-c", relocate(job.command, tmp_path)], env)
         assert result.stdout == b"" and result.stderr == b""
@@ -275,10 +449,21 @@ def test_kubernetes_cronjob_container(zoom: Zoom, tmp_path: Path) -> None:
     }
     env = agent_env(zoom, tmp_path, credentials=False)
     for item in container["env"]:
+        if item["name"] == "ZOOM_BACKFILL_START" and not item.get("value"):
+            continue  # the user fills in a date (agent_env has one)
         if "value" in item:
             env[item["name"]] = relocate(str(item["value"]), tmp_path)
         else:
             env[item["name"]] = secret[item["valueFrom"]["secretKeyRef"]["key"]]
+    # The Secret's volume: each item as a file under the mount.
+    pod = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    for mount in container["volumeMounts"]:
+        (volume,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+        for item in volume.get("secret", {}).get("items", []):
+            path = Path(relocate(mount["mountPath"], tmp_path)) / item["path"]
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secret[item["key"]], encoding="utf-8")
+            path.chmod(0o400)
     mount = Path(relocate(container["volumeMounts"][0]["mountPath"], tmp_path))
     mount.mkdir(parents=True)
     result = run(container["command"], env)

@@ -1,19 +1,29 @@
 #!/bin/sh
 # Splunk scripted input wrapper for zoom-oplog-shipper: one pass, events on stdout (indexed),
-# diagnostics on stderr (splunkd.log, component ExecProcessor).
+# diagnostics on stderr. splunkd logs every stderr line of a scripted input in splunkd.log as
+# "ERROR ExecProcessor" whatever it says, so only warnings and errors go there by default
+# (ZOOM_OPLOG_LOG_LEVEL=info in the env file brings back the per-run summary).
+# Splunk passes "-index NAME" as arguments; the program needs none, so they are not passed on.
 set -eu
 
 # Splunk's environment points these at its own libraries and Python, which breaks a system
 # Python (ssl, encodings). The program needs none of them.
 unset LD_LIBRARY_PATH PYTHONHOME PYTHONPATH OPENSSL_CONF
 
-# Settings and credentials, KEY=value lines: never put them in inputs.conf.
+# Settings, KEY=value lines (configs/zoom-oplog-shipper.env.example): never in inputs.conf. This
+# file is executed as shell code with the forwarder's rights: keep it owned by root, mode 0640,
+# group splunk, so the forwarder's user can read it but not change it. The forwarder's
+# least-privileged mode gives splunkd, and so this script and the program, CAP_DAC_READ_SEARCH:
+# file modes do not keep them from reading any file on the host.
 ZOOM_OPLOG_ENV_FILE="${ZOOM_OPLOG_ENV_FILE:-/etc/zoom-oplog-shipper/env}"
 if [ -r "$ZOOM_OPLOG_ENV_FILE" ]; then
     set -a
     . "$ZOOM_OPLOG_ENV_FILE"
     set +a
 fi
+: "${ZOOM_OPLOG_LOG_LEVEL:=warning}"
+: "${ZOOM_OPLOG_STATE_DIR:=/var/lib/zoom-oplog-shipper}"
+export ZOOM_OPLOG_LOG_LEVEL ZOOM_OPLOG_STATE_DIR
 
 PATH="${PATH:-/usr/bin:/bin}:/usr/local/bin:/usr/bin:/bin"
 export PATH
