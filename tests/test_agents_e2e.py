@@ -23,44 +23,28 @@ from agent_configs import (
     CONSOLE_SCRIPT,
     CRON_FILE,
     ENV_EXAMPLE,
-    FLUENT_BIT_CONF,
-    FLUENT_BIT_MULTI,
-    FLUENT_BIT_YAML,
     K8S_CRONJOB,
     LONG_DETAILS,
     SPLUNK_INPUTS,
     SPLUNK_PROPS,
     SYSTEMD_SERVICE,
-    VECTOR_ADDED_FIELDS,
-    VECTOR_MULTI,
-    VECTOR_TOML,
-    VECTOR_WITH_LOGS,
-    VECTOR_YAML,
     Account,
-    FluentBitInput,
-    VectorSource,
     base_env,
-    chrono_time_format,
     console_script,
     credentials_env,
     fgets_records,
-    fluent_bit_inputs,
-    fluent_bit_time_format,
     ini_value,
     make_account,
     newline_frames,
     read_cron_d,
     read_env_file,
     read_ini,
-    read_vector,
     read_yaml_all,
     relocate,
     splunk_events,
     splunk_time_format,
     start_simulator,
     to_python_datetime,
-    vector_interpolate,
-    vector_sources,
     zoom_env,
 )
 
@@ -202,141 +186,7 @@ def assert_state_in(state_dir: Path, account: Account) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Vector.
-
-
-def read_like_vector(stdout: bytes, source: VectorSource) -> list[dict[str, Any]]:
-    """newline_delimited framing with max_length, then the json codec; VRL's HEC time parse."""
-    frames, discarded = newline_frames(stdout, source.max_length)
-    assert discarded == 0, f"{discarded} lines over max_length would be dropped"
-    docs = [json.loads(frame) for frame in frames]
-    assert all(isinstance(d, dict) for d in docs)
-    for doc in docs:
-        # Vector inserts its fields only when absent; the remap then deletes them.
-        assert not set(VECTOR_ADDED_FIELDS) & set(doc)
-    hec_format = vector_hec_time_format(source.path)
-    if hec_format:
-        for doc in docs:
-            parsed = to_python_datetime(doc["@timestamp"], chrono_time_format(hec_format))
-            assert parsed == datetime.fromisoformat(doc["@timestamp"].replace("Z", "+00:00"))
-    return docs
-
-
-def vector_hec_time_format(path: Path) -> str | None:
-    """The format the Splunk remap of this config parses @timestamp with, if it has one."""
-    programs = [t.get("source", "") for t in read_vector(path).get("transforms", {}).values()]
-    found = re.findall(r'parse_timestamp\(\."@timestamp", format: "([^"]+)"', "\n".join(programs))
-    return found[0] if found else None
-
-
-def run_vector_source(source: VectorSource, env: dict[str, str], root: Path) -> subprocess.CompletedProcess[bytes]:
-    """The source's argv, without a shell, with its `environment` added to the agent's."""
-    child = dict(env)
-    for name, value in source.environment.items():
-        child[name] = relocate(vector_interpolate(value, env), root)
-    return run(source.command, child)
-
-
-@pytest.mark.parametrize("path", [VECTOR_YAML, VECTOR_TOML], ids=lambda p: p.name)
-def test_vector(path: Path, zoom: Zoom, tmp_path: Path) -> None:
-    (source,) = vector_sources(path)
-    env = agent_env(zoom, tmp_path)
-    result = run_vector_source(source, env, tmp_path)
-    assert_long_lines_present(result.stdout)
-    assert_delivered(read_like_vector(result.stdout, source), zoom.account)
-    assert_state_in(tmp_path / "var/lib/vector/zoom-oplog-shipper", zoom.account)
-    again = run_vector_source(source, env, tmp_path)
-    assert again.stdout == b"", "a second run sent events again"
-
-
-def test_vector_with_program_logs_routed_apart(zoom: Zoom, tmp_path: Path) -> None:
-    (source,) = vector_sources(VECTOR_WITH_LOGS)
-    assert source.spec["include_stderr"] is True
-    result = run_vector_source(source, agent_env(zoom, tmp_path), tmp_path)
-    events = read_like_vector(result.stdout, source)
-    assert_delivered(events, zoom.account)
-    # stderr goes through the same JSON decoder: every line must decode, and none may look like
-    # an event (the route separates them by Vector's `stream`, which the program never sets).
-    frames, discarded = newline_frames(result.stderr, source.max_length)
-    assert frames and discarded == 0
-    for frame in frames:
-        line = json.loads(frame)
-        assert set(line) >= {"@timestamp", "log", "message"}
-        assert "event" not in line and "stream" not in line
-    assert any("complete:" in json.loads(f)["message"] for f in frames)
-
-
-def test_vector_multi_account(accounts: dict[str, Zoom], tmp_path: Path) -> None:
-    sources = vector_sources(VECTOR_MULTI)
-    assert {s.name for s in sources} == {f"zoom_oplog_{name}" for name in accounts}
-    for source in sources:
-        zoom = accounts[source.name.removeprefix("zoom_oplog_")]
-        # Vector's environment holds every account's credentials under its own names.
-        env = agent_env(zoom, tmp_path, credentials=False)
-        for name, other in accounts.items():
-            env.update(credentials_env(other.account, f"ZOOM_{name.upper()}_"))
-        result = run_vector_source(source, env, tmp_path)
-        assert_delivered(read_like_vector(result.stdout, source), zoom.account)
-    for name in accounts:
-        assert_state_in(tmp_path / "var/lib/vector/zoom-oplog-shipper" / name, accounts[name].account)
-
-
-def test_vector_refuses_a_missing_account_variable(accounts: dict[str, Zoom], tmp_path: Path) -> None:
-    source = vector_sources(VECTOR_MULTI)[0]
-    with pytest.raises(KeyError, match="not set"):
-        run_vector_source(source, agent_env(accounts["acme"], tmp_path, credentials=False), tmp_path)
-
-
-# ---------------------------------------------------------------------------------------------
-# Fluent Bit.
-
-
-def read_like_fluent_bit(stdout: bytes, item: FluentBitInput) -> list[dict[str, Any]]:
-    """fgets with buf_size, the json parser, @timestamp into the record time, es's @timestamp back."""
-    python_format = fluent_bit_time_format(item.parser["time_format"])
-    docs = []
-    for chunk in fgets_records(stdout, item.buf_size):
-        record = json.loads(chunk)  # a piece of a split line fails here, as the parser would
-        assert isinstance(record, dict)
-        stamp = record.pop(item.parser["time_key"])  # time_keep off
-        when = to_python_datetime(stamp, python_format)
-        # The es output writes @timestamp from the record time, milliseconds, UTC.
-        record["@timestamp"] = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
-        assert record["@timestamp"] == stamp
-        docs.append(record)
-    return docs
-
-
-def run_fluent_bit_input(item: FluentBitInput, env: dict[str, str], root: Path) -> subprocess.CompletedProcess[bytes]:
-    """The command through /bin/sh -c, as in_exec's popen runs it (it holds no ${...} to substitute)."""
-    assert "${" not in item.command
-    return run(["/bin/sh", "-c", relocate(item.command, root)], env)
-
-
-@pytest.mark.parametrize("path", [FLUENT_BIT_YAML, FLUENT_BIT_CONF], ids=lambda p: p.name)
-def test_fluent_bit(path: Path, zoom: Zoom, tmp_path: Path) -> None:
-    (item,) = fluent_bit_inputs(path)
-    env = agent_env(zoom, tmp_path)
-    result = run_fluent_bit_input(item, env, tmp_path)
-    assert_long_lines_present(result.stdout)
-    assert_delivered(read_like_fluent_bit(result.stdout, item), zoom.account)
-    assert_state_in(tmp_path / "var/lib/fluent-bit/zoom-oplog-shipper", zoom.account)
-    assert run_fluent_bit_input(item, env, tmp_path).stdout == b""
-
-
-def test_fluent_bit_multi_account(accounts: dict[str, Zoom], tmp_path: Path) -> None:
-    items = fluent_bit_inputs(FLUENT_BIT_MULTI)
-    assert {i.settings["tag"].rsplit(".", 1)[-1] for i in items} == set(accounts)
-    for item in items:
-        zoom = accounts[item.settings["tag"].rsplit(".", 1)[-1]]
-        env = agent_env(zoom, tmp_path, credentials=False)
-        for name, other in accounts.items():
-            env.update(credentials_env(other.account, f"ZOOM_{name.upper()}_"))
-        result = run_fluent_bit_input(item, env, tmp_path)
-        assert_delivered(read_like_fluent_bit(result.stdout, item), zoom.account)
-        assert zoom.account.config.client_secret.encode() not in result.stderr
-    for name in accounts:
-        assert_state_in(tmp_path / "var/lib/fluent-bit/zoom-oplog-shipper" / name, accounts[name].account)
+# Vector and Fluent Bit: tests/test_configs_vector.py and tests/test_configs_fluent_bit.py.
 
 
 # ---------------------------------------------------------------------------------------------
