@@ -315,3 +315,17 @@ def test_a_second_ctrl_c_exits_130_quietly_losing_nothing(sim: tuple[Any, dict[s
     ids = Counter(orjson.loads(line)["event"]["id"] for line in (first + rest + again.stdout).splitlines())
     expected = {orjson.loads(line)["event"]["id"] for line in reference.stdout.splitlines()}
     assert set(ids) == expected and sum(n - 1 for n in ids.values()) <= 300
+
+
+def test_demo_into_head_ends_quietly_with_exit_0() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ZOOM_", "XDG_"))}
+    proc = subprocess.Popen(shipper("demo", "--days", "10"), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    lines = [proc.stdout.readline() for _ in range(3)]  # like `| head -n 3`
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=60)
+    assert proc.returncode == 0, err
+    assert all(orjson.loads(line)["event"]["id"] for line in lines)
+    assert_clean(err, "text")
+    assert " ERROR: " not in err and " WARNING: " not in err and "stdout" not in err

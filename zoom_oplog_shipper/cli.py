@@ -271,7 +271,17 @@ def _report_failure(exc: BaseException, command: str, own_stdout: bool) -> int:
     elif isinstance(exc, ShipperError):
         log.error("%s", exc)
     elif isinstance(exc, KeyboardInterrupt):
-        log.warning("stopped at once by Ctrl-C; committed pages are kept and the next run continues from them")
+        if command == "simulate":  # Ctrl-C is how a served simulator is meant to end
+            log.info("simulator stopped")
+            return int(ExitCode.OK)
+        if command == "run":
+            log.warning("stopped at once by Ctrl-C; committed pages are kept and the next run continues from them")
+        else:
+            log.warning("interrupted by Ctrl-C")
+    elif isinstance(exc, SystemExit):  # a library that exits: keep its code, say its message in one line
+        if isinstance(exc.code, int) or exc.code is None:
+            return int(exc.code or 0)
+        log.error("%s", exc.code)
     else:
         log.error("%s", unexpected_message(exc))
         log.debug("where it happened: %s", where(exc))
