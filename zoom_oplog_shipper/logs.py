@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
@@ -85,6 +86,8 @@ def setup_logging(
     foreign = _Handler(target)
     foreign.setFormatter(formatter)
     foreign.setLevel(logging.WARNING)
+    threading.excepthook = _thread_failed
+    sys.unraisablehook = _unraisable
     # Off, then on: capture even if something replaced warnings.showwarning since the last call.
     logging.captureWarnings(False)
     logging.captureWarnings(True)
@@ -100,6 +103,18 @@ def setup_logging(
         if lvl is not None:
             logger.setLevel(lvl)
             logger.propagate = False
+
+
+def _thread_failed(args: threading.ExceptHookArgs) -> None:
+    """A background thread (the demo's simulator) failed: one line, not Python's traceback."""
+    detail = str(args.exc_value) if args.exc_value is not None else "no details"
+    name = args.thread.name if args.thread is not None else "?"
+    logging.getLogger(LOGGER_NAME).error("background thread %s stopped: %s", name, detail or "no details")
+
+
+def _unraisable(args: sys.UnraisableHookArgs) -> None:
+    """An error Python could not raise (in a finalizer, at exit): a debug line, not a traceback."""
+    logging.getLogger(LOGGER_NAME).debug("ignored during cleanup: %s", args.exc_value)
 
 
 def log_summary(level: int, text: str, fields: Mapping[str, Any]) -> None:
