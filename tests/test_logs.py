@@ -76,3 +76,14 @@ def test_a_closed_stderr_does_not_print_a_logging_error(capsys: pytest.CaptureFi
     stream.close()
     logging.getLogger(LOGGER_NAME).error("nowhere to go")
     assert "Logging error" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("secret", ["s", "log", '"', "@timestamp"])
+def test_a_short_secret_never_breaks_the_json_line(err: io.StringIO, secret: str) -> None:
+    setup_logging("info", "json", (secret,), stream=err)
+    logging.getLogger(LOGGER_NAME).info("the secret is %s", secret)
+    log_summary(logging.INFO, "complete", {"outcome": "complete", "account": f"a{secret}"})
+    docs = [orjson.loads(line) for line in lines(err)]
+    assert docs[0]["message"].endswith(MASK) and secret not in docs[0]["message"]
+    assert docs[1]["account"] == f"a{MASK}" and docs[1]["outcome"] == "complete"
+    assert docs[0]["log"]["logger"] == LOGGER_NAME

@@ -101,7 +101,7 @@ def test_the_last_json_line_is_the_summary_for_every_exit_code(
 ) -> None:
     prepare(zoom, env, tmp_path)
     got, _, lines = run(["run", "--log-format", "json", *argv], env)
-    assert got == code
+    assert got == code, lines
     docs = [orjson.loads(line) for line in lines]
     last = docs[-1]
     assert last["log"]["logger"] == "zoom_oplog_shipper.summary"

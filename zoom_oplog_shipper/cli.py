@@ -328,6 +328,9 @@ def main(
                 report.finish(code)
     except KeyboardInterrupt:  # a second Ctrl-C while reporting
         code = EXIT_INTERRUPTED
+    except Exception as exc:  # reporting itself failed: still one line, never a traceback
+        log.error("%s", unexpected_message(exc))
+        code = code or int(ExitCode.FAILURE)
     return code
 
 

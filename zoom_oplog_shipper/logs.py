@@ -53,8 +53,11 @@ class _Formatter(logging.Formatter):
             }
             extra = getattr(record, SUMMARY_FIELDS, None)
             if isinstance(extra, Mapping):
-                doc.update({k: v for k, v in extra.items() if k not in doc})
-            return self._mask(orjson.dumps(doc, default=str).decode())
+                for key, value in extra.items():
+                    if key not in doc:
+                        doc[key] = self._mask(value) if isinstance(value, str) else value
+            # Masking values, never the encoded line: a short secret must not break the JSON.
+            return orjson.dumps(doc, default=str).decode()
         return f"{stamp} zoom-oplog-shipper {record.levelname}: {message}"
 
 
