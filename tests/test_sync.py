@@ -17,6 +17,7 @@ from tests.conftest import NOW, FakeClock, FakeZoom, make_config, record
 from zoom_oplog_shipper.errors import ApiError, ConfigError, DailyLimitError
 from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
 from zoom_oplog_shipper.state import StateStore, state_file
+from zoom_oplog_shipper.streams import OPERATIONS
 from zoom_oplog_shipper.sync import RunSummary, SyncEngine
 from zoom_oplog_shipper.zoom_client import ZoomClient
 
@@ -40,7 +41,7 @@ class Harness:
         client = ZoomClient(cfg, clock=self.clock, rng=random.Random(3))
         engine = SyncEngine(
             cfg,
-            client,
+            client.reader(OPERATIONS),
             store,
             writer or PageWriter(out),
             make_formatter(cfg.output_format, cfg.account_id, cfg.include_original),

@@ -11,6 +11,7 @@ import requests
 
 from tests.conftest import SECRET, FakeClock, FakeZoom, make_config, record
 from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
+from zoom_oplog_shipper.streams import OPERATIONS
 from zoom_oplog_shipper.windows import Window
 from zoom_oplog_shipper.zoom_client import (
     MAX_ATTEMPTS,
@@ -21,7 +22,6 @@ from zoom_oplog_shipper.zoom_client import (
     _Token,
     classify,
     describe_network_error,
-    parse_retry_after,
 )
 
 #: What a library's exception class or connection pool looks like when its text is passed on raw.
@@ -74,8 +74,6 @@ def test_classify_rate_limit_waits() -> None:
     assert classify(429, QPS_BODY, {"Retry-After": "3"}).wait == 3.0
     daily = classify(429, DAILY_BODY, {"Retry-After": "2026-11-27T00:00:00Z"})
     assert daily.reset_at == "2026-11-27T00:00:00Z"
-    assert parse_retry_after(daily.reset_at) is not None
-    assert parse_retry_after("soon") is None
 
 
 def client_for(tmp_path: Path, zoom: FakeZoom, clock: FakeClock, **kw: Any) -> ZoomClient:
@@ -84,7 +82,7 @@ def client_for(tmp_path: Path, zoom: FakeZoom, clock: FakeClock, **kw: Any) -> Z
 
 def test_page_with_token(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
     zoom.records = [record("2026-11-25T10:00:00Z")]
-    page = client_for(tmp_path, zoom, clock).get_page(WINDOW, "all")
+    page = client_for(tmp_path, zoom, clock).get_page(OPERATIONS, WINDOW)
     assert page.records == zoom.records and page.next_page_token == ""
     assert zoom.requests[0] == {"from": "2026-11-20", "to": "2026-11-26", "page_size": "300", "category_type": "all"}
 
@@ -106,7 +104,7 @@ def test_transient_failures_are_retried(
     zoom.records = [record("2026-11-25T10:00:00Z")]
     zoom.fail(status, body, headers, times=2)
     client = client_for(tmp_path, zoom, clock)
-    assert client.get_page(WINDOW, "all").records == zoom.records
+    assert client.get_page(OPERATIONS, WINDOW).records == zoom.records
     assert client.counters.retries == 2
     assert len(clock.slept) == 2  # waited without really sleeping
     if status == 429:
@@ -116,7 +114,7 @@ def test_transient_failures_are_retried(
 def test_retries_are_bounded(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
     zoom.fail(500, {"code": 500, "message": "Internal"}, {"x-zm-trackingid": "TRK1"}, times=MAX_ATTEMPTS)
     with pytest.raises(ApiError, match=f"failed after {MAX_ATTEMPTS} attempts.*TRK1"):
-        client_for(tmp_path, zoom, clock).get_page(WINDOW, "all")
+        client_for(tmp_path, zoom, clock).get_page(OPERATIONS, WINDOW)
 
 
 def test_retry_never_sleeps_past_the_deadline(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
@@ -124,36 +122,36 @@ def test_retry_never_sleeps_past_the_deadline(tmp_path: Path, zoom: FakeZoom, cl
     client = client_for(tmp_path, zoom, clock)
     client.deadline = clock.monotonic() + 0.01
     with pytest.raises(ApiError, match="deadline"):
-        client.get_page(WINDOW, "all")
+        client.get_page(OPERATIONS, WINDOW)
     assert clock.slept == []
 
 
 def test_daily_limit(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
     zoom.fail(429, DAILY_BODY, {"X-RateLimit-Type": "Daily-limit", "Retry-After": "2026-11-27T00:00:00Z"})
     with pytest.raises(DailyLimitError, match="resets at 2026-11-27T00:00:00Z") as info:
-        client_for(tmp_path, zoom, clock).get_page(WINDOW, "all")
+        client_for(tmp_path, zoom, clock).get_page(OPERATIONS, WINDOW)
     assert info.value.exit_code == 4
 
 
 def test_expired_token_is_renewed_once(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
     client = client_for(tmp_path, zoom, clock)
-    client.get_page(WINDOW, "all")
+    client.get_page(OPERATIONS, WINDOW)
     zoom.valid_tokens.clear()  # revoked, e.g. by another process taking a new token
-    client.get_page(WINDOW, "all")
+    client.get_page(OPERATIONS, WINDOW)
     assert zoom.token_requests == 2
 
 
 def test_token_refused_twice_is_an_auth_error(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
     zoom.fail(401, {"code": 124, "message": "Invalid access token."}, times=2)
     with pytest.raises(AuthError, match="freshly issued"):
-        client_for(tmp_path, zoom, clock).get_page(WINDOW, "all")
+        client_for(tmp_path, zoom, clock).get_page(OPERATIONS, WINDOW)
 
 
 def test_token_renewed_before_expiry(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
     client = client_for(tmp_path, zoom, clock)
-    client.get_page(WINDOW, "all")
+    client.get_page(OPERATIONS, WINDOW)
     clock.advance(3600 - 30)  # inside the renewal margin
-    client.get_page(WINDOW, "all")
+    client.get_page(OPERATIONS, WINDOW)
     assert zoom.token_requests == 2
 
 
@@ -167,7 +165,7 @@ def test_token_renewed_before_expiry(tmp_path: Path, zoom: FakeZoom, clock: Fake
 def test_permission_errors(tmp_path: Path, zoom: FakeZoom, clock: FakeClock, body: Any, needle: str, code: int) -> None:
     zoom.fail(400, body)
     with pytest.raises(AuthError, match=needle) as info:
-        client_for(tmp_path, zoom, clock).get_page(WINDOW, "all")
+        client_for(tmp_path, zoom, clock).get_page(OPERATIONS, WINDOW)
     assert info.value.exit_code == code
 
 
@@ -186,7 +184,7 @@ def test_bad_credentials(
 def test_page_token_refused(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
     zoom.fail(400, {"code": 300, "message": "The next page token is invalid or expired."})
     with pytest.raises(PageTokenExpired):
-        client_for(tmp_path, zoom, clock).get_page(WINDOW, "all", "tok")
+        client_for(tmp_path, zoom, clock).get_page(OPERATIONS, WINDOW, "tok")
 
 
 def test_invalid_request(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
@@ -194,7 +192,7 @@ def test_invalid_request(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> No
         400, {"code": 300, "message": "Daily report can only be provided within 6 months prior to the current date."}
     )
     with pytest.raises(InvalidRequest, match="6 months"):
-        client_for(tmp_path, zoom, clock).get_page(WINDOW, "all")
+        client_for(tmp_path, zoom, clock).get_page(OPERATIONS, WINDOW)
 
 
 def test_connection_errors_are_retried(tmp_path: Path, clock: FakeClock) -> None:
@@ -211,7 +209,7 @@ def test_connection_errors_are_retried(tmp_path: Path, clock: FakeClock) -> None
 def test_rate_limit_paces_requests(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
     client = client_for(tmp_path, zoom, clock, max_rps=2.0)
     for _ in range(3):
-        client.get_page(WINDOW, "all")
+        client.get_page(OPERATIONS, WINDOW)
     # token + 3 pages at 2/s: three waits of half a second
     assert clock.slept == pytest.approx([0.5, 0.5, 0.5])
 
@@ -243,7 +241,7 @@ def test_api_url_answering_404_names_zoom_api_url(
     zoom.server.expect_request(path, method="GET").respond_with_json(body, status=404)
     client = client_for(tmp_path, zoom, clock, api_url=api_url)
     with pytest.raises(ConfigError) as info:
-        client.get_page(WINDOW, "all")
+        client.get_page(OPERATIONS, WINDOW)
     text = str(info.value)
     assert info.value.exit_code == 2
     assert f"ZOOM_API_URL (--api-url) {api_url} is not Zoom's API; it ends in /v2" in text
@@ -321,7 +319,7 @@ def test_unreachable_host_names_the_setting_and_the_url(
     if step == "page":
         client._token = _Token("tok", expires_at=1e12)
     with pytest.raises(ApiError) as info:
-        client.token() if step == "token" else client.get_page(WINDOW, "all")
+        client.token() if step == "token" else client.get_page(OPERATIONS, WINDOW)
     text = str(info.value)
     setting, url = ("ZOOM_OAUTH_URL", cfg.oauth_url) if step == "token" else ("ZOOM_API_URL", cfg.api_url)
     assert f"failed after {MAX_ATTEMPTS} attempts: {phrase}" in text

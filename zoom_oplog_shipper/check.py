@@ -14,9 +14,10 @@ from typing import Any, TextIO
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.errors import ExitCode, ShipperError, StateError
-from zoom_oplog_shipper.state import RunLock, StateStore, state_file
+from zoom_oplog_shipper.state import RunLock, StateStore
+from zoom_oplog_shipper.streams import Stream, stream_of
 from zoom_oplog_shipper.windows import Window
-from zoom_oplog_shipper.zoom_client import REPORT_SCOPES, ZoomClient
+from zoom_oplog_shipper.zoom_client import ZoomClient
 
 #: Beyond this difference from Zoom's clock, windows and token renewal can go wrong.
 MAX_SKEW = timedelta(seconds=60)
@@ -37,15 +38,17 @@ class _Report:
             self.exit_code = code
 
 
-def run_check(config: Config, clock: Clock, session: Any, stream: TextIO) -> int:
-    """Print a human report on ``stream`` (stderr) with a concrete fix per problem; returns the exit code."""
-    report = _Report(stream)
+def run_check(config: Config, clock: Clock, session: Any, out: TextIO, log_type: Stream | None = None) -> int:
+    """Print a human report on ``out`` (stderr) with a concrete fix per problem; returns the exit code."""
+    report = _Report(out)
+    log_type = log_type or stream_of(config)
+    scope = f"category {config.category_type}" if log_type.partition(config) else f"stream {log_type.key}"
     report.line(
         "ok",
-        f"configuration: account {config.account_id}, category {config.category_type}, "
+        f"configuration: account {config.account_id}, {log_type.title}, {scope}, "
         f"API {config.api_url}, token URL {config.oauth_url}",
     )
-    _check_state(config, report)
+    _check_state(config, report, log_type)
 
     client = ZoomClient(config, clock=clock, session=session)
     try:
@@ -58,11 +61,11 @@ def run_check(config: Config, clock: Clock, session: Any, stream: TextIO) -> int
     scopes = client.scopes
     if not scopes:
         report.line("info", "scopes: Zoom did not list the token's scopes; the request below tells")
-    elif any(s in scopes for s in REPORT_SCOPES):
-        report.line("ok", f"scopes: {' '.join(s for s in scopes if s in REPORT_SCOPES)} granted")
+    elif any(s in scopes for s in log_type.scopes):
+        report.line("ok", f"scopes: {' '.join(s for s in scopes if s in log_type.scopes)} granted")
     else:
         report.fail(
-            "scopes: neither report:read:operation_logs:admin nor report:read:admin is granted; add one "
+            f"scopes: neither {' nor '.join(log_type.scopes)} is granted (needed for {log_type.title}); add one "
             "to the app's scopes (Zoom App Marketplace > your app > Scopes) and activate the app again",
             ExitCode.AUTH,
         )
@@ -70,20 +73,20 @@ def run_check(config: Config, clock: Clock, session: Any, stream: TextIO) -> int
 
     today = clock.now().date()
     try:
-        page = client.get_page(Window(today - timedelta(days=1), today), config.category_type, page_size=1)
+        page = client.reader(log_type).get_page(Window(today - timedelta(days=1), today), page_size=1)
     except ShipperError as exc:
-        report.fail(f"operation logs: {exc}", exc.exit_code)
+        report.fail(f"{log_type.title}: {exc}", exc.exit_code)
     else:
         found = "at least one record" if page.records else "no records"
-        report.line("ok", f"operation logs: readable ({found} since yesterday for category {config.category_type})")
+        report.line("ok", f"{log_type.title}: readable ({found} since yesterday, {scope})")
     verdict = "all checks passed" if report.exit_code == ExitCode.OK else "some checks failed; fix them and run again"
     report.line("ok" if report.exit_code == ExitCode.OK else "FAIL", verdict)
     return int(report.exit_code)
 
 
-def _check_state(config: Config, report: _Report) -> None:
+def _check_state(config: Config, report: _Report, log_type: Stream) -> None:
     """The state directory can be created and written, the run lock taken, and an existing store read."""
-    path = state_file(config.state_dir, config.account_id, config.category_type)
+    path = log_type.state_path(config)
     problem = probe_directory(path.parent)
     if problem:
         report.fail(f"state: {problem}", ExitCode.STATE)
@@ -109,7 +112,7 @@ def _check_state(config: Config, report: _Report) -> None:
         )
         return
     try:
-        store = StateStore.open(path, config.account_id, config.category_type, readonly=True)
+        store = StateStore.open(path, config.account_id, log_type.store_key(config), readonly=True)
     except StateError as exc:
         report.fail(f"state: {exc}", ExitCode.STATE)
         return

@@ -422,13 +422,16 @@ def run_pass(
     Without ``stop``, SIGTERM/SIGINT handlers are installed for the pass itself.
     """
     from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
-    from zoom_oplog_shipper.state import RunLock, StateStore, state_file
+    from zoom_oplog_shipper.state import RunLock, StateStore
+    from zoom_oplog_shipper.streams import stream_of
     from zoom_oplog_shipper.sync import SyncEngine
     from zoom_oplog_shipper.zoom_client import ZoomClient
 
+    log_type = stream_of(config)
+
     report = report or RunReport(clock, config.account_id, config.category_type, config.metrics_file)
     report.use(config)
-    path = state_file(config.state_dir, config.account_id, config.category_type)
+    path = log_type.state_path(config)
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     except OSError as exc:
@@ -445,7 +448,7 @@ def run_pass(
         report.summary.outcome = "skipped: another run holds the lock"
         return int(ExitCode.OK)
     try:
-        store = StateStore.open(path, config.account_id, config.category_type)
+        store = StateStore.open(path, config.account_id, log_type.store_key(config))
         code = int(ExitCode.FAILURE)
         try:
             client = ZoomClient(config, clock=clock, session=session)
@@ -453,10 +456,10 @@ def run_pass(
             flag = stop or _StopFlag()
             engine = SyncEngine(
                 config,
-                client,
+                client.reader(log_type),
                 store,
                 PageWriter(cast(BinaryIO, _PageGuard(out, flag))),
-                make_formatter(config.output_format, config.account_id, config.include_original),
+                make_formatter(config.output_format, config.account_id, config.include_original, log_type),
                 lambda doc: encode(doc, max_bytes),
                 clock,
                 should_stop=flag,

@@ -82,6 +82,7 @@ class Config:
     client_id: str
     client_secret: str = field(repr=False)
     state_dir: Path
+    stream: str = "operations"
     category_type: str = "all"
     backfill_start: datetime | None = None
     api_url: str = DEFAULT_API_URL

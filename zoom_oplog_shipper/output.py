@@ -9,8 +9,9 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from zoom_oplog_shipper.ecs import to_ecs, to_raw
+from zoom_oplog_shipper.ecs import to_raw
 from zoom_oplog_shipper.errors import OutputClosedError
+from zoom_oplog_shipper.streams import OPERATIONS, Stream
 
 log = logging.getLogger(__name__)
 
@@ -268,20 +269,20 @@ class PageWriter:
 
 
 def make_formatter(
-    output_format: str, account_id: str, include_original: bool
+    output_format: str, account_id: str, include_original: bool, stream: Stream = OPERATIONS
 ) -> Callable[[dict[str, Any], str, datetime | None, str], dict[str, Any]]:
     """The function that turns (record, event id, time, created) into the document to print."""
     if output_format == "raw":
         return lambda record, event_id, _time, _created: to_raw(record, event_id)
+    mapper = stream.mapper(output_format)
     if output_format == "ocsf":
-        from zoom_oplog_shipper.ocsf import to_ocsf
 
         def ocsf(record: dict[str, Any], event_id: str, time: datetime | None, created: str) -> dict[str, Any]:
-            return to_ocsf(record, event_id, account_id, datetime.fromisoformat(created.replace("Z", "+00:00")))
+            return mapper(record, event_id, account_id, datetime.fromisoformat(created.replace("Z", "+00:00")))
 
         return ocsf
 
     def ecs(record: dict[str, Any], event_id: str, time: datetime | None, created: str) -> dict[str, Any]:
-        return to_ecs(record, event_id, account_id, created, time, include_original=include_original)
+        return mapper(record, event_id, account_id, created, time, include_original=include_original)
 
     return ecs

@@ -37,6 +37,8 @@ CATEGORY_TYPES = (
     "admin",
 )
 OUTPUT_FORMATS = ("ecs", "raw", "ocsf")
+#: The log types (zoom_oplog_shipper.streams): admin operation logs, sign-in/sign-out activity logs.
+STREAM_KEYS = ("operations", "activities")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 
@@ -299,7 +301,12 @@ SETTINGS: tuple[Setting, ...] = (
         _stripped, "", field="",
     ),
     _setting(
-        "category_type", "ZOOM_CATEGORY_TYPE", "category to fetch", _choice(CATEGORY_TYPES), "all", "`all`",
+        "stream", "ZOOM_OPLOG_STREAM", "which log to ship", _choice(STREAM_KEYS), "operations",
+        "`operations`", flag="--stream", metavar="STREAM", choices=STREAM_KEYS,
+    ),
+    _setting(
+        "category_type", "ZOOM_CATEGORY_TYPE", "category to fetch (operations)", _choice(CATEGORY_TYPES),
+        "all", "`all`",
         flag="--category-type", metavar="TYPE", choices=CATEGORY_TYPES,
     ),
     _setting(

@@ -1,4 +1,7 @@
-"""The sync engine: read new operation logs window by window, print them, commit progress.
+"""The sync engine: read a stream's new records window by window, print them, commit progress.
+
+The engine knows no log type: it reads pages from a `PageSource` (one stream of the Zoom client)
+and formats records with the formatter it is given.
 
 Order of durability: a page's lines are written and flushed before its fingerprints are committed,
 so a kill at any instant loses nothing and re-sends at most one page (with the same `event.id`s).
@@ -10,11 +13,11 @@ import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
-from zoom_oplog_shipper.errors import ApiError, ConfigError
+from zoom_oplog_shipper.errors import ApiError
 from zoom_oplog_shipper.output import PageWriter
 from zoom_oplog_shipper.records import epoch, rfc3339_millis
 from zoom_oplog_shipper.scan import Candidate, Cursor, Encoder, Formatter, render_page, scan_page
@@ -33,7 +36,7 @@ from zoom_oplog_shipper.windows import (
     query_start,
     retention_floor,
 )
-from zoom_oplog_shipper.zoom_client import InvalidRequest, PageTokenExpired, ZoomClient
+from zoom_oplog_shipper.zoom_client import Counters, InvalidRequest, Page, PageTokenExpired
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +44,20 @@ log = logging.getLogger(__name__)
 PROGRESS_EVERY = 10.0
 #: A window whose page token keeps expiring is read again from page one at most this often.
 MAX_WINDOW_RESTARTS = 3
-#: Zoom's documented category values, for the message when Zoom refuses one.
-ZOOM_DOCUMENTED_CATEGORIES = (
-    "all, user, user_settings, account, billing, im, recording, phone_contacts, webinar, sub_account, role, zoom_rooms"
-)
+
+
+class PageSource(Protocol):
+    """Where the engine reads pages: one stream's report, with retries and pacing inside."""
+
+    @property
+    def counters(self) -> Counters:
+        """Requests and retries so far."""
+
+    def set_deadline(self, deadline: float | None) -> None:
+        """Wait for no retry past this monotonic time."""
+
+    def get_page(self, window: Window, next_page_token: str = "") -> Page:
+        """One page of records for ``window``; raises PageTokenExpired or InvalidRequest as Zoom answers."""
 
 
 @dataclass
@@ -117,12 +130,12 @@ class _WindowCursor:
 
 
 class SyncEngine:
-    """One pass over the operation logs that are new since the stored watermark."""
+    """One pass over a stream's records that are new since the stored watermark."""
 
     def __init__(
         self,
         config: Config,
-        client: ZoomClient,
+        pages: PageSource,
         store: StateStore,
         writer: PageWriter,
         formatter: Formatter,
@@ -131,7 +144,7 @@ class SyncEngine:
         should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.config = config
-        self.client = client
+        self.pages = pages
         self.store = store
         self.writer = writer
         self.formatter = formatter
@@ -150,7 +163,7 @@ class SyncEngine:
         self._t0 = t0
         started = self.clock.monotonic()
         self._deadline = started + cfg.max_runtime.total_seconds()
-        self.client.deadline = self._deadline
+        self.pages.set_deadline(self._deadline)
         self.summary.started = rfc3339_millis(t0)
         self._started = self._last_progress = started
         try:
@@ -159,7 +172,7 @@ class SyncEngine:
             self.summary.outcome = "failed"  # the caller names it after the exit code
             raise
         finally:
-            counters = self.client.counters
+            counters = self.pages.counters
             self.summary.requests = counters.requests
             self.summary.retries = counters.retries
             self.summary.duration_s = round(self.clock.monotonic() - started, 3)
@@ -340,7 +353,7 @@ class SyncEngine:
                 )
                 return None
             try:
-                page = self.client.get_page(query, self.config.category_type, token)
+                page = self.pages.get_page(query, token)
             except PageTokenExpired as exc:
                 restarts += 1
                 if restarts > MAX_WINDOW_RESTARTS:
@@ -382,12 +395,6 @@ class SyncEngine:
         Returns the window to ask for instead, or None when none of its days can be asked for yet.
         """
         text = str(exc).lower()
-        if "category" in text and self.config.category_type != "all":
-            msg = (
-                f"Zoom refused category type {self.config.category_type!r} ({exc}); "
-                f"Zoom documents: {ZOOM_DOCUMENTED_CATEGORIES}"
-            )
-            raise ConfigError(msg)
         if window.end == self._end and window.end >= today - timedelta(days=1):
             # Perhaps a day after the API's own today: learn from it and ask for an earlier `to`.
             now = self.clock.now()

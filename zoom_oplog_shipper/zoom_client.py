@@ -1,4 +1,4 @@
-"""The Zoom client: OAuth token, the operation-logs endpoint, retries and the request rate limit.
+"""The Zoom client: OAuth token, a stream's report endpoint, retries and the request rate limit.
 
 `classify` is the one place that decides what an HTTP answer means and whether it is retried.
 """
@@ -9,8 +9,7 @@ import logging
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from enum import Enum
+from enum import Enum, IntEnum
 from typing import Any
 
 import orjson
@@ -21,11 +20,11 @@ from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import DEFAULT_API_URL, DEFAULT_OAUTH_URL, Config
 from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
 from zoom_oplog_shipper.settings import label
+from zoom_oplog_shipper.streams import Stream
 from zoom_oplog_shipper.windows import Window
 
 log = logging.getLogger(__name__)
 
-OPERATION_LOGS_PATH = "/report/operationlogs"
 PAGE_SIZE = 300
 #: Renew the token this long before Zoom says it expires (as Zoom's own SDK does).
 TOKEN_RENEW_MARGIN = 60.0
@@ -33,8 +32,20 @@ MAX_ATTEMPTS = 6
 BACKOFF_BASE = 0.5
 BACKOFF_CAP = 30.0
 REQUEST_TIMEOUT = (10.0, 60.0)
-REPORT_SCOPES = ("report:read:operation_logs:admin", "report:read:admin")
 USER_AGENT = f"zoom-oplog-shipper/{__version__}"
+
+
+class ZoomCode(IntEnum):
+    """Zoom's numeric error codes (the body's `code`) that change what the client does."""
+
+    INVALID_TOKEN = 124  # "Invalid access token." / "Access token is expired."
+    NO_PERMISSION = 200  # plan, role or reporting not enabled
+    VALIDATION = 300  # date range, retention, page token
+    MISSING_SCOPE = 4700
+    MISSING_SCOPE_GRANULAR = 4711
+
+
+_AUTH_CODES = frozenset({ZoomCode.NO_PERMISSION, ZoomCode.MISSING_SCOPE, ZoomCode.MISSING_SCOPE_GRANULAR})
 
 
 class Outcome(Enum):
@@ -72,7 +83,7 @@ def _body_code(body: Any) -> tuple[int | None, str]:
 
 
 def classify(status: int, body: Any, headers: Mapping[str, str], *, paged: bool = False) -> Verdict:
-    """Decide what an operation-logs or token answer means.
+    """Decide what a report or token answer means.
 
     ``body`` is the decoded JSON (None when the body was not JSON); ``paged`` says whether the
     request carried a next_page_token.
@@ -92,11 +103,11 @@ def classify(status: int, body: Any, headers: Mapping[str, str], *, paged: bool 
         if retry_after.replace(".", "", 1).isdigit():
             wait = float(retry_after)
         return Verdict(Outcome.RETRY, detail, wait=wait if wait is not None else 1.0, code=code)
-    if code == 124:
+    if code == ZoomCode.INVALID_TOKEN:
         return Verdict(Outcome.RENEW_TOKEN, detail, code=code)
-    if status in (401, 403) or code in (200, 4700, 4711):
+    if status in (401, 403) or code in _AUTH_CODES:
         return Verdict(Outcome.AUTH, detail, code=code)
-    if paged and code == 300:
+    if paged and code == ZoomCode.VALIDATION:
         return Verdict(Outcome.PAGE_TOKEN, detail, code=code)
     if status == 404 or "no such api" in message.lower():
         return Verdict(Outcome.WRONG_URL, detail, code=code)
@@ -188,7 +199,7 @@ class _Token:
 
 
 class ZoomClient:
-    """Talks to Zoom's token and operation-logs endpoints with one token per process."""
+    """Talks to Zoom's token and report endpoints with one token per process."""
 
     def __init__(
         self,
@@ -210,6 +221,11 @@ class ZoomClient:
         self._next_slot = 0.0
         self.counters = Counters()
         self.last_date_header: str | None = None
+
+    @property
+    def config(self) -> Config:
+        """The settings this client was made with."""
+        return self._config
 
     # -- pacing ---------------------------------------------------------------------------
     def _pace(self) -> None:
@@ -326,16 +342,18 @@ class ZoomClient:
             "App Credentials page, and that the app is activated"
         )
 
-    # -- operation logs -------------------------------------------------------------------
-    def get_page(
-        self, window: Window, category_type: str, next_page_token: str = "", page_size: int = PAGE_SIZE
-    ) -> Page:
-        """One page of operation logs for ``window``, with retries, token renewal and pacing."""
-        url = self._config.api_url + OPERATION_LOGS_PATH
-        params = {**window.params(), "page_size": str(page_size), "category_type": category_type}
+    # -- reports --------------------------------------------------------------------------
+    def reader(self, stream: Stream) -> StreamPages:
+        """The page source of one stream for the engine."""
+        return StreamPages(self, stream)
+
+    def get_page(self, stream: Stream, window: Window, next_page_token: str = "", page_size: int = PAGE_SIZE) -> Page:
+        """One page of ``stream``'s report for ``window``, with retries, token renewal and pacing."""
+        url = self._config.api_url + stream.path
+        params = {**window.params(), "page_size": str(page_size), **stream.query(self._config)}
         if next_page_token:
             params["next_page_token"] = next_page_token
-        what = f"GET {OPERATION_LOGS_PATH} {window.start}..{window.end}"
+        what = f"GET {stream.path} {window.start}..{window.end}"
         renewed = False
         attempt = 0
         while True:
@@ -350,11 +368,11 @@ class ZoomClient:
             tracking = headers.get("x-zm-trackingid", "")
             verdict = classify(status, body, headers, paged=bool(next_page_token))
             if verdict.outcome is Outcome.OK:
-                page = _parse_page(body)
+                page = _parse_page(body, stream.records_field)
                 if page is not None:
                     log.debug("%s: %d records (tracking id %s)", what, len(page[0]), tracking or "-")
                     return Page(page[0], page[1], tracking)
-                verdict = Verdict(Outcome.RETRY, "HTTP 200 without an operation_logs list")
+                verdict = Verdict(Outcome.RETRY, f"HTTP 200 without an {stream.records_field} list")
             suffix = f" (x-zm-trackingid {tracking})" if tracking else ""
             match verdict.outcome:
                 case Outcome.RENEW_TOKEN if not renewed:
@@ -364,7 +382,7 @@ class ZoomClient:
                     attempt -= 1
                     continue
                 case Outcome.RENEW_TOKEN | Outcome.AUTH:
-                    raise AuthError(self._permission_message(verdict) + suffix)
+                    raise AuthError(permission_message(stream, verdict) + suffix)
                 case Outcome.DAILY_LIMIT:
                     when = (
                         f"; the quota resets at {verdict.reset_at}"
@@ -393,44 +411,67 @@ class ZoomClient:
             )
             self._wait_before_retry(wait, what, verdict.reason + suffix)
 
-    def _permission_message(self, verdict: Verdict) -> str:
-        if verdict.code == 4700:
-            return (
-                f"the app lacks the scope to read operation logs ({verdict.reason}); add "
-                "report:read:operation_logs:admin (granular) or report:read:admin (classic) to the "
-                "Server-to-Server OAuth app's scopes and activate it again"
-            )
-        if verdict.code == 200:
-            return (
-                f"Zoom says no permission ({verdict.reason}): operation logs need a Pro or higher plan, "
-                "Zoom Reporting enabled, and the app owner's role must allow Reports > Admin Activity "
-                "Logs (view)"
-            )
-        if verdict.code == 124:
-            return (
-                f"Zoom refused a freshly issued access token ({verdict.reason}); check that the "
-                "app is activated and that no other process uses the same app's tokens"
-            )
-        return f"Zoom refused access ({verdict.reason}); check the app's scopes and the owner's role"
+
+class StreamPages:
+    """One stream's pages from a shared client: the engine's page source.
+
+    A refusal on page one that is the fault of a stream's own setting (an unknown category) is a
+    configuration error, not something the engine can learn from.
+    """
+
+    def __init__(self, client: ZoomClient, stream: Stream) -> None:
+        self.client = client
+        self.stream = stream
+
+    @property
+    def counters(self) -> Counters:
+        """The shared client's request counters."""
+        return self.client.counters
+
+    def set_deadline(self, deadline: float | None) -> None:
+        """No retry is waited for past this monotonic time."""
+        self.client.deadline = deadline
+
+    def get_page(self, window: Window, next_page_token: str = "", page_size: int = PAGE_SIZE) -> Page:
+        """One page of the stream's report."""
+        try:
+            return self.client.get_page(self.stream, window, next_page_token, page_size)
+        except InvalidRequest as exc:
+            message = None if next_page_token else self.stream.refused(self.client.config, str(exc))
+            if message:
+                raise ConfigError(message) from None
+            raise
 
 
-def _parse_page(body: Any) -> tuple[list[Any], str] | None:
+def permission_message(stream: Stream, verdict: Verdict) -> str:
+    """What to change when Zoom refuses access to ``stream``'s report."""
+    if verdict.code in (ZoomCode.MISSING_SCOPE, ZoomCode.MISSING_SCOPE_GRANULAR):
+        granular, classic = stream.scopes[0], stream.scopes[-1]
+        return (
+            f"the app lacks the scope to read {stream.title} ({verdict.reason}); add "
+            f"{granular} (granular) or {classic} (classic) to the "
+            "Server-to-Server OAuth app's scopes and activate it again"
+        )
+    if verdict.code == ZoomCode.NO_PERMISSION:
+        return (
+            f"Zoom says no permission ({verdict.reason}): {stream.title} need a Pro or higher plan, "
+            f"Zoom Reporting enabled, and the app owner's role must allow {stream.permission}"
+        )
+    if verdict.code == ZoomCode.INVALID_TOKEN:
+        return (
+            f"Zoom refused a freshly issued access token ({verdict.reason}); check that the "
+            "app is activated and that no other process uses the same app's tokens"
+        )
+    return f"Zoom refused access ({verdict.reason}); check the app's scopes and the owner's role"
+
+
+def _parse_page(body: Any, records_field: str) -> tuple[list[Any], str] | None:
     if not isinstance(body, dict):
         return None
-    logs = body.get("operation_logs")
-    if "operation_logs" not in body and ("next_page_token" in body or "page_size" in body):
+    logs = body.get(records_field)
+    if records_field not in body and ("next_page_token" in body or "page_size" in body):
         logs = []  # an empty result may come without the list
     if not isinstance(logs, list):
         return None
     token = body.get("next_page_token") or ""
     return logs, token if isinstance(token, str) else ""
-
-
-def parse_retry_after(value: str | None) -> datetime | None:
-    """Zoom's daily-limit Retry-After is an ISO 8601 UTC time, not seconds."""
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
