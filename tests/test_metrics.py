@@ -14,7 +14,7 @@ from tests.conftest import NOW, SECRET, FakeClock, FakeZoom, record
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.metrics import GAUGES, RunMetrics, parse_previous, render, write_metrics
 
-LABELS = {"account": "acct-1", "category": "all"}
+LABELS = {"account": "acct-1", "stream": "operations", "category": "all"}
 
 
 @pytest.fixture
@@ -126,5 +126,6 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temp_file(
 def test_label_values_are_escaped_and_the_file_reads_back(account: str, category: str) -> None:
     text = render({"last_exit_code": 0, "last_run_records": 12, "last_run_duration_seconds": 1.25}, account, category)
     families = {f.name: f for f in text_string_to_metric_families(text)}
-    assert families["zoom_oplog_last_run_records"].samples[0].labels == {"account": account, "category": category}
+    labels = {"account": account, "stream": "operations", "category": category}
+    assert families["zoom_oplog_last_run_records"].samples[0].labels == labels
     assert parse_previous(text) == {"last_exit_code": 0, "last_run_records": 12, "last_run_duration_seconds": 1.25}

@@ -27,6 +27,7 @@ SUMMARY_KEYS = {
     "retries": int,
     "duration_s": float,
     "account": str,
+    "stream": str,
     "category": str,
 }
 
@@ -111,7 +112,8 @@ def test_the_last_json_line_is_the_summary_for_every_exit_code(
     assert last["exit_code"] == code and last["outcome"] == outcome
     assert last["message"].startswith(outcome)
     assert last["log"]["level"] == ("info" if code == 0 else "warning" if code == 4 else "error")
-    assert last["category"] == "all" and last["account"] == ("" if name == "missing setting" else "acct-1")
+    assert last["stream"] == "operations" and last["category"] == "all"
+    assert last["account"] == ("" if name == "missing setting" else "acct-1")
     if code == 0:
         assert last["emitted"] == 3 and last["pages"] >= 1 and last["requests"] >= 1
         assert last["watermark"] == "2026-11-26T12:00:00.000Z" and last["lag_s"] == 0.0

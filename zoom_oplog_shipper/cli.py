@@ -6,10 +6,9 @@ import argparse
 import io
 import logging
 import os
-import signal
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext, redirect_stderr
+from collections.abc import Mapping
+from contextlib import nullcontext, redirect_stderr
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO, cast
 
@@ -24,8 +23,9 @@ from zoom_oplog_shipper.config import (
 )
 from zoom_oplog_shipper.errors import ConfigError, ExitCode, OutputClosedError, ShipperError
 from zoom_oplog_shipper.logs import LOGGER_NAME, setup_logging
+from zoom_oplog_shipper.pipeline import StopFlag, run_pass, stop_on_signals
 from zoom_oplog_shipper.report import EXIT_INTERRUPTED, RunReport, classify, unexpected_message, where
-from zoom_oplog_shipper.settings import FLAG_NAMES, VALUE_OPTIONS
+from zoom_oplog_shipper.settings import BY_NAME, FLAG_NAMES, STREAM_KEYS, VALUE_OPTIONS
 from zoom_oplog_shipper.settings import add_arguments as add_setting_arguments
 
 log = logging.getLogger(LOGGER_NAME)
@@ -125,6 +125,9 @@ def build_parser(*, simulator_options: bool = True) -> argparse.ArgumentParser:
     demo.add_argument("--records-per-day", type=int, default=40, help="records a day (default 40)")
     demo.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
     demo.add_argument("--format", choices=OUTPUT_FORMATS, default="ecs", help="output documents (default ecs)")
+    demo.add_argument(
+        "--stream", choices=STREAM_KEYS, default="operations", help="which log to show (default operations)"
+    )
     return parser
 
 
@@ -149,74 +152,6 @@ def _normalize_argv(argv: list[str]) -> list[str]:
         takes_value = "=" not in word and any(option.startswith(word) for option in VALUE_OPTIONS)
         i += 2 if takes_value else 1
     return ["run", *argv]
-
-
-class _StopFlag:
-    """Set by SIGTERM/SIGINT: the engine stops after the current page, with progress committed."""
-
-    def __init__(self) -> None:
-        self.raised = False
-        self.writing = False  # a page is being written to stdout
-        self.deferred = False  # a second Ctrl-C came while writing: stop when the page is out
-
-    def __call__(self) -> bool:
-        return self.raised
-
-    def interrupt(self) -> None:
-        """Stop at once; further Ctrl-C must not interrupt the cleanup."""
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-
-class _PageGuard:
-    """stdout as the engine sees it: a second Ctrl-C during a page's write waits for the page's flush,
-    so the reader never gets half a line (the page is not committed and is sent again next time)."""
-
-    def __init__(self, stream: BinaryIO, flag: _StopFlag) -> None:
-        self._stream = stream
-        self._flag = flag
-
-    def write(self, data: bytes | memoryview) -> int | None:
-        """Write to the real stream; the page counts as in flight until the next flush."""
-        self._flag.writing = True
-        return self._stream.write(data)
-
-    def flush(self) -> None:
-        """Flush the page; then honour a Ctrl-C that came while it was being written."""
-        try:
-            self._stream.flush()
-        finally:
-            self._flag.writing = False
-        if self._flag.deferred:
-            self._flag.interrupt()
-
-
-@contextmanager
-def _stop_on_signals(flag: _StopFlag) -> Iterator[None]:
-    def handler(signum: int, _frame: Any) -> None:
-        if not flag.raised:
-            flag.raised = True
-            hint = "; press Ctrl-C again to stop at once" if signum == signal.SIGINT else ""
-            log.info("received %s; stopping after the current page%s", signal.Signals(signum).name, hint)
-            return
-        if signum != signal.SIGINT:
-            return
-        if flag.writing and not flag.deferred:  # a third Ctrl-C stops even a blocked write
-            flag.deferred = True
-            return
-        flag.interrupt()
-
-    previous = {}
-    try:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous[sig] = signal.signal(sig, handler)
-    except ValueError:  # not the main thread (in-process tests): no handlers
-        pass
-    try:
-        yield
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
 
 
 def _flag_value(args: list[str], flag: str) -> str | None:
@@ -309,16 +244,17 @@ def main(
     command = args_list[0] if args_list else ""
     report = None
     code = int(ExitCode.FAILURE)
-    flag = _StopFlag()
+    flag = StopFlag()
     try:
         _log_as_asked(args_list, env, err)
-        with _stop_on_signals(flag) if command == "run" else nullcontext():
+        with stop_on_signals(flag) if command == "run" else nullcontext():
             if command == "run":
                 report = RunReport(
                     clock,
-                    _flag_value(args_list, "--account-id") or env.get("ZOOM_ACCOUNT_ID", ""),
-                    _flag_value(args_list, "--category-type") or env.get("ZOOM_CATEGORY_TYPE", "") or "all",
+                    _early_setting(args_list, env, "account_id"),
+                    _early_setting(args_list, env, "category_type") or "all",
                     _metrics_file(args_list, env),
+                    _early_setting(args_list, env, "stream") or "operations",
                 )
             try:
                 code = _dispatch(args_list, env, stdout, err, clock, session, report, flag)
@@ -334,10 +270,17 @@ def main(
     return code
 
 
+def _early_setting(args: list[str], env: Mapping[str, str], name: str) -> str:
+    """A setting as the command line or environment gives it, before the settings are validated
+    (so that a run whose settings fail still reports under its account, stream and metrics file)."""
+    setting = BY_NAME[name]
+    return (_flag_value(args, setting.option) or env.get(setting.env, "")).strip()
+
+
 def _metrics_file(args: list[str], env: Mapping[str, str]) -> Path | None:
     """The metrics file asked for on the command line or in the environment (used when the settings fail)."""
-    text = _flag_value(args, "--metrics-file") or env.get("ZOOM_OPLOG_METRICS_FILE", "")
-    return Path(text).expanduser() if text.strip() else None
+    text = _early_setting(args, env, "metrics_file")
+    return Path(text).expanduser() if text else None
 
 
 def _dispatch(
@@ -348,7 +291,7 @@ def _dispatch(
     clock: Clock,
     session: Any,
     report: RunReport | None,
-    flag: _StopFlag,
+    flag: StopFlag,
 ) -> int:
     """Parse, validate the settings and run the command; failures are raised."""
     parser = build_parser(simulator_options=args_list[:1] == ["simulate"])
@@ -406,80 +349,6 @@ def _silence_stdout() -> None:
         os.close(devnull)
     except (OSError, ValueError):  # no real stdout (embedded, tests): nothing will flush there
         pass
-
-
-def run_pass(
-    config: Config,
-    clock: Clock,
-    session: Any,
-    out: BinaryIO,
-    report: RunReport | None = None,
-    stop: _StopFlag | None = None,
-) -> int:
-    """One `run`: take the lock, open the state, sync. Exit code 0, or an exception.
-
-    ``report`` collects the summary and is saved in the store with the exit code; the caller logs it.
-    Without ``stop``, SIGTERM/SIGINT handlers are installed for the pass itself.
-    """
-    from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
-    from zoom_oplog_shipper.state import RunLock, StateStore
-    from zoom_oplog_shipper.streams import stream_of
-    from zoom_oplog_shipper.sync import SyncEngine
-    from zoom_oplog_shipper.zoom_client import ZoomClient
-
-    log_type = stream_of(config)
-
-    report = report or RunReport(clock, config.account_id, config.category_type, config.metrics_file)
-    report.use(config)
-    path = log_type.state_path(config)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        msg = f"cannot create state directory {path.parent} ({exc.strerror}); set --state-dir to a writable directory"
-        raise ConfigError(msg) from None
-    lock = RunLock(path)
-    if not lock.acquire():
-        log.warning(
-            "another run for account %s, category %s holds %s; exiting without doing anything",
-            config.account_id,
-            config.category_type,
-            lock.path,
-        )
-        report.summary.outcome = "skipped: another run holds the lock"
-        return int(ExitCode.OK)
-    try:
-        store = StateStore.open(path, config.account_id, log_type.store_key(config))
-        code = int(ExitCode.FAILURE)
-        try:
-            client = ZoomClient(config, clock=clock, session=session)
-            max_bytes = config.max_line_bytes
-            flag = stop or _StopFlag()
-            engine = SyncEngine(
-                config,
-                client.reader(log_type),
-                store,
-                PageWriter(cast(BinaryIO, _PageGuard(out, flag))),
-                make_formatter(config.output_format, config.account_id, config.include_original, log_type),
-                lambda doc: encode(doc, max_bytes),
-                clock,
-                should_stop=flag,
-            )
-            report.summary = engine.summary
-            with _stop_on_signals(flag) if stop is None else nullcontext():
-                engine.run()
-            code = int(ExitCode.OK)
-        except BaseException as exc:
-            code = classify(exc)[0]
-            raise
-        finally:
-            try:
-                store.save_summary(report.stored(code))
-            except Exception as exc:  # what ended the run matters more than its stored summary
-                log.debug("could not save the run summary: %s", exc)
-            store.close()
-    finally:
-        lock.release()
-    return int(ExitCode.OK)
 
 
 def _state(args: argparse.Namespace, config: Config, out: BinaryIO, clock: Clock | None = None) -> int:

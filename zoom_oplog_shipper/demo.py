@@ -12,6 +12,7 @@ from typing import BinaryIO
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import load_config
 from zoom_oplog_shipper.logs import LOGGER_NAME
+from zoom_oplog_shipper.streams import BY_KEY
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -22,7 +23,7 @@ DEMO_SECRET = "demo-secret"
 
 def run_demo(args: argparse.Namespace, out: BinaryIO, clock: Clock) -> int:
     """Serve generated history on a free loopback port, run one real pass, print its ECS lines."""
-    from zoom_oplog_shipper import cli
+    from zoom_oplog_shipper.pipeline import run_pass
     from zoom_oplog_shipper.report import RunReport
     from zoom_oplog_shipper.simulator import Simulator, SimulatorConfig, serve_in_thread
 
@@ -35,13 +36,14 @@ def run_demo(args: argparse.Namespace, out: BinaryIO, clock: Clock) -> int:
             seed=args.seed,
             days=args.days,
             records_per_day=args.records_per_day,
+            activities_per_day=args.records_per_day if args.stream == "activities" else 0,
         ),
     )
     with serve_in_thread(sim) as server, tempfile.TemporaryDirectory(prefix="zoom-oplog-demo-") as state_dir:
         log.info(
             "demo: a local Zoom simulator at %s holds %d generated records over %d days",
             server.base_url,
-            len(sim.records()),
+            len(sim.records(stream=args.stream)),
             args.days,
         )
         env = {
@@ -53,18 +55,22 @@ def run_demo(args: argparse.Namespace, out: BinaryIO, clock: Clock) -> int:
             "ZOOM_OPLOG_STATE_DIR": str(Path(state_dir)),
             "ZOOM_OPLOG_MAX_RPS": "0",
             "ZOOM_OPLOG_FORMAT": args.format,
+            "ZOOM_OPLOG_STREAM": args.stream,
             "ZOOM_BACKFILL_START": (now - timedelta(days=args.days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         config = load_config({}, env, now)
         report = RunReport(clock, config.account_id, config.category_type, None)
         # A closed stdout (`demo | head`) raises here; the command line ends that quietly with exit 0.
-        code = cli.run_pass(config, clock, None, out, report)
+        code = run_pass(config, clock, None, out, report)
         report.finish(code)
         log.info(
             "demo: done (exit %d). The lines above are what `zoom-oplog-shipper run` prints for an agent. "
             "For a real account: export ZOOM_ACCOUNT_ID, ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET from a "
-            "Server-to-Server OAuth app with the report:read:operation_logs:admin scope, then run "
-            "`zoom-oplog-shipper check` and `zoom-oplog-shipper run`",
+            "Server-to-Server OAuth app with the %s scope, then run "
+            "`zoom-oplog-shipper check --stream %s` and `zoom-oplog-shipper run --stream %s`",
             code,
+            BY_KEY[args.stream].scopes[0],
+            args.stream,
+            args.stream,
         )
         return code

@@ -16,7 +16,7 @@ from pathlib import Path
 
 PREFIX = "zoom_oplog_"
 
-#: name (without prefix) -> help text; all are gauges labelled with account and category.
+#: name (without prefix) -> help text; all are gauges labelled with account, stream and category.
 GAUGES = {
     "last_run_timestamp_seconds": "When the last run ended (Unix time).",
     "last_success_timestamp_seconds": "When the last run that exited 0 ended (Unix time); kept across failed runs.",
@@ -42,23 +42,24 @@ class RunMetrics:
     requests: int
     duration_s: float
     watermark: float | None
+    stream: str = "operations"
 
 
 def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _labels(account: str, category: str) -> str:
-    return f'{{account="{_escape(account)}",category="{_escape(category)}"}}'
+def _labels(account: str, category: str, stream: str) -> str:
+    return f'{{account="{_escape(account)}",stream="{_escape(stream)}",category="{_escape(category)}"}}'
 
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def render(values: Mapping[str, float], account: str, category: str) -> str:
+def render(values: Mapping[str, float], account: str, category: str, stream: str = "operations") -> str:
     """The file's text: HELP, TYPE and one sample per known gauge, in a fixed order."""
-    labels = _labels(account, category)
+    labels = _labels(account, category, stream)
     lines = []
     for name, help_text in GAUGES.items():
         if name not in values:
@@ -110,7 +111,7 @@ def write_metrics(path: Path, run: RunMetrics) -> None:
         previous = parse_previous(path.read_text(encoding="utf-8", errors="replace"))
     except OSError:  # none yet, or unreadable: this run's values are all there is
         previous = {}
-    text = render(current_values(run, previous), run.account, run.category)
+    text = render(current_values(run, previous), run.account, run.category, run.stream)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

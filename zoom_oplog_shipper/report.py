@@ -16,6 +16,7 @@ from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.errors import ExitCode, OutputClosedError, ShipperError
 from zoom_oplog_shipper.logs import LOGGER_NAME, log_summary
 from zoom_oplog_shipper.records import rfc3339_millis
+from zoom_oplog_shipper.streams import Stream
 from zoom_oplog_shipper.sync import RunSummary
 
 log = logging.getLogger(LOGGER_NAME)
@@ -71,18 +72,22 @@ def where(exc: BaseException, frames: int = 6) -> str:
 class RunReport:
     """Collects what a run did and reports it once at its end, whatever happened."""
 
-    def __init__(self, clock: Clock, account: str, category: str, metrics_file: Path | None) -> None:
+    def __init__(
+        self, clock: Clock, account: str, category: str, metrics_file: Path | None, stream: str = "operations"
+    ) -> None:
         self.clock = clock
         self.account = account
         self.category = category
         self.metrics_file = metrics_file
+        self.stream = stream
         self.summary = RunSummary()
         self._started = clock.monotonic()
 
-    def use(self, config: Config) -> None:
-        """Take the account, category and metrics file from the validated settings."""
+    def use(self, config: Config, log_type: Stream) -> None:
+        """Take the account, stream, category and metrics file from the validated settings."""
         self.account = config.account_id
-        self.category = config.category_type
+        self.stream = log_type.key
+        self.category = log_type.partition(config)
         self.metrics_file = config.metrics_file
 
     def fields(self, code: int) -> dict[str, Any]:
@@ -93,7 +98,7 @@ class RunReport:
             self.summary.outcome = "complete"
         if not self.summary.duration_s:
             self.summary.duration_s = round(self.clock.monotonic() - self._started, 3)
-        return self.summary.fields(code, self.clock.now(), self.account, self.category)
+        return self.summary.fields(code, self.clock.now(), self.account, self.category, self.stream)
 
     def stored(self, code: int) -> dict[str, Any]:
         """What the state store keeps as the last run (and, on success, the last success)."""
@@ -114,6 +119,7 @@ class RunReport:
         run = RunMetrics(
             account=self.account,
             category=self.category,
+            stream=self.stream,
             finished=round(self.clock.now().timestamp(), 3),
             exit_code=fields["exit_code"],
             records=self.summary.emitted,

@@ -86,7 +86,7 @@ class RunSummary:
             return None
         return round((now - datetime.fromisoformat(self.watermark.replace("Z", "+00:00"))).total_seconds(), 1)
 
-    def fields(self, exit_code: int, now: datetime, account: str, category: str) -> dict[str, Any]:
+    def fields(self, exit_code: int, now: datetime, account: str, category: str, stream: str) -> dict[str, Any]:
         """The summary's machine form: the top-level keys of the JSON summary line."""
         return {
             "outcome": self.outcome,
@@ -99,6 +99,7 @@ class RunSummary:
             "watermark": self.watermark or None,
             "lag_s": self.lag_s(now),
             "account": account,
+            "stream": stream,
             "category": category,
         }
 

@@ -1,0 +1,166 @@
+"""One pass of a stream: compose the lock, the store, the client, the engine, the formatter and stdout.
+
+The command line (`run`) and `demo` call down into `run_pass`; nothing here imports the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any, BinaryIO, cast
+
+from zoom_oplog_shipper.clock import Clock
+from zoom_oplog_shipper.config import Config
+from zoom_oplog_shipper.errors import ConfigError, ExitCode
+from zoom_oplog_shipper.logs import LOGGER_NAME
+from zoom_oplog_shipper.report import RunReport, classify
+from zoom_oplog_shipper.streams import Stream, stream_of
+
+log = logging.getLogger(LOGGER_NAME)
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT: the engine stops after the current page, with progress committed."""
+
+    def __init__(self) -> None:
+        self.raised = False
+        self.writing = False  # a page is being written to stdout
+        self.deferred = False  # a second Ctrl-C came while writing: stop when the page is out
+
+    def __call__(self) -> bool:
+        return self.raised
+
+    def interrupt(self) -> None:
+        """Stop at once; further Ctrl-C must not interrupt the cleanup."""
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+
+class PageGuard:
+    """stdout as the engine sees it: a second Ctrl-C during a page's write waits for the page's flush,
+    so the reader never gets half a line (the page is not committed and is sent again next time)."""
+
+    def __init__(self, stream: BinaryIO, flag: StopFlag) -> None:
+        self._stream = stream
+        self._flag = flag
+
+    def write(self, data: bytes | memoryview) -> int | None:
+        """Write to the real stream; the page counts as in flight until the next flush."""
+        self._flag.writing = True
+        return self._stream.write(data)
+
+    def flush(self) -> None:
+        """Flush the page; then honour a Ctrl-C that came while it was being written."""
+        try:
+            self._stream.flush()
+        finally:
+            self._flag.writing = False
+        if self._flag.deferred:
+            self._flag.interrupt()
+
+
+@contextmanager
+def stop_on_signals(flag: StopFlag) -> Iterator[None]:
+    """SIGTERM and a first SIGINT stop after the current page; a second SIGINT stops at once."""
+
+    def handler(signum: int, _frame: Any) -> None:
+        if not flag.raised:
+            flag.raised = True
+            hint = "; press Ctrl-C again to stop at once" if signum == signal.SIGINT else ""
+            log.info("received %s; stopping after the current page%s", signal.Signals(signum).name, hint)
+            return
+        if signum != signal.SIGINT:
+            return
+        if flag.writing and not flag.deferred:  # a third Ctrl-C stops even a blocked write
+            flag.deferred = True
+            return
+        flag.interrupt()
+
+    previous = {}
+    try:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, handler)
+    except ValueError:  # not the main thread (in-process tests): no handlers
+        pass
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def run_pass(
+    config: Config,
+    clock: Clock,
+    session: Any,
+    out: BinaryIO,
+    report: RunReport | None = None,
+    stop: StopFlag | None = None,
+    log_type: Stream | None = None,
+) -> int:
+    """One `run`: take the lock, open the state, sync. Exit code 0, or an exception.
+
+    ``report`` collects the summary and is saved in the store with the exit code; the caller logs it.
+    Without ``stop``, SIGTERM/SIGINT handlers are installed for the pass itself. ``log_type`` is the
+    stream the settings select unless given.
+    """
+    from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
+    from zoom_oplog_shipper.state import RunLock, StateStore
+    from zoom_oplog_shipper.sync import SyncEngine
+    from zoom_oplog_shipper.zoom_client import ZoomClient
+
+    log_type = log_type or stream_of(config)
+    report = report or RunReport(clock, config.account_id, config.category_type, config.metrics_file)
+    report.use(config, log_type)
+    path = log_type.state_path(config)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        msg = f"cannot create state directory {path.parent} ({exc.strerror}); set --state-dir to a writable directory"
+        raise ConfigError(msg) from None
+    lock = RunLock(path)
+    if not lock.acquire():
+        log.warning(
+            "another run for account %s, %s (%s) holds %s; exiting without doing anything",
+            config.account_id,
+            log_type.title,
+            log_type.store_key(config),
+            lock.path,
+        )
+        report.summary.outcome = "skipped: another run holds the lock"
+        return int(ExitCode.OK)
+    try:
+        store = StateStore.open(path, config.account_id, log_type.store_key(config))
+        code = int(ExitCode.FAILURE)
+        try:
+            client = ZoomClient(config, clock=clock, session=session)
+            max_bytes = config.max_line_bytes
+            flag = stop or StopFlag()
+            engine = SyncEngine(
+                config,
+                client.reader(log_type),
+                store,
+                PageWriter(cast(BinaryIO, PageGuard(out, flag))),
+                make_formatter(config.output_format, config.account_id, config.include_original, log_type),
+                lambda doc: encode(doc, max_bytes),
+                clock,
+                should_stop=flag,
+            )
+            report.summary = engine.summary
+            with stop_on_signals(flag) if stop is None else nullcontext():
+                engine.run()
+            code = int(ExitCode.OK)
+        except BaseException as exc:
+            code = classify(exc)[0]
+            raise
+        finally:
+            try:
+                store.save_summary(report.stored(code))
+            except Exception as exc:  # what ended the run matters more than its stored summary
+                log.debug("could not save the run summary: %s", exc)
+            store.close()
+    finally:
+        lock.release()
+    return int(ExitCode.OK)
