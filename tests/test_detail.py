@@ -1,4 +1,4 @@
-"""Tests for zoom_oplog_shipper.detail: the operation_detail parser and its ECS additions."""
+"""Tests for zoom_oplog_shipper.detail: the operation_detail parser (its ECS fields: test_ecs.py)."""
 
 from __future__ import annotations
 
@@ -13,18 +13,13 @@ from hypothesis import strategies as st
 
 from zoom_oplog_shipper.detail import (
     SECURITY_CONTROL_RULES,
-    TAG_ADMIN_ROLE_GRANTED,
-    TAG_SECURITY_CONTROL_DISABLED,
     Change,
     Detail,
     RoleChange,
-    detail_ecs_fields,
-    merge_ecs_fields,
     parse_detail,
 )
 
 DATA = Path(__file__).parent / "data"
-ECS = json.loads((DATA / "ecs_fields_detail.json").read_text(encoding="utf-8"))
 
 
 def nondefault(detail: Detail) -> dict[str, Any]:
@@ -495,7 +490,6 @@ def test_missing_or_non_string_text_is_empty(text: Any) -> None:
     detail = parse_detail(text)
     assert detail == Detail()
     assert detail.is_empty
-    assert detail_ecs_fields(detail) == {}
 
 
 @pytest.mark.parametrize("odd", [None, 7, b"User", ["User"], {"a": 1}])
@@ -569,160 +563,6 @@ def test_admin_granted(old: str, new: str, granted: bool) -> None:
     assert detail.admin_granted is granted
 
 
-# --- ECS -------------------------------------------------------------------------------------
-
-
-def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Dotted names for the leaves of a nested dict (lists are leaves)."""
-    out: dict[str, Any] = {}
-    for key, value in doc.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{name}."))
-        else:
-            out[name] = value
-    return out
-
-
-FULL = Detail(
-    object_type="user",
-    target_user_email="bart@x.io",
-    target_user_name="Bart",
-    group_name="Springfield",
-    role="Zoom Room Admin",
-    meeting_id="111",
-    webinar_id="222",
-    recording=True,
-    changes=(ch("Sign in with Two-Factor Authentication", "On", "Off", SEC), ch("User Role", "Member", "Admin")),
-    role_change=RoleChange("Member", "Admin"),
-    related_users=("bart@x.io", "Bart"),
-    disabled_controls=("two-factor-authentication",),
-    security_control_disabled=True,
-    admin_granted=True,
-)
-
-ECS_DETAILS = [FULL, *(parse_detail(c[0], c[1], c[2]) for c in CASES)]
-
-
-def assert_ecs_valid(doc: dict[str, Any]) -> None:
-    fields = ECS["fields"]
-    assert "zoom" not in ECS["top_level_names"]
-    for name, value in flatten(doc).items():
-        if name.startswith("zoom."):
-            continue
-        assert name in fields, f"{name} is not an ECS {ECS['ecs_version']} field"
-        spec = fields[name]
-        if "array" in spec["normalize"]:
-            assert isinstance(value, list), f"{name} must be a list"
-            items = value
-        else:
-            assert not isinstance(value, list), f"{name} must not be a list"
-            items = [value]
-        if spec["type"] == "keyword":
-            assert all(isinstance(v, str) and v for v in items), name
-        if "allowed_values" in spec:
-            allowed = {a["name"] for a in spec["allowed_values"]}
-            assert set(items) <= allowed, name
-
-
-@pytest.mark.parametrize("detail", ECS_DETAILS)
-def test_ecs_fields_are_ecs_9_4(detail: Detail) -> None:
-    assert_ecs_valid(detail_ecs_fields(detail))
-
-
-def test_full_detail_emits_every_field() -> None:
-    doc = detail_ecs_fields(FULL)
-    flat = flatten(doc)
-    assert set(flat) == {
-        "user.target.email",
-        "user.target.name",
-        "user.target.roles",
-        "user.changes.roles",
-        "group.name",
-        "related.user",
-        "tags",
-        "event.type",
-        "zoom.operation.object_type",
-        "zoom.operation.changes",
-        "zoom.operation.disabled_controls",
-        "zoom.role.name",
-        "zoom.meeting.id",
-        "zoom.webinar.id",
-    }
-    # ECS: user.target.* is the user as it was, user.changes.* the values after the change.
-    assert flat["user.target.roles"] == ["Member"]
-    assert flat["user.changes.roles"] == ["Admin"]
-    assert flat["tags"] == [TAG_SECURITY_CONTROL_DISABLED, TAG_ADMIN_ROLE_GRANTED]
-    assert flat["zoom.operation.changes"] == [
-        {"section": SEC, "setting": "Sign in with Two-Factor Authentication", "from": "On", "to": "Off"},
-        {"setting": "User Role", "from": "Member", "to": "Admin"},
-    ]
-
-
-def test_admin_type_only_with_iam_expected_types() -> None:
-    categories = {a["name"]: a for a in ECS["fields"]["event.category"]["allowed_values"]}
-    assert "admin" in categories["iam"]["expected_event_types"]
-    doc = detail_ecs_fields(parse_detail("Change Role  - homer@duff.io: from User to Co-Owner", "User"))
-    assert doc["event"] == {"type": ["admin"]}
-    no_grant = detail_ecs_fields(parse_detail("Change Role  - homer@duff.io: from Admin to Member", "User"))
-    assert "event" not in no_grant
-    assert no_grant["user"] == {
-        "target": {"email": "homer@duff.io", "roles": ["Admin"]},
-        "changes": {"roles": ["Member"]},
-    }
-
-
-def test_set_to_change_has_no_from() -> None:
-    doc = detail_ecs_fields(parse_detail("Update User carol@example.com  - Department: set to Sales", "User"))
-    assert doc["zoom"]["operation"]["changes"] == [{"setting": "Department", "to": "Sales"}]
-    assert doc["user"] == {"target": {"email": "carol@example.com"}}
-    assert doc["related"] == {"user": ["carol@example.com"]}
-
-
-def test_role_assigned_at_creation_has_no_previous_role() -> None:
-    doc = detail_ecs_fields(parse_detail("Add User homer@x.io  - User Role: Owner", "User", "Add"))
-    assert doc["user"] == {"target": {"email": "homer@x.io"}, "changes": {"roles": ["Owner"]}}
-    assert TAG_ADMIN_ROLE_GRANTED in doc["tags"]
-
-
-def test_merge_unions_set_like_lists_and_merges_dicts() -> None:
-    base: dict[str, Any] = {
-        "event": {"kind": "event", "category": ["iam"], "type": ["change", "user"]},
-        "user": {"name": "homer@duff.io", "email": "homer@duff.io"},
-        "related": {"user": ["homer@duff.io"]},
-        "tags": ["zoom_time_unparsable"],
-        "zoom": {"operation": {"action": "Batch Update"}},
-    }
-    additions = detail_ecs_fields(parse_detail("Change Role  - homer@duff.io: from User to Co-Owner", "User"))
-    merged = merge_ecs_fields(base, additions)
-    assert merged is base
-    assert merged["event"] == {"kind": "event", "category": ["iam"], "type": ["change", "user", "admin"]}
-    assert merged["user"] == {
-        "name": "homer@duff.io",
-        "email": "homer@duff.io",
-        "target": {"email": "homer@duff.io", "roles": ["User"]},
-        "changes": {"roles": ["Co-Owner"]},
-    }
-    assert merged["related"] == {"user": ["homer@duff.io"]}
-    assert merged["tags"] == ["zoom_time_unparsable", TAG_ADMIN_ROLE_GRANTED]
-    assert merged["zoom"]["operation"] == {
-        "action": "Batch Update",
-        "object_type": "user",
-        "changes": [{"setting": "Role", "from": "User", "to": "Co-Owner"}],
-    }
-    # Merging is idempotent for the union lists and does not alias the additions.
-    merge_ecs_fields(base, additions)
-    assert merged["event"]["type"] == ["change", "user", "admin"]
-    assert merged["user"]["changes"]["roles"] is not additions["user"]["changes"]["roles"]
-
-
-def test_merge_into_empty_base_copies() -> None:
-    additions = detail_ecs_fields(FULL)
-    merged = merge_ecs_fields({}, additions)
-    assert merged == additions
-    assert merged["tags"] is not additions["tags"]
-
-
 # --- properties --------------------------------------------------------------------------------
 
 FRAGMENTS = st.sampled_from(
@@ -770,26 +610,8 @@ ODD = st.one_of(st.none(), st.integers(), st.floats(), st.binary(max_size=10), s
 def test_parse_never_raises(text: Any, category: Any, action: Any) -> None:
     detail = parse_detail(text, category, action)
     assert isinstance(detail, Detail)
-    doc = detail_ecs_fields(detail)
-    assert_ecs_valid(doc)
     assert detail.security_control_disabled is bool(detail.disabled_controls)
     if detail.admin_granted:
         assert detail.role_change is not None or any(c.setting for c in detail.changes)
     for change in detail.changes:
         assert change.setting and change.setting == change.setting.strip()
-
-
-def test_fast_path_matches_the_parser_on_generated_records() -> None:
-    """ecs_additions (cached by shape, addresses put back) gives exactly what the parser gives."""
-    from datetime import UTC, datetime
-
-    from zoom_oplog_shipper.detail import ecs_additions
-    from zoom_oplog_shipper.simulator import generate_records
-
-    records = generate_records(5, 20, 300, datetime(2026, 11, 26, tzinfo=UTC))
-    records += [json.loads(line) for line in (DATA / "sample_operation_logs.jsonl").read_text().splitlines() if line]
-    records.append({"operation_detail": "Delete cloud recording for meeting 11122223333 and 44455566677"})
-    records.append({"operation_detail": "Change Role  - a.b@x.io: from Member to Admin - c@y.io: from User to Owner"})
-    for rec in records:
-        text, category, action = rec.get("operation_detail"), rec.get("category_type"), rec.get("action")
-        assert ecs_additions(text, category, action) == detail_ecs_fields(parse_detail(text, category, action)), text

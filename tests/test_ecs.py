@@ -9,20 +9,34 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from zoom_oplog_shipper.detail import (
+    TAG_ADMIN_ROLE_GRANTED,
+    TAG_SECURITY_CONTROL_DISABLED,
+    Change,
+    Detail,
+    RoleChange,
+    parse_detail,
+)
 from zoom_oplog_shipper.ecs import (
     ECS_VERSION,
     UNPARSABLE_TIME_TAG,
     categorize,
+    detail_fields,
     event_type,
     normalize,
+    parsed_detail_fields,
     to_ecs,
     to_raw,
 )
 from zoom_oplog_shipper.records import record_time
+from zoom_oplog_shipper.simulator import generate_records
 
 DATA = Path(__file__).parent / "data"
 ECS = json.loads((DATA / "ecs_fields.json").read_text())
+ECS_DETAIL = json.loads((DATA / "ecs_fields_detail.json").read_text(encoding="utf-8"))
 SAMPLES = [json.loads(line) for line in (DATA / "sample_operation_logs.jsonl").read_text().splitlines() if line]
 CREATED = "2026-11-26T12:00:00.000Z"
 
@@ -179,3 +193,194 @@ def test_timestamp_other_offsets() -> None:
     doc = to_ecs(rec, "a", "b", CREATED, record_time(rec))
     assert doc["@timestamp"] == "2026-01-01T08:00:00.000Z"
     assert record_time(rec) == datetime(2026, 1, 1, 8, tzinfo=UTC)
+
+
+# --- the fields parsed out of operation_detail ---------------------------------------------------
+
+SEC = "Security"
+FULL = Detail(
+    object_type="user",
+    target_user_email="bart@x.io",
+    target_user_name="Bart",
+    group_name="Springfield",
+    role="Zoom Room Admin",
+    meeting_id="111",
+    webinar_id="222",
+    recording=True,
+    changes=(
+        Change(SEC, "Sign in with Two-Factor Authentication", "On", "Off"),
+        Change(None, "User Role", "Member", "Admin"),
+    ),
+    role_change=RoleChange("Member", "Admin"),
+    related_users=("bart@x.io", "Bart"),
+    disabled_controls=("two-factor-authentication",),
+    security_control_disabled=True,
+    admin_granted=True,
+)
+DETAILS = [FULL, *(parse_detail(r["operation_detail"], r["category_type"], r.get("action")) for r in SAMPLES)]
+
+
+def assert_detail_fields_valid(doc: dict[str, Any]) -> None:
+    """Every non-``zoom.*`` field is ECS 9.4.0, lists where ECS has arrays, values allowed."""
+    fields = ECS_DETAIL["fields"]
+    assert "zoom" not in ECS_DETAIL["top_level_names"]
+    for name, value in flatten(doc).items():
+        if name.startswith("zoom."):
+            continue
+        assert name in fields, f"{name} is not an ECS {ECS_DETAIL['ecs_version']} field"
+        spec = fields[name]
+        if "array" in spec["normalize"]:
+            assert isinstance(value, list), f"{name} must be a list"
+            items = value
+        else:
+            assert not isinstance(value, list), f"{name} must not be a list"
+            items = [value]
+        if spec["type"] == "keyword":
+            assert all(isinstance(v, str) and v for v in items), name
+        if "allowed_values" in spec:
+            assert set(items) <= {a["name"] for a in spec["allowed_values"]}, name
+
+
+@pytest.mark.parametrize("detail", DETAILS)
+def test_detail_fields_are_ecs_9_4(detail: Detail) -> None:
+    assert_detail_fields_valid(detail_fields(detail))
+
+
+def test_empty_detail_adds_nothing() -> None:
+    assert detail_fields(Detail()) == {}
+    assert parsed_detail_fields("Turned the lights off", "Account", "Update") == {}
+
+
+def test_full_detail_emits_every_field() -> None:
+    flat = flatten(detail_fields(FULL))
+    assert set(flat) == {
+        "user.target.email",
+        "user.target.name",
+        "user.target.roles",
+        "user.changes.roles",
+        "group.name",
+        "related.user",
+        "tags",
+        "event.type",
+        "zoom.operation.object_type",
+        "zoom.operation.changes",
+        "zoom.operation.disabled_controls",
+        "zoom.role.name",
+        "zoom.meeting.id",
+        "zoom.webinar.id",
+    }
+    # ECS: user.target.* is the user as it was, user.changes.* the values after the change.
+    assert flat["user.target.roles"] == ["Member"]
+    assert flat["user.changes.roles"] == ["Admin"]
+    assert flat["tags"] == [TAG_SECURITY_CONTROL_DISABLED, TAG_ADMIN_ROLE_GRANTED]
+    assert flat["zoom.operation.changes"] == [
+        {"section": SEC, "setting": "Sign in with Two-Factor Authentication", "from": "On", "to": "Off"},
+        {"setting": "User Role", "from": "Member", "to": "Admin"},
+    ]
+
+
+def test_admin_type_only_with_iam_expected_types() -> None:
+    categories = {a["name"]: a for a in ECS_DETAIL["fields"]["event.category"]["allowed_values"]}
+    assert "admin" in categories["iam"]["expected_event_types"]
+    grant = parsed_detail_fields("Change Role  - homer@duff.io: from User to Co-Owner", "User", None)
+    assert grant["event"] == {"type": ["admin"]}
+    no_grant = parsed_detail_fields("Change Role  - homer@duff.io: from Admin to Member", "User", None)
+    assert "event" not in no_grant
+    assert no_grant["user"] == {
+        "target": {"email": "homer@duff.io", "roles": ["Admin"]},
+        "changes": {"roles": ["Member"]},
+    }
+
+
+def test_set_to_change_has_no_from() -> None:
+    fields = parsed_detail_fields("Update User carol@example.com  - Department: set to Sales", "User", None)
+    assert fields["zoom"]["operation"]["changes"] == [{"setting": "Department", "to": "Sales"}]
+    assert fields["user"] == {"target": {"email": "carol@example.com"}}
+    assert fields["related"] == {"user": ["carol@example.com"]}
+
+
+def test_role_assigned_at_creation_has_no_previous_role() -> None:
+    fields = parsed_detail_fields("Add User homer@x.io  - User Role: Owner", "User", "Add")
+    assert fields["user"] == {"target": {"email": "homer@x.io"}, "changes": {"roles": ["Owner"]}}
+    assert TAG_ADMIN_ROLE_GRANTED in fields["tags"]
+
+
+def test_detail_fields_merge_into_the_event() -> None:
+    """Dicts merge key by key after the event's own keys; related.user, tags, event.type are unioned."""
+    rec = {"action": "Batch Update", "category_type": "User", "operator": "homer@duff.io",
+           "operation_detail": "Change Role  - homer@duff.io: from User to Co-Owner"}  # fmt: skip
+    doc = map_sample(rec)  # no time: tagged
+    assert doc["event"]["type"] == ["change", "user", "admin"]
+    assert doc["user"] == {
+        "name": "homer@duff.io",
+        "email": "homer@duff.io",
+        "changes": {"roles": ["Co-Owner"]},
+        "target": {"email": "homer@duff.io", "roles": ["User"]},
+    }
+    assert doc["related"] == {"user": ["homer@duff.io"]}
+    assert doc["tags"] == [UNPARSABLE_TIME_TAG, TAG_ADMIN_ROLE_GRANTED]
+    assert list(doc["zoom"]["operation"]) == ["action", "category_type", "operation_detail", "operator",
+                                              "object_type", "changes"]  # fmt: skip
+    assert list(doc) == ["@timestamp", "ecs", "event", "organization", "data_stream", "zoom", "tags", "message",
+                         "user", "related"]  # fmt: skip
+
+
+def test_detail_fields_without_an_operator() -> None:
+    detail = "Edit Group Springfield  - Personal Meeting ID (PMI) Passcode: from On to Off"
+    rec = {"time": "2026-01-01T00:00:00Z", "category_type": "User Group", "operation_detail": detail}
+    doc = map_sample(rec)
+    assert_ecs_valid(doc)
+    assert doc["group"] == {"name": "Springfield"}
+    assert doc["tags"] == [TAG_SECURITY_CONTROL_DISABLED]
+    assert "user" not in doc and "related" not in doc
+
+
+def test_events_of_one_text_share_nothing() -> None:
+    """Line truncation changes the event it is given; the next event of the same text is untouched."""
+    rec = SAMPLES[5]
+    first = map_sample(rec)
+    first["user"]["target"]["roles"].append("x")
+    first["zoom"]["operation"]["changes"][0]["to"] = "changed"
+    first["tags"].append("truncated")
+    second = map_sample(rec)
+    assert second["user"]["target"]["roles"] == ["User"]
+    assert second["zoom"]["operation"]["changes"][0]["to"] == "Co-Owner"
+    assert second["tags"] == ["admin-role-granted"]
+
+
+EXTRA_TEXTS = [
+    # meeting ids written in groups: the parser joins the digits, the shape cannot hold them
+    ("Delete Meeting 123 456 7890", "Webinar", "Delete"),
+    ("Delete cloud recording for meeting 11122223333 and 44455566677", "Recording", "Delete"),
+    ("Change Role  - a.b@x.io: from Member to Admin - c@y.io: from User to Owner", "User", "Batch Update"),
+    # longer than the parser reads, with numbers that the placeholders make longer still
+    ("Security  - " + " - ".join(f"Setting {i}: from On to Off" for i in range(150)), "Account", "Update"),
+    ('Update User we\\ird\x01@example.com  - Job Title: set to Boss', "User", "Update"),
+]
+
+
+def test_cached_fields_match_the_parser_on_generated_records() -> None:
+    """Details that share a shape share a parse: the result equals parsing each text as it is."""
+    records = generate_records(5, 20, 300, datetime(2026, 11, 26, tzinfo=UTC))
+    cases = [(r["operation_detail"], r["category_type"], r.get("action")) for r in records + SAMPLES]
+    for text, category, action in cases + EXTRA_TEXTS:
+        expected = detail_fields(parse_detail(text, category, action))
+        assert parsed_detail_fields(text, category, action) == expected, text
+
+
+FRAGMENTS = st.sampled_from(
+    ["  - ", " - ", ": from ", " to ", " set to ", "On", "Off", "Add User ", "Change Role", "Edit Group ",
+     "Delete cloud recording for meeting ", "webinar ", "a@b.io", "x.y@z.example.com", "Jürgen", "@", "(", ")",
+     "\u00a0", "\t", "123", "45", "7", "1.25", "Role", "User Role", "Admin", "Security", "Two-Factor", "passcode"]
+)  # fmt: skip
+TEXTS = st.lists(FRAGMENTS | st.text(max_size=5), max_size=30).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    text=TEXTS, category=st.sampled_from([None, "User", "Account", "Role"]), action=st.sampled_from([None, "Update"])
+)
+def test_cached_fields_match_the_parser(text: str, category: str | None, action: str | None) -> None:
+    fields = parsed_detail_fields(text, category, action) if text else {}
+    assert fields == detail_fields(parse_detail(text, category, action))
+    assert_detail_fields_valid(fields)

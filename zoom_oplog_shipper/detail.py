@@ -3,8 +3,9 @@
 Zoom writes what an admin did as prose: ``"Security  - Sign in with Two-Factor Authentication:
 from On to Off"``, ``"Update User bart@example.io  - User Role: from Member to Admin"``,
 ``"Change Role  - homer@example.io: from User to Co-Owner"``. This module turns that prose into a
-:class:`Detail` (object acted on, setting changes, role change, derived security flags) and
-:func:`detail_ecs_fields` turns a :class:`Detail` into ECS additions.
+:class:`Detail` (object acted on, setting changes, role change, derived security flags); the
+output mappings (:mod:`zoom_oplog_shipper.ecs`, :mod:`zoom_oplog_shipper.ocsf`) turn a
+:class:`Detail` into their fields.
 
 The parser is total: any input, including ``None``, non-strings and text it does not know, yields a
 :class:`Detail` (the empty one for unknown text) and never raises. It is driven by the pattern
@@ -17,21 +18,19 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final
+from typing import Final
 
 __all__ = [
     "ADMIN_ROLE_PATTERN",
+    "EMAIL_PATTERN",
     "SECURITY_CONTROL_RULES",
     "TAG_ADMIN_ROLE_GRANTED",
     "TAG_SECURITY_CONTROL_DISABLED",
-    "UNION_FIELDS",
     "Change",
     "Detail",
     "RoleChange",
     "SecurityControlRule",
     "change_as_dict",
-    "detail_ecs_fields",
-    "merge_ecs_fields",
     "parse_detail",
 ]
 
@@ -177,6 +176,8 @@ _EMAIL_CHARS = r"[^\s@()<>\[\],;:\"'|]"
 _DOMAIN_CHARS = r"[^\s@()<>\[\],;:\"'|.]"
 _EMAIL = rf"{_EMAIL_CHARS}+@{_DOMAIN_CHARS}+(?:\.{_DOMAIN_CHARS}+)+"
 _EMAIL_RE: Final = re.compile(_EMAIL)
+#: The regular expression (text) the parser reads an e-mail address with.
+EMAIL_PATTERN: Final = _EMAIL
 
 # " - " separates the head from the "- X: ..." parts; Zoom writes it with one or two spaces.
 _PART_SEP_RE: Final = re.compile(r" [-\u2013\u2014] ")
@@ -236,7 +237,13 @@ _USER_CATEGORIES: Final = frozenset({"user", "role", "admin"})
 # --- parser ----------------------------------------------------------------------------------
 
 
-def parse_detail(text: str | None, category_type: str | None = None, action: str | None = None) -> Detail:
+def parse_detail(
+    text: str | None,
+    category_type: str | None = None,
+    action: str | None = None,
+    *,
+    max_chars: int | None = MAX_PARSE_CHARS,
+) -> Detail:
     """Parse one ``operation_detail`` into a :class:`Detail`; never raises.
 
     ``category_type`` and ``action`` are the record's other fields, used as hints. A part keyed
@@ -245,14 +252,15 @@ def parse_detail(text: str | None, category_type: str | None = None, action: str
     the category or action mentions a role. In the user, role and admin categories (or with a
     role hint) a lone e-mail address in otherwise unknown text is taken as the target user.
     Anything that is not a string counts as missing. Text the tables do not recognise yields the
-    empty ``Detail()``.
+    empty ``Detail()``. Only the first ``max_chars`` characters are read (None: all of them, for a
+    caller that has bounded the text itself).
     """
     if not isinstance(text, str) or not text:
         return _EMPTY
     category = category_type if isinstance(category_type, str) else None
     act = action if isinstance(action, str) else None
     try:
-        return _parse_cached(text[:MAX_PARSE_CHARS], category, act)
+        return _parse_cached(text if max_chars is None else text[:max_chars], category, act)
     except Exception:  # pragma: no cover - totality guard; the tests find no input that gets here
         return _EMPTY
 
@@ -538,112 +546,6 @@ def _disabled_controls(changes: tuple[Change, ...]) -> tuple[str, ...]:
     return tuple(found)
 
 
-# --- ECS -------------------------------------------------------------------------------------
-
-
-def detail_ecs_fields(detail: Detail) -> dict[str, Any]:
-    """Return the ECS 9.4.0 additions for ``detail`` as a nested dict (empty for an empty detail).
-
-    Merge contract (:func:`merge_ecs_fields` implements it):
-
-    - Nested dicts merge key by key into the base event; no key here collides with a scalar the
-      base event sets (``user.target``/``user.changes`` sit beside the operator's ``user.name``).
-    - Lists are sets to be unioned with the base event's list, keeping order and dropping
-      duplicates: ``related.user``, ``tags``, ``event.type``. Every other list
-      (``user.target.roles``, ``user.changes.roles``, ``zoom.operation.changes``,
-      ``zoom.operation.disabled_controls``) is owned by this function and is set, not merged.
-    - ``event.type: ["admin"]`` appears only when an admin/owner role is granted, which is an IAM
-      event; the caller must have ``iam`` in ``event.category``.
-
-    Fields: ``user.target.email``/``user.target.name`` (the affected user), ``group.name`` (the
-    group acted on), ``related.user`` (every user seen in the text; the caller adds the operator),
-    ``user.target.roles`` = the role before the change and ``user.changes.roles`` = the role
-    after it (ECS: ``user.target.*`` is the target as it was, ``user.changes.*`` holds the changed
-    values), ``tags`` (``security-control-disabled``, ``admin-role-granted``). Non-ECS data stays
-    under ``zoom.*``: ``zoom.operation.changes`` (``section``, ``setting``, ``from``, ``to``,
-    absent keys left out), ``zoom.operation.object_type``, ``zoom.operation.disabled_controls``,
-    ``zoom.role.name``, ``zoom.meeting.id``, ``zoom.webinar.id``.
-    """
-    out: dict[str, Any] = {}
-    if detail.is_empty:
-        return out
-
-    target: dict[str, Any] = {}
-    if detail.target_user_email:
-        target["email"] = detail.target_user_email
-    if detail.target_user_name:
-        target["name"] = detail.target_user_name
-    user: dict[str, Any] = {}
-    rc = detail.role_change
-    if rc is not None:
-        if rc.old:
-            target["roles"] = [rc.old]
-        user["changes"] = {"roles": [rc.new]}
-    if target:
-        user["target"] = target
-    if user:
-        out["user"] = user
-    if detail.group_name:
-        out["group"] = {"name": detail.group_name}
-    if detail.related_users:
-        out["related"] = {"user": list(detail.related_users)}
-
-    tags: list[str] = []
-    if detail.security_control_disabled:
-        tags.append(TAG_SECURITY_CONTROL_DISABLED)
-    if detail.admin_granted:
-        tags.append(TAG_ADMIN_ROLE_GRANTED)
-        out["event"] = {"type": ["admin"]}
-    if tags:
-        out["tags"] = tags
-
-    operation: dict[str, Any] = {}
-    if detail.object_type:
-        operation["object_type"] = detail.object_type
-    if detail.changes:
-        operation["changes"] = [change_as_dict(ch) for ch in detail.changes]
-    if detail.disabled_controls:
-        operation["disabled_controls"] = list(detail.disabled_controls)
-    zoom: dict[str, Any] = {}
-    if operation:
-        zoom["operation"] = operation
-    if detail.role:
-        zoom["role"] = {"name": detail.role}
-    if detail.meeting_id:
-        zoom["meeting"] = {"id": detail.meeting_id}
-    if detail.webinar_id:
-        zoom["webinar"] = {"id": detail.webinar_id}
-    if zoom:
-        out["zoom"] = zoom
-    return out
-
-
-#: Dotted names of the list fields that :func:`merge_ecs_fields` unions instead of replacing.
-UNION_FIELDS: Final = frozenset({"related.user", "tags", "event.type"})
-
-
-def merge_ecs_fields(base: dict[str, Any], additions: dict[str, Any], _prefix: str = "") -> dict[str, Any]:
-    """Merge :func:`detail_ecs_fields` output into the ECS event ``base`` in place; return ``base``.
-
-    Dicts merge key by key; the lists named in :data:`UNION_FIELDS` are unioned (base order
-    first, duplicates dropped); any other value from ``additions`` replaces the base value.
-    """
-    for key, value in additions.items():
-        name = f"{_prefix}{key}"
-        current = base.get(key)
-        if isinstance(value, dict) and isinstance(current, dict):
-            merge_ecs_fields(current, value, f"{name}.")
-        elif name in UNION_FIELDS and isinstance(value, list) and isinstance(current, list):
-            current.extend(v for v in value if v not in current)
-        elif isinstance(value, dict):
-            base[key] = merge_ecs_fields({}, value, f"{name}.")
-        elif isinstance(value, list):
-            base[key] = list(value)
-        else:
-            base[key] = value
-    return base
-
-
 def change_as_dict(ch: Change) -> dict[str, str]:
     """``{section, setting, from, to}`` for one change, leaving out the parts that are absent."""
     d = {"section": ch.section} if ch.section else {}
@@ -653,124 +555,3 @@ def change_as_dict(ch: Change) -> dict[str, str]:
     if ch.new is not None:
         d["to"] = ch.new
     return d
-
-
-# --- fast path for the mapping -----------------------------------------------------------------
-
-#: What varies between otherwise identical details: e-mail addresses, ids and counts. Single
-#: digits stay: the parser reads 0 and 1 as off and on.
-_VARIABLE_RE: Final = re.compile(rf"{_EMAIL}|(?<![\w.])\d{{2,}}(?![\w.])")
-_PLACEHOLDER_RE: Final = re.compile(r"zmask(\d+)@mask\.invalid|(?<![\w.])8800(\d+)88(?![\w.])")
-
-
-def _placeholder(index: int, value: str) -> str:
-    return f"zmask{index}@mask.invalid" if "@" in value else f"8800{index}88"
-
-
-def _put_back(value: Any, values: list[str]) -> Any:
-    """A copy of ``value`` with the placeholders replaced by the original addresses and ids."""
-    if isinstance(value, str):
-        return _PLACEHOLDER_RE.sub(lambda m: values[int(m.group(1) or m.group(2))], value)
-    if isinstance(value, dict):
-        return {k: _put_back(v, values) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_put_back(v, values) for v in value]
-    return value
-
-
-#: One merge step: the field's path, its value, whether it is a list to union, whether it holds placeholders.
-_Op = tuple[tuple[str, ...], Any, bool, bool]
-
-
-def _holds_placeholder(value: Any) -> bool:
-    if isinstance(value, str):
-        return _PLACEHOLDER_RE.search(value) is not None
-    if isinstance(value, dict):
-        return any(_holds_placeholder(v) for v in value.values())
-    if isinstance(value, list):
-        return any(_holds_placeholder(v) for v in value)
-    return False
-
-
-@lru_cache(maxsize=2048)
-def _shape_ops(masked: str, category_type: str | None, action: str | None) -> tuple[_Op, ...]:
-    """The ECS additions of one detail shape, flattened into merge steps (computed once per shape)."""
-    ops: list[_Op] = []
-
-    def walk(node: dict[str, Any], path: tuple[str, ...]) -> None:
-        for key, value in node.items():
-            here = (*path, key)
-            if isinstance(value, dict):
-                walk(value, here)
-            else:
-                ops.append((here, value, ".".join(here) in UNION_FIELDS, _holds_placeholder(value)))
-
-    walk(detail_ecs_fields(parse_detail(masked, category_type, action)), ())
-    return tuple(ops)
-
-
-def _mask(text: str) -> tuple[str, list[str]]:
-    values: list[str] = []
-
-    def mask(match: re.Match[str]) -> str:
-        values.append(match.group(0))
-        return _placeholder(len(values) - 1, match.group(0))
-
-    return _VARIABLE_RE.sub(mask, text[:MAX_PARSE_CHARS]), values
-
-
-_NUMBER_RE: Final = re.compile(r"\d\d")
-#: A merge step with the addresses and ids already put back: (path, value, union).
-_Resolved = tuple[tuple[str, ...], Any, bool]
-
-
-@lru_cache(maxsize=4096)
-def _resolved_ops(text: str, category_type: str | None, action: str | None) -> tuple[_Resolved, ...]:
-    """The merge steps for one exact detail text (details repeat, so this is cached too)."""
-    if "@" in text or _NUMBER_RE.search(text):
-        masked, values = _mask(text)
-    else:
-        masked, values = text[:MAX_PARSE_CHARS], []
-    return tuple(
-        (path, _put_back(value, values) if has_placeholder else value, union)
-        for path, value, union, has_placeholder in _shape_ops(masked, category_type, action)
-    )
-
-
-def apply_detail(doc: dict[str, Any], text: str, category_type: str | None, action: str | None) -> None:
-    """Merge what ``text`` says into the ECS event ``doc`` in place, as :func:`merge_ecs_fields` would.
-
-    Details that differ only in e-mail addresses and ids share one cached parse; the addresses and
-    ids are put back. Cached values are shared, so whatever goes into ``doc`` is a fresh list or
-    dict: later steps (line truncation) may change the document.
-    """
-    for path, value, union in _resolved_ops(text, category_type, action):
-        target = doc
-        for key in path[:-1]:
-            child = target.get(key)
-            if not isinstance(child, dict):
-                child = target[key] = {}
-            target = child
-        last = path[-1]
-        current = target.get(last)
-        if union and isinstance(current, list):
-            current.extend(v for v in value if v not in current)
-        elif isinstance(value, list):
-            target[last] = [dict(v) if isinstance(v, dict) else v for v in value]
-        else:
-            target[last] = value
-
-
-def ecs_additions(text: str | None, category_type: str | None = None, action: str | None = None) -> dict[str, Any]:
-    """``detail_ecs_fields(parse_detail(...))``, fast: details that differ only in e-mail addresses
-    and ids share one cached parse, and the addresses and ids are put back into a fresh copy."""
-    if not isinstance(text, str) or not text:
-        return {}
-    doc: dict[str, Any] = {}
-    apply_detail(
-        doc,
-        text,
-        category_type if isinstance(category_type, str) else None,
-        action if isinstance(action, str) else None,
-    )
-    return doc
