@@ -39,8 +39,9 @@ REPORT: list[str] = []
 class World:
     """A simulator on a fake clock shared with in-process shipper runs; collects every line printed."""
 
-    def __init__(self, tmp_path: Path, name: str, **sim: Any) -> None:
+    def __init__(self, tmp_path: Path, name: str, stream: str = "operations", **sim: Any) -> None:
         self.name = name
+        self.stream = stream
         self.clock = FakeClock(START)
         config = SimulatorConfig(account_id="chaos-acct", client_id="chaos-client", client_secret="chaos-secret", **sim)
         self.sim = Simulator(config, now=self.clock.now, sleep=self.clock.sleep)
@@ -56,6 +57,7 @@ class World:
             "ZOOM_OPLOG_INCLUDE_ORIGINAL": "true",
             "ZOOM_OPLOG_MAX_LINE_BYTES": "1000000",
             "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+            "ZOOM_OPLOG_STREAM": stream,
         }
         self.docs: list[dict[str, Any]] = []
         self.runs = 0
@@ -81,7 +83,7 @@ class World:
         pytest.fail(f"{self.name}: no complete run in {limit} runs; last stderr:\n{self.last_err}")
 
     def expected(self, since: datetime, until: datetime) -> Counter[bytes]:
-        held = self.sim.records(visible_only=True)
+        held = self.sim.records(visible_only=True, stream=self.stream)
         return Counter(canonical(r) for r in held if (t := record_time(r)) is not None and since <= t < until)
 
     def verify(self, since: datetime, until: datetime, *, max_duplicates: int = 0) -> None:
@@ -266,11 +268,17 @@ def slow_copy(source: Any, sink: Any) -> None:
 
 
 def test_sigkill_at_random_moments(tmp_path: Path) -> None:
+    kill_at_random_moments(tmp_path, "operations", records_per_day=1000)
+
+
+def kill_at_random_moments(tmp_path: Path, stream: str, **data: Any) -> None:
+    """`run --stream STREAM` in real processes, SIGKILLed at random moments until one completes; every
+    record of the stream arrives, duplicates at most one page per kill. ``data``: the simulator's records."""
     rng = random.Random(20)
     now = datetime.now(UTC)
     sim = Simulator(
         SimulatorConfig(account_id="k-acct", client_id="k-client", client_secret="k-secret", seed=20, days=60,
-                        records_per_day=1000, slow_rate=0.3, slow_seconds=0.02),
+                        slow_rate=0.3, slow_seconds=0.02, **data),
     )  # fmt: skip
     server = serve_in_thread(sim)
     since = now - timedelta(days=55)
@@ -286,6 +294,7 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
         "ZOOM_OPLOG_INCLUDE_ORIGINAL": "true",
         "ZOOM_OPLOG_MAX_LINE_BYTES": "1000000",
         "ZOOM_BACKFILL_START": since.isoformat(),
+        "ZOOM_OPLOG_STREAM": stream,
     }
     out_path = tmp_path / "out.ndjson"
     kills = runs = 0
@@ -334,9 +343,13 @@ def test_sigkill_at_random_moments(tmp_path: Path) -> None:
         )
         until = datetime.now(UTC)
         want = Counter(
-            canonical(r) for r in sim.records(visible_only=True) if (t := record_time(r)) and since <= t < until
+            canonical(r)
+            for r in sim.records(visible_only=True, stream=stream)
+            if (t := record_time(r)) and since <= t < until
         )
-        REPORT.append(f"sigkill: {sum(want.values())} records, {runs} runs, {kills} kills, {duplicates} duplicates")
+        REPORT.append(
+            f"sigkill {stream}: {sum(want.values())} records, {runs} runs, {kills} kills, {duplicates} duplicates"
+        )
         assert kills >= 3
         assert not (want - got), f"{sum((want - got).values())} records lost"
         assert not (got - want)
