@@ -1,4 +1,4 @@
-"""Issue 5's budgets, checked against the results, and the markdown table of the results."""
+"""Issue 5's (and issue 12's per-record) budgets, checked against the results, and the markdown table of the results."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ BUDGETS: tuple[tuple[str, str, str, float, str], ...] = (
     ("e2e_vs_baseline", "end-to-end / curl+jq baseline at the largest size", ">=", 4.0, "x"),
     ("transform", "transform-only throughput", ">=", 300_000, "records/s"),
     ("transform_vs_ceiling", "transform-only / orjson round trip", ">=", 0.15, "x"),
+    ("transform_us", "per-record CPU of the engine's page functions (issue 12)", "<=", 10.0, "µs"),
     ("rss", "peak RSS at the largest size (worst run)", "<=", 64.0, "MB"),
     ("rss_growth", "peak RSS at 1M / at 100k (medians)", "<=", 1.10, "x"),
     ("backfill_requests", "backfill requests / ideal (worst size)", "<=", 1.01, "x"),
@@ -56,6 +57,9 @@ def _measure(results: dict[str, Any]) -> dict[str, tuple[float, str] | None]:
         where = f"{t['records']:,} records in memory"
         out["transform"] = (t["ours_records_per_s"]["median"], where)
         out["transform_vs_ceiling"] = (t["ratio_to_ceiling"], where)
+        if "us_per_record_median" in t:
+            distinct = f"{where}, {t['distinct_details']:.0%} distinct details"
+            out["transform_us"] = (t["us_per_record_median"], distinct)
     if "incremental" in results:
         worst = max(results["incremental"], key=lambda s: s["empty"]["requests"] - s["empty"]["allowed"])
         empty = worst["empty"]

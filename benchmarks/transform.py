@@ -1,11 +1,11 @@
 """Transform-only throughput: raw Zoom pages in memory to ECS lines, beside the orjson round trip.
 
-``ours`` does per record what ``SyncEngine._emit_page`` does, with the package's own functions:
-parse the page, read the record's time, canonicalize and fingerprint it (with the occurrence count
-among identical records), check it against the cutoff and the remembered fingerprints, build the
-ECS document, encode it within the line limit, keep (fingerprint, epoch) for the state, and join the
-page's lines. ``ceiling`` is ``orjson.loads`` of the page and ``orjson.dumps`` of each record: no
-Python-level work per record at all, the practical ceiling for any JSON-in/JSON-out Python program.
+``ours`` runs, page by page, the functions the engine runs (no copy of its loop): ``scan_page``
+(record time, canonical form, fingerprint with the occurrence count, cutoff and remembered
+fingerprints) and ``render_page`` (the ``ecs`` formatter and the encoder within the line limit, the
+state entries), then joins the page's lines as the writer does. ``ceiling`` is ``orjson.loads`` of
+the page and ``orjson.dumps`` of each record: no Python-level work per record at all, the
+practical ceiling for any JSON-in/JSON-out Python program.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from benchmarks.harness import SIM_ACCOUNT, summarize
 from zoom_oplog_shipper.config import DEFAULT_MAX_LINE_BYTES
 from zoom_oplog_shipper.output import encode, make_formatter
 from zoom_oplog_shipper.records import canonical, epoch, fingerprint, record_time, rfc3339_millis
+from zoom_oplog_shipper.scan import Cursor, render_page, scan_page
 from zoom_oplog_shipper.simulator import generate_records
+from zoom_oplog_shipper.streams import OPERATIONS
 from zoom_oplog_shipper.zoom_client import PAGE_SIZE
 
 
@@ -35,47 +37,36 @@ def make_pages(records: int, seed: int = 1) -> list[bytes]:
     pages = []
     for i in range(0, len(generated), PAGE_SIZE):
         chunk = generated[i : i + PAGE_SIZE]
-        body = {"page_size": PAGE_SIZE, "next_page_token": "t" * 35, "operation_logs": chunk}
+        body = {"page_size": PAGE_SIZE, "next_page_token": "t" * 35, OPERATIONS.records_field: chunk}
         pages.append(orjson.dumps(body))
     return pages
 
 
 def ours(pages: list[bytes]) -> int:
-    """Pages to ECS lines through the package's code path; returns the number of lines."""
+    """Pages to ECS lines through the engine's page functions; returns the number of lines."""
     account = SIM_ACCOUNT
     formatter = make_formatter("ecs", account, False)
     max_bytes = DEFAULT_MAX_LINE_BYTES
+    encoder = lambda doc: encode(doc, max_bytes)  # noqa: E731 - as the pipeline builds it
     now = datetime.now(UTC)
     created = rfc3339_millis(now)
     cutoff = now - timedelta(days=365)
     seen: set[bytes] = set()
-    counts: dict[bytes, int] = {}
-    current: datetime | None = None
+    cursor = Cursor()
     emitted = 0
     for body in pages:
-        records = orjson.loads(body)["operation_logs"]
-        candidates: list[tuple[bytes, dict[str, Any], datetime | None]] = []
-        for rec in records:
-            if not isinstance(rec, dict):
-                continue
-            t = record_time(rec)
-            canon = canonical(rec)
-            if t != current:
-                counts.clear()
-                current = t
-            n = counts.get(canon, 0)
-            counts[canon] = n + 1
-            if t is not None and t < cutoff:
-                continue
-            fp = fingerprint(account, canon, n)
-            if fp not in seen:
-                candidates.append((fp, rec, t))
-        lines = []
-        entries = []
-        for fp, rec, t in candidates:
-            lines.append(encode(formatter(rec, fp.hex(), t, created), max_bytes))
-            entries.append((fp, epoch(t) if t is not None else 0))
-        out = b"\n".join(lines) + b"\n"
+        scan = scan_page(
+            orjson.loads(body)[OPERATIONS.records_field],
+            cursor,
+            account_id=account,
+            cutoff=cutoff,
+            seen=seen,
+            ordered=True,
+            inclusive_bound=None,
+        )
+        cursor = scan.cursor
+        page = render_page(scan.candidates, formatter, encoder, created, epoch(now))
+        out = b"\n".join(page.lines) + b"\n"
         emitted += out.count(b"\n")
     return emitted
 
@@ -85,7 +76,7 @@ def ceiling(pages: list[bytes]) -> int:
     dumps = orjson.dumps
     emitted = 0
     for body in pages:
-        out = b"\n".join([dumps(r) for r in orjson.loads(body)["operation_logs"]]) + b"\n"
+        out = b"\n".join([dumps(r) for r in orjson.loads(body)[OPERATIONS.records_field]]) + b"\n"
         emitted += out.count(b"\n")
     return emitted
 
@@ -101,7 +92,7 @@ def breakdown(records: int, repeat: int) -> dict[str, float]:
     # is not skewed by holding every output at once (orjson's results are ~4 KiB allocations).
     chunks = []
     for body in pages:
-        recs = orjson.loads(body)["operation_logs"]
+        recs = orjson.loads(body)[OPERATIONS.records_field]
         times = [record_time(r) for r in recs]
         canons = [canonical(r) for r in recs]
         fps = [fingerprint(SIM_ACCOUNT, c, 0).hex() for c in canons]
@@ -122,7 +113,7 @@ def breakdown(records: int, repeat: int) -> dict[str, float]:
             [formatter(r, fp, t, created) for r, fp, t in zip(recs, fps, times, strict=True)]
 
     steps: dict[str, Callable[[], object]] = {
-        "orjson.loads (page)": lambda: [orjson.loads(b) for b in pages],
+        "orjson.loads (page)": lambda: [len(orjson.loads(b)) for b in pages],
         "record_time": lambda: [[record_time(r) for r in c[0]] for c in chunks],
         "canonical": lambda: [len([canonical(r) for r in c[0]]) for c in chunks],
         "fingerprint": lambda: [len([fingerprint(SIM_ACCOUNT, x, 0) for x in c[2]]) for c in chunks],
@@ -132,12 +123,12 @@ def breakdown(records: int, repeat: int) -> dict[str, float]:
     }
     out = {name: best(fn) for name, fn in steps.items()}
     names = vars(ecs_module)
-    real = names["apply_detail"]
-    names["apply_detail"] = lambda *args: None  # what the mapping costs without operation_detail parsing
+    real = names["parsed_detail_fields"]
+    names["parsed_detail_fields"] = lambda *args: {}  # what the mapping costs without operation_detail parsing
     try:
         out["to_ecs (detail parsing off)"] = best(steps["to_ecs (with detail)"])
     finally:
-        names["apply_detail"] = real
+        names["parsed_detail_fields"] = real
     out["operation_detail parsing (difference)"] = out["to_ecs (with detail)"] - out["to_ecs (detail parsing off)"]
     out["orjson.dumps (record, ceiling)"] = best(lambda: [len([orjson.dumps(r) for r in c[0]]) for c in chunks])
     return {k: round(v, 2) for k, v in out.items()}
@@ -157,6 +148,12 @@ def _rates(fn: Callable[[list[bytes]], int], pages: list[bytes], records: int, r
     return summarize(rates)
 
 
+def _distinct_details(pages: list[bytes]) -> float:
+    """The share of records whose ``operation_detail`` text no earlier record had."""
+    details = [r.get("operation_detail") for body in pages for r in orjson.loads(body)[OPERATIONS.records_field]]
+    return len(set(details)) / len(details)
+
+
 def measure(records: int, repeat: int) -> dict[str, Any]:
     """Records/s of ``ours`` and ``ceiling`` over ``repeat`` alternating runs, and their ratio."""
     pages = make_pages(records)
@@ -169,6 +166,8 @@ def measure(records: int, repeat: int) -> dict[str, Any]:
     ours_s, ceiling_s = summarize(ours_runs), summarize(ceiling_runs)
     return {
         "records": records,
+        "distinct_details": _distinct_details(pages),
+        "us_per_record_median": 1e6 / ours_s["median"],
         "us_per_record": breakdown(min(records, 30_000), max(3, repeat)),
         "ours_records_per_s": ours_s,
         "ceiling_records_per_s": ceiling_s,

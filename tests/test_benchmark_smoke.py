@@ -30,6 +30,7 @@ SMOKE_LIMITS: dict[str, tuple[str, float, str]] = {
     "e2e_vs_baseline": (">=", 1.0, "budget 4x at 1M; at 10k start-up weighs and the baseline varies 1.5-7k/s"),
     "transform": (">=", 8_000, "budget 300k/s is missed; today ~30-45k/s"),
     "transform_vs_ceiling": (">=", 0.008, "budget 15% is missed; today ~3-4%"),
+    "transform_us": ("<=", 40.0, "issue 12 budget 10 µs per record on a quiet machine"),
     "rss": ("<=", 96.0, "budget 64 MB"),
     "backfill_requests": ("<=", 1.01, "budget: ideal + 1%, deterministic"),
     "incremental_requests": ("<=", 0, "budget: ceil(records in lookback / 300) + 2, deterministic"),
