@@ -1,0 +1,162 @@
+"""A log type is one declaration: a third stream, declared here alone, syncs through the real engine.
+
+Nothing in the package knows this stream. The test declares it (path, records field, an extra query
+parameter, scopes, dataset, mappers written below), serves it with its own pytest-httpserver handler,
+and runs it through the same composition `run` uses: lock, store, client reader, engine, formatter.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pytest_httpserver import HTTPServer
+from werkzeug import Request, Response
+
+from tests.conftest import NOW, SECRET, FakeClock, make_config
+from zoom_oplog_shipper.config import Config
+from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
+from zoom_oplog_shipper.records import canonical
+from zoom_oplog_shipper.state import RunLock, StateStore
+from zoom_oplog_shipper.streams import Stream
+from zoom_oplog_shipper.sync import SyncEngine
+from zoom_oplog_shipper.zoom_client import ZoomClient
+
+
+def to_ecs_x(
+    record: dict[str, Any], event_id: str, account_id: str, created: str, time: datetime | None, *,
+    include_original: bool = False,
+) -> dict[str, Any]:  # fmt: skip
+    """The throwaway stream's ECS mapping: just enough to recognise its events."""
+    event = {"id": event_id, "dataset": "zoom.telephony", "created": created, "kind": "event"}
+    if include_original:
+        event["original"] = orjson.dumps(record).decode()
+    return {"@timestamp": record.get("time"), "event": event, "organization": {"id": account_id}}
+
+
+def to_ocsf_x(record: dict[str, Any], event_id: str, account_id: str, created: datetime) -> dict[str, Any]:
+    """The throwaway stream's OCSF mapping (unused by the test, required by the declaration)."""
+    return {"metadata": {"uid": event_id}, "time": int(created.timestamp() * 1000)}
+
+
+TELEPHONY = Stream(
+    key="telephony",
+    title="telephony logs",
+    path="/report/telephony",
+    records_field="telephony_logs",
+    scopes=("report:read:telephony:admin", "report:read:admin"),
+    dataset="zoom.telephony",
+    permission="Reports > Telephony (view)",
+    ecs="tests.test_third_stream:to_ecs_x",
+    ocsf="tests.test_third_stream:to_ocsf_x",
+    query=lambda _config: {"direction": "both"},
+)
+
+
+class TelephonyReport:
+    """The report's own endpoint: Zoom's paging (newest first, `to` inclusive, UTC days, page tokens)."""
+
+    def __init__(self, server: HTTPServer) -> None:
+        self.records: list[dict[str, Any]] = []
+        self.queries: list[dict[str, str]] = []
+        server.expect_request("/oauth/token", method="POST").respond_with_handler(self._token)
+        server.expect_request("/v2/report/telephony", method="GET").respond_with_handler(self._report)
+        self.base = server.url_for("").rstrip("/")
+
+    @staticmethod
+    def _json(status: int, body: Any) -> Response:
+        return Response(orjson.dumps(body), status=status, headers={"content-type": "application/json"})
+
+    def _token(self, request: Request) -> Response:
+        basic = base64.b64encode(f"client-id:{SECRET}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {basic}":
+            return self._json(401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
+        return self._json(200, {"access_token": "tel-token", "token_type": "bearer", "expires_in": 3600,
+                                "scope": " ".join(TELEPHONY.scopes)})  # fmt: skip
+
+    def _report(self, request: Request) -> Response:
+        args = dict(request.args)
+        self.queries.append(args)
+        if request.headers.get("Authorization") != "Bearer tel-token":
+            return self._json(401, {"code": 124, "message": "Invalid access token."})
+        rows = sorted(
+            (r for r in self.records if args["from"] <= r["time"][:10] <= args["to"]),
+            key=lambda r: str(r["time"]),
+            reverse=True,
+        )
+        size, offset = int(args["page_size"]), int(args.get("next_page_token") or 0)
+        more = offset + size < len(rows)
+        return self._json(200, {"from": args["from"], "to": args["to"], "page_size": size,
+                                "next_page_token": str(offset + size) if more else "",
+                                "telephony_logs": rows[offset : offset + size]})  # fmt: skip
+
+
+def call(time: datetime, n: int) -> dict[str, Any]:
+    return {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ"), "caller": f"+1555010{n % 100:02d}", "result": "answered"}
+
+
+def sync(config: Config, clock: FakeClock) -> list[dict[str, Any]]:
+    """One pass of the stream through the engine, composed as `run` composes it."""
+    out = io.BytesIO()
+    path = TELEPHONY.state_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(path)
+    assert lock.acquire()
+    store = StateStore.open(path, config.account_id, TELEPHONY.store_key(config))
+    try:
+        SyncEngine(
+            config,
+            ZoomClient(config, clock=clock).reader(TELEPHONY),
+            store,
+            PageWriter(out),
+            make_formatter("ecs", config.account_id, True, TELEPHONY),
+            lambda doc: encode(doc, config.max_line_bytes),
+            clock,
+        ).run()
+    finally:
+        store.close()
+        lock.release()
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+def originals(docs: list[dict[str, Any]]) -> Counter[bytes]:
+    return Counter(canonical(orjson.loads(d["event"]["original"])) for d in docs)
+
+
+def test_a_stream_declared_in_a_test_syncs_through_the_engine(httpserver: HTTPServer, tmp_path: Path) -> None:
+    report = TelephonyReport(httpserver)
+    # Over three days and three pages: a same-second burst, and identical twins.
+    report.records = [call(NOW - timedelta(minutes=7 * n), n) for n in range(640)]
+    report.records += [call(NOW - timedelta(hours=5), n) for n in range(40)] + [call(NOW - timedelta(hours=9), 1)] * 3
+    clock = FakeClock(NOW)
+    config = make_config(tmp_path, report.base, backfill_start=NOW - timedelta(days=4))
+
+    docs = sync(config, clock)
+    assert {d["event"]["dataset"] for d in docs} == {"zoom.telephony"}  # the test's own mapper
+    assert originals(docs) == Counter(canonical(r) for r in report.records)
+    assert len({d["event"]["id"] for d in docs}) == len(docs)
+    assert all(q["direction"] == "both" and "category_type" not in q for q in report.queries)
+    assert any(q.get("next_page_token") for q in report.queries)  # it did page
+
+    clock.advance(3600)
+    assert sync(config, clock) == []  # a second run sends nothing
+
+    later = call(clock.now() - timedelta(minutes=2), 999)
+    report.records.append(later)
+    clock.advance(600)
+    assert originals(sync(config, clock)) == Counter([canonical(later)])
+
+    path = TELEPHONY.state_path(config)
+    assert path.exists() and "telephony" in path.name
+    store = StateStore.open(path, config.account_id, "telephony", readonly=True)
+    try:
+        state = store.describe()
+    finally:
+        store.close()
+    assert state["category_type"] == "telephony" and state["watermark"] is not None
+    assert state["fingerprints"] > 0
