@@ -43,7 +43,9 @@ def zoom() -> Any:
     now = datetime.now(UTC)
     made = make_account("backfill", 11, now)
     # Small pages (Zoom may return fewer records than asked), so that --max-records bounds runs.
-    account = Account(replace(made.config, max_page_size=PAGE_SIZE, page_size_over_max="clamp"), made.records)
+    account = Account(
+        replace(made.config, max_page_size=PAGE_SIZE, page_size_over_max="clamp"), made.records, made.activities
+    )
     server = start_simulator(account)
     try:
         yield account, server.base_url, now

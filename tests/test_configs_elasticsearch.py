@@ -1,6 +1,7 @@
-"""configs/elasticsearch (issue 10, section 7): the index template composes the mappings into the data
-stream, allows auto-creation as Elastic's built-in logs template does, and runs a final pipeline
-that sets event.ingested; every field the program emits is mapped."""
+"""configs/elasticsearch (issue 10, section 7; issue 11): per stream (operations, activities) an index
+template composes the mappings into the stream's data stream, allows auto-creation as Elastic's
+built-in logs template does, and runs a final pipeline that sets event.ingested; every field the
+program emits on either stream is mapped."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_configs import ES_COMPONENT, ES_INDEX_TEMPLATE, emitted_lines
+from agent_configs import ACTIVITIES, DATA_STREAMS, DATASETS, ES_INDEX_TEMPLATE, ES_TEMPLATES, OPERATIONS, emitted_lines
 
 ES = ES_INDEX_TEMPLATE.parent
 PIPELINE = ES / "zoom-oplog-shipper-event-ingested.json"
@@ -25,13 +26,21 @@ def load(path: Path) -> dict[str, Any]:
     return data
 
 
+STREAMS = (OPERATIONS, ACTIVITIES)
+
+
 @pytest.fixture(scope="module")
-def emitted() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in emitted_lines("ecs")]
+def emitted_by_stream() -> dict[str, list[dict[str, Any]]]:
+    return {stream: [json.loads(line) for line in emitted_lines("ecs", stream)] for stream in STREAMS}
 
 
-def index_template_matches(name: str) -> bool:
-    template = load(ES_INDEX_TEMPLATE)
+@pytest.fixture(scope="module")
+def emitted(emitted_by_stream: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return emitted_by_stream[OPERATIONS]
+
+
+def index_template_matches(template_path: Path, name: str) -> bool:
+    template = load(template_path)
     return any(re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), name) for p in template["index_patterns"])
 
 
@@ -53,27 +62,43 @@ def mapped(properties: dict[str, Any], path: str) -> dict[str, Any] | None:
     return node
 
 
-def test_index_template_composes_the_zoom_mappings_into_the_data_stream() -> None:
-    template = load(ES_INDEX_TEMPLATE)
+@pytest.mark.parametrize("stream", STREAMS)
+def test_index_template_composes_the_zoom_mappings_into_the_data_stream(stream: str) -> None:
+    template_path, component = ES_TEMPLATES[stream]
+    template = load(template_path)
+    assert template_path.stem == f"logs-{DATASETS[stream]}"
     assert template["data_stream"] == {}
     assert template["priority"] > 100  # above Elastic's built-in logs-*-* template
-    assert ES_COMPONENT.stem in template["composed_of"]
+    assert component.stem == f"{DATASETS[stream]}@mappings"
+    assert component.stem in template["composed_of"]
     assert "ecs@mappings" in template["composed_of"]
+    assert f"logs-{DATASETS[stream]}@custom" in template["composed_of"]
     assert set(template["ignore_missing_component_templates"]) <= {c for c in template["composed_of"] if "@custom" in c}
-    assert index_template_matches("logs-zoom.operation-default")
+    # Each stream's data stream matches its own template and no other.
+    for other in STREAMS:
+        assert index_template_matches(template_path, DATA_STREAMS[other]) is (other == stream)
 
 
-def test_index_template_allows_auto_create_like_the_builtin_logs_template() -> None:
+@pytest.mark.parametrize("stream", STREAMS)
+def test_index_template_allows_auto_create_like_the_builtin_logs_template(stream: str) -> None:
     # elastic/elasticsearch logs@template.json sets it; without it a restricted
     # action.auto_create_index refuses to create the data stream on the first write.
-    assert load(ES_INDEX_TEMPLATE)["allow_auto_create"] is True
+    assert load(ES_TEMPLATES[stream][0])["allow_auto_create"] is True
 
 
-def test_index_template_runs_the_shipped_pipeline_last() -> None:
-    settings = load(ES_INDEX_TEMPLATE)["template"]["settings"]["index"]
+@pytest.mark.parametrize("stream", STREAMS)
+def test_index_template_runs_the_shipped_pipeline_last(stream: str) -> None:
+    settings = load(ES_TEMPLATES[stream][0])["template"]["settings"]["index"]
     # A final pipeline: logs@settings keeps its own default_pipeline, and a request cannot skip it.
     assert "default_pipeline" not in settings
     assert settings["final_pipeline"] == PIPELINE.stem
+
+
+def test_the_templates_differ_only_in_the_stream() -> None:
+    operation, activity = (load(ES_TEMPLATES[s][0]) for s in STREAMS)
+    for template in (operation, activity):
+        del template["_meta"]
+    assert json.loads(json.dumps(activity).replace("zoom.activity", "zoom.operation")) == operation
 
 
 def render(template: str, ingest: dict[str, str]) -> str:
@@ -97,10 +122,10 @@ def simulate(pipeline: dict[str, Any], doc: dict[str, Any], now: datetime) -> di
     return doc
 
 
-def test_pipeline_sets_event_ingested_to_the_ingest_time(emitted: list[dict[str, Any]]) -> None:
+def test_pipeline_sets_event_ingested_to_the_ingest_time(emitted_by_stream: dict[str, list[dict[str, Any]]]) -> None:
     pipeline = load(PIPELINE)
     now = datetime(2026, 11, 30, 12, 0, 1, 250000, tzinfo=UTC)
-    for doc in emitted[:5]:
+    for doc in emitted_by_stream[OPERATIONS][:5] + emitted_by_stream[ACTIVITIES][:5]:
         forged = {**doc, "event": {**doc["event"], "ingested": "1999-01-01T00:00:00Z"}}
         out = simulate(pipeline, forged, now)
         assert datetime.fromisoformat(out["event"]["ingested"].replace("Z", "+00:00")) == now
@@ -110,8 +135,9 @@ def test_pipeline_sets_event_ingested_to_the_ingest_time(emitted: list[dict[str,
     assert any("on_failure_message" in json.dumps(h) for h in pipeline["on_failure"])
 
 
-def test_event_ingested_is_mapped_as_a_date() -> None:
-    properties = load(ES_COMPONENT)["template"]["mappings"]["properties"]
+@pytest.mark.parametrize("stream", STREAMS)
+def test_event_ingested_is_mapped_as_a_date(stream: str) -> None:
+    properties = load(ES_TEMPLATES[stream][1])["template"]["mappings"]["properties"]
     assert mapped(properties, "event.ingested") == {
         "type": "date",
         "format": "strict_date_time_no_millis||strict_date_optional_time||epoch_millis",
@@ -125,16 +151,43 @@ def ecs_fields() -> set[str]:
     return names
 
 
-def test_every_emitted_field_is_mapped(emitted: list[dict[str, Any]]) -> None:
-    properties = load(ES_COMPONENT)["template"]["mappings"]["properties"]
+#: zoom.* fields each stream must emit in the test data (so that the mapping test sees them).
+EXPECTED_ZOOM_FIELDS = {
+    OPERATIONS: {"zoom.operation.action", "zoom.operation.operation_detail"},
+    ACTIVITIES: {f"zoom.activity.{name}" for name in ("email", "type", "ip_address", "client_type", "version")},
+}
+
+
+@pytest.mark.parametrize("stream", STREAMS)
+def test_every_emitted_field_is_mapped(stream: str, emitted_by_stream: dict[str, list[dict[str, Any]]]) -> None:
+    component = ES_TEMPLATES[stream][1]
+    properties = load(component)["template"]["mappings"]["properties"]
     assert set(properties) == {"zoom", "event"}  # the other ECS fields come from ecs@mappings
-    fields = {leaf for doc in emitted for leaf in leaves(doc)}
+    # Each component maps its own stream's fields (two templates never map one field twice).
+    others = {DATASETS[s].removeprefix("zoom.") for s in STREAMS if s != stream}
+    assert DATASETS[stream].removeprefix("zoom.") in properties["zoom"]["properties"]
+    assert not others & set(properties["zoom"]["properties"])
+    docs = emitted_by_stream[stream]
+    assert {d["data_stream"]["dataset"] for d in docs} == {DATASETS[stream]}
+    fields = {leaf for doc in docs for leaf in leaves(doc)}
     zoom_fields = {f for f in fields if f.startswith("zoom.")}
-    assert {"zoom.operation.action", "zoom.operation.operation_detail"} <= zoom_fields
+    assert EXPECTED_ZOOM_FIELDS[stream] <= zoom_fields
     for leaf in sorted(zoom_fields):
         mapping = mapped(properties, leaf)
-        assert mapping is not None, f"{leaf} is not mapped in {ES_COMPONENT.name}"
+        assert mapping is not None, f"{leaf} is not mapped in {component.name}"
         assert mapping["type"] == "keyword"
         assert mapping["ignore_above"] <= 8191  # Lucene's term limit is 32766 bytes
     # Everything else is an ECS field, which ecs@mappings maps.
     assert fields - zoom_fields <= ecs_fields(), sorted(fields - zoom_fields - ecs_fields())
+
+
+def test_an_activity_address_that_is_not_one_fits_its_keyword_mapping(
+    emitted_by_stream: dict[str, list[dict[str, Any]]],
+) -> None:
+    # "unknown" would be refused by an ip field (and the whole document with it).
+    properties = load(ES_TEMPLATES[ACTIVITIES][1])["template"]["mappings"]["properties"]
+    assert mapped(properties, "zoom.activity.ip_address") == {"type": "keyword", "ignore_above": 1024}
+    docs = emitted_by_stream[ACTIVITIES]
+    odd = [d for d in docs if d["zoom"]["activity"].get("ip_address") == "unknown"]
+    assert odd and all("source" not in d and "ip" not in d.get("related", {}) for d in odd)
+    assert any(":" in d["source"]["ip"] for d in docs if "source" in d)  # IPv6 goes to source.ip

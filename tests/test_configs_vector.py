@@ -9,6 +9,12 @@ handle_event: `stream`, `pid`, `host`, `command`, plus `source_type` and `timest
 when absent). `timestamp` is a string here (vrl-python takes no timestamp values); every remap
 deletes it. Deployment paths are moved under the test's directory; a source with
 `clear_environment` gets the simulator's URLs and the venv's PATH added, nothing else.
+
+Every config ships both streams (operations and activities), each to its own data stream,
+sourcetype and Loki label. Event metadata (``%zoom_stream``, which the sinks' templates read) is
+carried from remap to remap as Vector carries it, and the sinks' templates are rendered as
+src/template.rs renders them (a literal prefix, the rendered value confined to it), so that the
+test sees where each event lands.
 """
 
 from __future__ import annotations
@@ -25,7 +31,12 @@ from typing import Any
 
 import pytest
 from agent_configs import (
+    ACTIVITIES,
     CONSOLE_SCRIPT,
+    DATA_STREAMS,
+    DATASETS,
+    OPERATIONS,
+    SOURCETYPES,
     VECTOR_ADDED_FIELDS,
     VECTOR_CONFIGS,
     VECTOR_MULTI,
@@ -68,11 +79,31 @@ EXIT_AUTH = 3
 _RUNTIMES: dict[str, Any] = {}
 
 
+class Doc(dict[str, Any]):
+    """An event and, beside it, its metadata (``%...`` in VRL and templates), as Vector keeps them."""
+
+    def __init__(self, event: dict[str, Any], metadata: dict[str, Any] | None = None) -> None:
+        super().__init__(event)
+        self.metadata: dict[str, Any] = dict(metadata or {})
+
+
 def vrl(program: str, event: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """Run a VRL program on an event: (the event afterwards, the value of the last expression)."""
     runtime = _RUNTIMES.setdefault(program, vrl_python.VRLRuntime())
     result = runtime.execute(program, event)
     return result.processed_event, result.runtime_result
+
+
+def _with_metadata(program: str, event: dict[str, Any]) -> str:
+    """The program preceded by the event's metadata (vrl-python starts every run with none)."""
+    metadata = getattr(event, "metadata", None)
+    return f"% = {json.dumps(metadata)}\n{program}" if metadata else program
+
+
+def vrl_remap(program: str, event: dict[str, Any]) -> Doc:
+    """A remap program on an event with its metadata: the event and the metadata afterwards."""
+    processed, metadata = vrl(f"{_with_metadata(program, event)}\n%", dict(event))
+    return Doc(processed, metadata)
 
 
 def vrl_programs(config: dict[str, Any]) -> Iterator[tuple[str, str]]:
@@ -101,7 +132,7 @@ def _condition_source(condition: Any) -> str:
 def _condition(program: str, event: dict[str, Any]) -> bool:
     """A VRL condition: true only when it returns the boolean true (a runtime error is false)."""
     try:
-        _, value = vrl(program, event)
+        _, value = vrl(_with_metadata(program, event), dict(event))
     except RuntimeError:
         return False
     assert isinstance(value, bool), f"condition {program!r} returned {value!r}, not a boolean"
@@ -111,7 +142,7 @@ def _condition(program: str, event: dict[str, Any]) -> bool:
 def _remap(spec: dict[str, Any], event: dict[str, Any]) -> list[dict[str, Any]]:
     """Vector's remap: an aborted event is dropped (drop_on_abort), a failed one passes unchanged."""
     try:
-        processed, _ = vrl(spec["source"], event)
+        processed = vrl_remap(spec["source"], event)
     except RuntimeError as exc:
         if "aborted" in str(exc):
             return [] if spec.get("drop_on_abort", True) else [event]
@@ -119,10 +150,60 @@ def _remap(spec: dict[str, Any], event: dict[str, Any]) -> list[dict[str, Any]]:
     return [processed]
 
 
+_TEMPLATE_PART = re.compile(r"\{\{(.*?)\}\}")
+
+
+def render_template(template: str, doc: dict[str, Any]) -> str:
+    """A Vector template for one event (src/template.rs): ``{{ path }}`` from the event,
+    ``{{ %path }}`` from its metadata; a missing field drops the event (an assertion here); a
+    dynamic template must have a literal prefix and its value must start with it (``confine``)."""
+    parts = _TEMPLATE_PART.split(template)
+    if len(parts) == 1:
+        return template
+    prefix = parts[0]
+    assert prefix, f"{template!r}: Vector v0.57 refuses a template without a literal prefix"
+    rendered = []
+    for n, part in enumerate(parts):
+        if n % 2 == 0:
+            rendered.append(part)
+            continue
+        path = part.strip()
+        value: Any = getattr(doc, "metadata", {}) if path.startswith("%") else doc
+        for key in path.lstrip("%").split("."):
+            assert isinstance(value, dict) and key in value, f"{template!r}: {path} is missing, the event is dropped"
+            value = value[key]
+        rendered.append(str(value))
+    text = "".join(rendered)
+    assert text.startswith(prefix) and ".." not in text.split("/"), f"{template!r} -> {text!r} is not confined"
+    return text
+
+
+def destination(sink: dict[str, Any], doc: dict[str, Any]) -> str:
+    """Where a sink puts one event: the data stream, the Splunk sourcetype, the Loki dataset label."""
+    kind = sink["type"]
+    if kind == "elasticsearch":
+        config = sink["data_stream"]
+        own = doc.get("data_stream") if config.get("auto_routing", True) else None
+        own = own if isinstance(own, dict) else {}
+        parts = [
+            str(own[k]) if k in own else render_template(str(config[k]), doc) for k in ("type", "dataset", "namespace")
+        ]
+        return "-".join(parts)
+    if kind == "splunk_hec_logs":
+        return render_template(sink["sourcetype"], doc)
+    if kind == "loki":
+        return render_template(sink["labels"]["dataset"], doc)
+    pytest.fail(f"no destination known for a {kind} sink")
+
+
 def run_topology(config: dict[str, Any], sources: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-    """Push the sources' events through the config's transforms; what each sink receives."""
+    """Push the sources' events through the config's transforms; what each sink receives (each a
+    Doc, with the metadata the transforms set)."""
     transforms = config.get("transforms", {})
-    outputs: dict[str, list[dict[str, Any]]] = {name: list(events) for name, events in sources.items()}
+    unknown = set(sources) - set(config["sources"])
+    assert not unknown, f"not sources of this config: {sorted(unknown)}"
+    outputs: dict[str, list[dict[str, Any]]] = {name: [] for name in config["sources"]}  # not run: nothing
+    outputs.update({name: [Doc(e) for e in events] for name, events in sources.items()})
     pending = dict(transforms)
     while pending:
         ready = [n for n, s in pending.items() if all(_output_known(i, outputs, transforms) for i in s["inputs"])]
@@ -165,7 +246,7 @@ def _upstream(config: dict[str, Any], component: str) -> set[str]:
 
 
 def event_sinks(config: dict[str, Any]) -> list[str]:
-    """Sinks that receive operation-log events (fed from zoom_oplog_clean)."""
+    """Sinks that receive Zoom's events, both streams (fed from zoom_oplog_clean)."""
     return [s for s in config["sinks"] if "zoom_oplog_clean" in _upstream(config, s)]
 
 
@@ -180,15 +261,17 @@ def log_sinks(config: dict[str, Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class SourceRun:
-    """One exec of a source: exit code, the decoded events as Vector makes them, raw stderr."""
+    """One exec of a source: exit code, the decoded events as Vector makes them (and the pipe each
+    came from: a summary line keeps its own `stream`), raw stdout and stderr."""
 
     returncode: int
     events: list[dict[str, Any]]
+    pipes: list[str]
     stdout: bytes
     stderr: bytes
 
-    def from_stream(self, stream: str) -> list[dict[str, Any]]:
-        return [e for e in self.events if e["stream"] == stream]
+    def from_stream(self, pipe: str) -> list[dict[str, Any]]:
+        return [e for e, p in zip(self.events, self.pipes, strict=True) if p == pipe]
 
 
 def child_environment(source: VectorSource, vector_env: dict[str, str], root: Path) -> dict[str, str]:
@@ -205,6 +288,7 @@ def exec_like_vector(source: VectorSource, child_env: dict[str, str]) -> SourceR
     each frame as JSON (a frame that does not decode is dropped, as Vector drops it), add the fields."""
     result = subprocess.run(source.command, env=child_env, capture_output=True, timeout=RUN_TIMEOUT, check=False)
     events: list[dict[str, Any]] = []
+    pipes: list[str] = []
     for stream, data in (("stdout", result.stdout), ("stderr", result.stderr)):
         frames, discarded = newline_frames(data, source.max_length)
         assert discarded == 0, f"{discarded} {stream} lines over max_length"
@@ -219,8 +303,9 @@ def exec_like_vector(source: VectorSource, child_env: dict[str, str]) -> SourceR
                 "source_type": "exec",
                 "timestamp": datetime.now(UTC).isoformat(),
             }
-            events.append({**added, **decoded})  # inserted only when absent
-    return SourceRun(result.returncode, events, result.stdout, result.stderr)
+            events.append({**added, **decoded})  # inserted only when absent (InsertIfEmpty)
+            pipes.append(stream)
+    return SourceRun(result.returncode, events, pipes, result.stdout, result.stderr)
 
 
 @dataclass(frozen=True)
@@ -283,24 +368,36 @@ def with_test_environment(source: VectorSource, child: dict[str, str], zoom: Zoo
     }
 
 
+def source_stream(source: VectorSource) -> str:
+    """The stream a source's command runs (operations or activities)."""
+    return program_settings(source.command, _placeholder_env(source)).stream
+
+
+def source_account(source: VectorSource) -> str:
+    """The account a multi-account source serves (zoom_activity_acme: acme); "" in a single-account config."""
+    return re.sub(r"^zoom_(oplog|activity)_?", "", source.name)
+
+
 @pytest.fixture(scope="module")
-def single_runs(accounts: dict[str, Zoom], tmp_path_factory: pytest.TempPathFactory) -> dict[Path, SourceRun]:
-    """A successful first run of the single-account source of the YAML and the TOML config."""
-    runs = {}
+def single_runs(
+    accounts: dict[str, Zoom], tmp_path_factory: pytest.TempPathFactory
+) -> dict[Path, dict[str, SourceRun]]:
+    """A successful first run of each source (both streams, one after the other in one state
+    directory) of the YAML and the TOML config."""
+    runs: dict[Path, dict[str, SourceRun]] = {}
     for path in (VECTOR_YAML, VECTOR_TOML):
         root = tmp_path_factory.mktemp(path.stem)
-        (source,) = vector_sources(path)
-        runs[path] = exec_like_vector(source, child_environment(source, vector_env(accounts["single"], root), root))
+        env = vector_env(accounts["single"], root)
+        runs[path] = {s.name: exec_like_vector(s, child_environment(s, env, root)) for s in vector_sources(path)}
     return runs
 
 
 @pytest.fixture(scope="module")
-def failed_run(accounts: dict[str, Zoom], tmp_path_factory: pytest.TempPathFactory) -> SourceRun:
-    """The primary config's source with a wrong client secret."""
+def failed_runs(accounts: dict[str, Zoom], tmp_path_factory: pytest.TempPathFactory) -> dict[str, SourceRun]:
+    """The primary config's sources with a wrong client secret."""
     root = tmp_path_factory.mktemp("wrong-secret")
-    (source,) = vector_sources(VECTOR_YAML)
     env = vector_env(accounts["single"], root, secret="not-the-right-secret-value")
-    return exec_like_vector(source, child_environment(source, env, root))
+    return {s.name: exec_like_vector(s, child_environment(s, env, root)) for s in vector_sources(VECTOR_YAML)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -345,10 +442,34 @@ def _placeholder_env(source: VectorSource) -> dict[str, str]:
 def test_vector_configs_have_their_sources() -> None:
     assert {_source_id(s) for s in VECTOR_SOURCES} == {
         "zoom-oplog.yaml:zoom_oplog",
+        "zoom-oplog.yaml:zoom_activity",
         "zoom-oplog-source.toml:zoom_oplog",
+        "zoom-oplog-source.toml:zoom_activity",
         "zoom-oplog-multi-account.yaml:zoom_oplog_acme",
         "zoom-oplog-multi-account.yaml:zoom_oplog_globex",
+        "zoom-oplog-multi-account.yaml:zoom_activity_acme",
+        "zoom-oplog-multi-account.yaml:zoom_activity_globex",
     }
+
+
+@pytest.mark.parametrize("path", VECTOR_CONFIGS, ids=lambda p: p.name)
+def test_every_config_ships_both_streams_with_the_same_hardening(path: Path) -> None:
+    # Per account (a multi-account config) one source per stream, the activities one the
+    # operations one with `--stream activities`: same interval, environment, stderr and framing.
+    sources = vector_sources(path)
+    by_stream: dict[str, list[VectorSource]] = {OPERATIONS: [], ACTIVITIES: []}
+    for source in sources:
+        by_stream[source_stream(source)].append(source)
+        assert source.name.startswith("zoom_activity" if source_stream(source) == ACTIVITIES else "zoom_oplog")
+    assert len(by_stream[OPERATIONS]) == len(by_stream[ACTIVITIES]) >= 1
+    for activities in by_stream[ACTIVITIES]:
+        (operations,) = [s for s in by_stream[OPERATIONS] if source_account(s) == source_account(activities)]
+        assert activities.command == [CONSOLE_SCRIPT, "run", "--stream", ACTIVITIES, *operations.command[2:]]
+        assert {k: v for k, v in activities.spec.items() if k != "command"} == {
+            k: v for k, v in operations.spec.items() if k != "command"
+        }
+    # Each stream keeps its own state file and lock, so the two share a state directory.
+    assert len({s.environment["ZOOM_OPLOG_STATE_DIR"] for s in sources}) == len(by_stream[OPERATIONS])
 
 
 @pytest.mark.parametrize("source", VECTOR_SOURCES, ids=_source_id)
@@ -427,67 +548,106 @@ def test_toml_matches_the_yaml_source_and_log_handling() -> None:
 
 
 def assert_event_doc(doc: dict[str, Any], sink: dict[str, Any]) -> None:
-    """An operation-log event as a sink receives it: the program's fields, none of Vector's
-    (but the HEC sink's own `timestamp`, which its remap sets from @timestamp)."""
+    """A Zoom event as a sink receives it: the program's fields, none of Vector's (but the HEC
+    sink's own `timestamp`, which its remap sets from @timestamp), and landing where its stream
+    belongs: its own data stream, sourcetype or Loki label."""
     assert EVENT_ID.match(doc["event"]["id"])
-    assert doc["data_stream"]["dataset"] == "zoom.operation"
+    stream = {dataset: stream for stream, dataset in DATASETS.items()}[doc["data_stream"]["dataset"]]
+    assert doc["event"]["dataset"] == DATASETS[stream]
     assert "log" not in doc or "logger" not in doc["log"]
     leftover = set(VECTOR_ADDED_FIELDS) & set(doc) - {sink.get("timestamp_key")}
     assert not leftover, sorted(doc)
     assert doc["agent"] == {"type": "vector", "name": HOSTNAME}
+    expected = {"elasticsearch": DATA_STREAMS, "splunk_hec_logs": SOURCETYPES, "loki": DATASETS}[sink["type"]]
+    assert destination(sink, doc) == expected[stream]
 
 
 @pytest.mark.parametrize("path", [VECTOR_YAML, VECTOR_TOML], ids=lambda p: p.name)
 def test_a_successful_run_reaches_every_sink_it_should(
-    path: Path, single_runs: dict[Path, SourceRun], accounts: dict[str, Zoom]
+    path: Path, single_runs: dict[Path, dict[str, SourceRun]], accounts: dict[str, Zoom]
 ) -> None:
-    run = single_runs[path]
-    assert run.returncode == 0, run.stderr.decode(errors="replace")
-    stdout_events = run.from_stream("stdout")
-    assert len(stdout_events) == len(accounts["single"].account.records)
+    runs = single_runs[path]
+    sources = {s.name: s for s in vector_sources(path)}
+    stdout_events: dict[str, list[dict[str, Any]]] = {}
+    for name, run in runs.items():
+        assert run.returncode == 0, run.stderr.decode(errors="replace")
+        stdout_events[DATASETS[source_stream(sources[name])]] = run.from_stream("stdout")
+    account = accounts["single"].account
+    assert {dataset: len(events) for dataset, events in stdout_events.items()} == {
+        DATASETS[OPERATIONS]: len(account.records),
+        DATASETS[ACTIVITIES]: len(account.activities),
+    }
     config = read_vector(path)
-    delivered = run_topology(config, {"zoom_oplog": run.events})
+    delivered = run_topology(config, {name: run.events for name, run in runs.items()})
     for sink in event_sinks(config):
         docs = delivered[sink]
-        assert len(docs) == len(stdout_events), sink
+        assert len(docs) == sum(len(events) for events in stdout_events.values()), sink
         for doc in docs:
             assert_event_doc(doc, config["sinks"][sink])
-        assert [d["event"]["id"] for d in docs] == [e["event"]["id"] for e in stdout_events]
-        assert [d["@timestamp"] for d in docs] == [e["@timestamp"] for e in stdout_events]
-    log_lines = run.from_stream("stderr")
+        for dataset, events in stdout_events.items():
+            mine = [d for d in docs if d["event"]["dataset"] == dataset]
+            assert [d["event"]["id"] for d in mine] == [e["event"]["id"] for e in events], (sink, dataset)
+            assert [d["@timestamp"] for d in mine] == [e["@timestamp"] for e in events], (sink, dataset)
+    log_lines = [line for run in runs.values() for line in run.from_stream("stderr")]
     for sink in log_sinks(config):
         docs = delivered[sink]
-        assert len(docs) == len(log_lines) >= 1, sink
+        assert len(docs) == len(log_lines) >= 2, sink
         assert not any("event" in d and "id" in d["event"] for d in docs)
-        summary = docs[-1]
-        assert summary["log"]["logger"] == "zoom_oplog_shipper.summary"
-        assert summary["exit_code"] == 0 and summary["emitted"] == len(stdout_events)
-        assert summary["event"]["outcome"] == "success"
-        assert summary["service"]["name"] == CONSOLE_SCRIPT
-        assert not set(VECTOR_ADDED_FIELDS) & set(summary)
+        summaries = [d for d in docs if d["log"]["logger"] == "zoom_oplog_shipper.summary"]
+        # One summary per run, naming its stream (the program's `stream`, not Vector's).
+        assert {d["stream"]: d["emitted"] for d in summaries} == {
+            OPERATIONS: len(account.records),
+            ACTIVITIES: len(account.activities),
+        }
+        for summary in summaries:
+            assert summary["exit_code"] == 0
+            assert summary["event"]["outcome"] == "success"
+            assert summary["service"]["name"] == CONSOLE_SCRIPT
+            assert not set(VECTOR_ADDED_FIELDS) - {"stream"} & set(summary)
+        assert not any("stream" in d for d in docs if d not in summaries)
+        if config["sinks"][sink]["type"] == "elasticsearch":
+            assert {destination(config["sinks"][sink], d) for d in docs} == {"logs-zoom_oplog_shipper.log-default"}
 
 
-def test_elasticsearch_sink_gets_a_scratch_id_equal_to_event_id(single_runs: dict[Path, SourceRun]) -> None:
+def test_activity_events_keep_what_is_not_an_address(single_runs: dict[Path, dict[str, SourceRun]]) -> None:
+    # "unknown" stays in zoom.activity.ip_address (a keyword), with no source.ip; IPv6 is an ip.
+    config = read_vector(VECTOR_YAML)
+    feeds = {name: run.events for name, run in single_runs[VECTOR_YAML].items()}
+    docs = run_topology(config, feeds)["zoom_oplog_elasticsearch"]
+    by_user = {d["zoom"]["activity"].get("email"): d for d in docs if d["event"]["dataset"] == DATASETS[ACTIVITIES]}
+    unknown, ipv6 = by_user["odd.one@example.com"], by_user["odd.two@example.com"]
+    assert unknown["zoom"]["activity"]["ip_address"] == "unknown" and "source" not in unknown
+    assert ipv6["source"]["ip"] == "2001:db8::7" and ipv6["related"]["ip"] == ["2001:db8::7"]
+    assert by_user["odd.one@example.com"]["event"]["action"] == "sign-in"
+    assert destination(config["sinks"]["zoom_oplog_elasticsearch"], unknown) == DATA_STREAMS[ACTIVITIES]
+
+
+def _yaml_feeds(single_runs: dict[Path, dict[str, SourceRun]]) -> dict[str, list[dict[str, Any]]]:
+    return {name: run.events for name, run in single_runs[VECTOR_YAML].items()}
+
+
+def test_elasticsearch_sink_gets_a_scratch_id_equal_to_event_id(single_runs: dict[Path, dict[str, SourceRun]]) -> None:
     config = read_vector(VECTOR_YAML)
     sink = config["sinks"]["zoom_oplog_elasticsearch"]
     id_key = sink["id_key"]
     # id_key removes the field it reads: it must be a copy, never event.id itself.
     assert id_key not in ("event.id", ".event.id")
-    docs = run_topology(config, {"zoom_oplog": single_runs[VECTOR_YAML].events})["zoom_oplog_elasticsearch"]
+    docs = run_topology(config, _yaml_feeds(single_runs))["zoom_oplog_elasticsearch"]
+    assert {d["event"]["dataset"] for d in docs} == set(DATASETS.values())
     assert docs and all(d[id_key] == d["event"]["id"] for d in docs)
     # Without `timestamp` the data-stream rename cannot overwrite the event's @timestamp.
     assert all("timestamp" not in d for d in docs)
 
 
-def test_splunk_sink_gets_the_event_time_as_a_timestamp_value(single_runs: dict[Path, SourceRun]) -> None:
+def test_splunk_sink_gets_the_event_time_as_a_timestamp_value(single_runs: dict[Path, dict[str, SourceRun]]) -> None:
     config = read_vector(VECTOR_YAML)
     sink = config["sinks"]["zoom_oplog_splunk_hec"]
     key = sink["timestamp_key"]
     (remap,) = sink["inputs"]
-    docs = run_topology(config, {"zoom_oplog": single_runs[VECTOR_YAML].events})["zoom_oplog_splunk_hec"]
+    docs = run_topology(config, _yaml_feeds(single_runs))["zoom_oplog_splunk_hec"]
     assert docs
     program = config["transforms"][remap]["source"]
-    for doc in docs[:20]:
+    for doc in docs[:10] + docs[-10:]:
         # vrl-python renders a timestamp value as "YYYY-MM-DD HH:MM:SS[.fff] UTC".
         assert doc[key].endswith(" UTC"), doc[key]
         when = datetime.fromisoformat(doc[key].removesuffix(" UTC") + "+00:00")
@@ -496,12 +656,16 @@ def test_splunk_sink_gets_the_event_time_as_a_timestamp_value(single_runs: dict[
         assert is_timestamp is True
 
 
-def test_a_failed_run_shows_in_the_log_sinks_and_never_in_an_event_sink(failed_run: SourceRun) -> None:
+@pytest.mark.parametrize("name", ["zoom_oplog", "zoom_activity"])
+def test_a_failed_run_shows_in_the_log_sinks_and_never_in_an_event_sink(
+    name: str, failed_runs: dict[str, SourceRun]
+) -> None:
+    failed_run = failed_runs[name]
     assert failed_run.returncode == EXIT_AUTH, failed_run.stderr.decode(errors="replace")
     assert failed_run.stdout == b""
     assert b"not-the-right-secret-value" not in failed_run.stderr
     config = read_vector(VECTOR_YAML)
-    delivered = run_topology(config, {"zoom_oplog": failed_run.events})
+    delivered = run_topology(config, {name: failed_run.events})
     for sink in event_sinks(config):
         assert delivered[sink] == [], f"{sink} received the program's log lines"
     for sink in log_sinks(config):
@@ -513,6 +677,7 @@ def test_a_failed_run_shows_in_the_log_sinks_and_never_in_an_event_sink(failed_r
         assert summary["exit_code"] == EXIT_AUTH
         assert summary["event"]["outcome"] == "failure"
         assert summary["emitted"] == 0
+        assert summary["stream"] == (ACTIVITIES if name == "zoom_activity" else OPERATIONS)
 
 
 def test_a_log_line_never_reaches_an_event_sink_whatever_it_holds() -> None:
@@ -526,9 +691,10 @@ def test_a_log_line_never_reaches_an_event_sink_whatever_it_holds() -> None:
         "data_stream": {"type": "logs", "dataset": "zoom.operation", "namespace": "default"},
     }
     event = {"stream": "stderr", "pid": 1, "host": HOSTNAME, "command": ["x"], "source_type": "exec", **line}
-    delivered = run_topology(config, {"zoom_oplog": [event]})
+    summary = {**event, "stream": ACTIVITIES, "log": {"level": "info", "logger": "zoom_oplog_shipper.summary"}}
+    delivered = run_topology(config, {"zoom_oplog": [event], "zoom_activity": [summary]})
     assert all(delivered[s] == [] for s in event_sinks(config))
-    assert all(len(delivered[s]) == 1 for s in log_sinks(config))
+    assert all(len(delivered[s]) == 2 for s in log_sinks(config))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -538,9 +704,9 @@ def test_a_log_line_never_reaches_an_event_sink_whatever_it_holds() -> None:
 def test_multi_account_children_see_only_their_own_account(accounts: dict[str, Zoom], tmp_path: Path) -> None:
     env = multi_vector_env(accounts, tmp_path)
     sources = vector_sources(VECTOR_MULTI)
-    assert len(sources) >= 2
+    assert len(sources) >= 4
     for source in sources:
-        name = source.name.removeprefix("zoom_oplog_")
+        name = source_account(source)
         assert source.spec["clear_environment"] is True
         child = child_environment(source, env, tmp_path)
         own = accounts[name].account.config
@@ -554,23 +720,36 @@ def test_multi_account_children_see_only_their_own_account(accounts: dict[str, Z
 
 def test_multi_account_sources_have_their_own_state(accounts: dict[str, Zoom], tmp_path: Path) -> None:
     sources = vector_sources(VECTOR_MULTI)
-    assert len({s.environment["ZOOM_OPLOG_STATE_DIR"] for s in sources}) == len(sources)
+    # One state directory per account; its two streams keep their own files in it.
+    state_dirs = {source_account(s): s.environment["ZOOM_OPLOG_STATE_DIR"] for s in sources}
+    assert len(set(state_dirs.values())) == len(state_dirs) == len(sources) // 2
     env = multi_vector_env(accounts, tmp_path)
     config = read_vector(VECTOR_MULTI)
     feeds: dict[str, list[dict[str, Any]]] = {}
     for source in sources:
-        zoom = accounts[source.name.removeprefix("zoom_oplog_")]
+        zoom = accounts[source_account(source)]
         child = with_test_environment(source, child_environment(source, env, tmp_path), zoom)
+        assert child["ZOOM_OPLOG_STATE_DIR"].endswith(state_dirs[source_account(source)])
         run = exec_like_vector(source, child)
         assert run.returncode == 0, run.stderr.decode(errors="replace")
-        assert len(run.from_stream("stdout")) == len(zoom.account.records)
+        assert len(run.from_stream("stdout")) == len(zoom.account.served(source_stream(source)))
         feeds[source.name] = run.events
     delivered = run_topology(config, feeds)
     (es,) = [s for s in event_sinks(config) if config["sinks"][s]["type"] == "elasticsearch"]
-    orgs = {d["organization"]["id"] for d in delivered[es]}
-    assert orgs == {accounts[s.name.removeprefix("zoom_oplog_")].account.config.account_id for s in sources}
+    landed: dict[tuple[str, str], int] = {}
+    for doc in delivered[es]:
+        assert_event_doc(doc, config["sinks"][es])
+        key = (doc["organization"]["id"], destination(config["sinks"][es], doc))
+        landed[key] = landed.get(key, 0) + 1
+    assert landed == {
+        (zoom.account.config.account_id, DATA_STREAMS[stream]): len(zoom.account.served(stream))
+        for zoom in (accounts[source_account(s)] for s in sources)
+        for stream in (OPERATIONS, ACTIVITIES)
+    }
     summaries = [d for s in log_sinks(config) for d in delivered[s] if d["log"]["logger"].endswith(".summary")]
-    assert {d["account"] for d in summaries} == orgs
+    assert sorted((d["account"], d["stream"]) for d in summaries) == sorted(
+        (accounts[source_account(s)].account.config.account_id, source_stream(s)) for s in sources
+    )
 
 
 def test_multi_account_refuses_a_missing_account_variable(accounts: dict[str, Zoom], tmp_path: Path) -> None:
@@ -588,18 +767,34 @@ def test_elasticsearch_sinks_use_data_streams() -> None:
         config = read_vector(path)
         sink = config["sinks"]["zoom_oplog_elasticsearch"]
         assert sink["mode"] == "data_stream"
-        assert sink["data_stream"] == {"type": "logs", "dataset": "zoom.operation", "namespace": "default"}
+        # Each event's own data_stream.* fields name its data stream (both streams, one sink).
+        assert sink["data_stream"]["auto_routing"] is True
+        assert {k: sink["data_stream"][k] for k in ("type", "namespace")} == {"type": "logs", "namespace": "default"}
         assert sink["auth"]["password"] == "${ELASTICSEARCH_PASSWORD}"
         assert sink["buffer"]["type"] == "disk"
 
 
-def test_loki_labels_are_static_and_few() -> None:
+def test_loki_labels_are_few_and_of_low_cardinality() -> None:
+    # Static, or the stream from metadata (two values): never an event's own field.
     sink = read_vector(VECTOR_YAML)["sinks"]["zoom_oplog_loki"]
     labels = sink["labels"]
     assert 1 <= len(labels) <= 4
     for key, value in labels.items():
-        assert "{{" not in key and "{{" not in value, f"label {key}: {value} is not static"
+        assert "{{" not in key, f"label {key} is not static"
+        fields = [f.strip() for f in _TEMPLATE_PART.findall(value)]
+        assert set(fields) <= {"%zoom_stream"}, f"label {key}: {value} reads an event field"
     assert sink["encoding"]["codec"] == "json"
+
+
+@pytest.mark.parametrize("path", VECTOR_CONFIGS, ids=lambda p: p.name)
+def test_the_stream_metadata_is_set_before_any_sink_reads_it(path: Path) -> None:
+    config = read_vector(path)
+    for where, value in iter_strings(config.get("sinks", {})):
+        if "%zoom_stream" in value:
+            sink = where.split(".")[0]
+            assert "zoom_oplog_clean" in _upstream(config, sink), f"{sink} reads %zoom_stream that nothing set"
+    _, metadata = vrl(f"{config['transforms']['zoom_oplog_clean']['source']}\n%", {"event": {"dataset": "x"}})
+    assert metadata == {"zoom_stream": "operation"}
 
 
 @pytest.mark.parametrize("path", VECTOR_CONFIGS, ids=lambda p: p.name)
