@@ -20,12 +20,17 @@ from typing import Any
 
 import pytest
 from agent_configs import (
-    ES_INDEX_TEMPLATE,
+    ACTIVITIES,
+    DATA_STREAMS,
+    DATASETS,
+    ES_INDEX_TEMPLATES,
     FLUENT_BIT_CONF,
     FLUENT_BIT_CONFIGS,
     FLUENT_BIT_MULTI,
     FLUENT_BIT_PARSERS,
     FLUENT_BIT_YAML,
+    OPERATIONS,
+    SOURCETYPES,
     SPLUNK_PROPS,
     Account,
     FluentBitInput,
@@ -54,7 +59,6 @@ RUN_TIMEOUT = 120
 EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
 ENV_REFERENCE = re.compile(r"^\$\{[A-Z][A-Z0-9_]*\}$")
 SECRET_KEY = re.compile(r"(password|passwd|token|secret)", re.IGNORECASE)
-SOURCETYPE = "zoom:operation"
 
 FB_INPUTS = [item for path in FLUENT_BIT_CONFIGS for item in fluent_bit_inputs(path)]
 
@@ -70,8 +74,16 @@ def _fb_settings(item: FluentBitInput) -> Any:
 
 
 def _index_template_matches(name: str) -> bool:
-    template = json.loads(ES_INDEX_TEMPLATE.read_text(encoding="utf-8"))
-    return any(re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), name) for p in template["index_patterns"])
+    for path in ES_INDEX_TEMPLATES:
+        template = json.loads(path.read_text(encoding="utf-8"))
+        if any(re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), name) for p in template["index_patterns"]):
+            return True
+    return False
+
+
+def _stream(item: FluentBitInput) -> str:
+    """The stream an input's command runs (operations or activities)."""
+    return str(_fb_settings(item).stream)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,10 +93,33 @@ def _index_template_matches(name: str) -> bool:
 def test_fluent_bit_configs_have_their_inputs() -> None:
     assert {_fb_id(i) for i in FB_INPUTS} == {
         "zoom-oplog.yaml:zoom.operation",
+        "zoom-oplog.yaml:zoom.activity",
         "zoom-oplog.conf:zoom.operation",
+        "zoom-oplog.conf:zoom.activity",
         "zoom-oplog-multi-account.yaml:zoom.operation.acme",
         "zoom-oplog-multi-account.yaml:zoom.operation.globex",
+        "zoom-oplog-multi-account.yaml:zoom.activity.acme",
+        "zoom-oplog-multi-account.yaml:zoom.activity.globex",
     }
+
+
+@pytest.mark.parametrize("path", FLUENT_BIT_CONFIGS, ids=lambda p: p.name)
+def test_every_config_ships_both_streams_with_the_same_settings(path: Path) -> None:
+    # Per account one input per stream, tagged by its dataset; the activities input is the
+    # operations one with `--stream activities` and its own tag.
+    items = fluent_bit_inputs(path)
+    streams = [_stream(i) for i in items]
+    assert streams.count(OPERATIONS) == streams.count(ACTIVITIES) >= 1
+    for item, stream in zip(items, streams, strict=True):
+        assert item.settings["tag"].startswith(DATASETS[stream])
+    for item in [i for i, s in zip(items, streams, strict=True) if s == ACTIVITIES]:
+        account = item.settings["tag"].removeprefix(DATASETS[ACTIVITIES])
+        (twin,) = [i for i in items if i.settings["tag"] == DATASETS[OPERATIONS] + account]
+        assert item.command == twin.command.replace(" run ", f" run --stream {ACTIVITIES} ")
+        assert {k: v for k, v in item.settings.items() if k not in ("tag", "command")} == {
+            k: v for k, v in twin.settings.items() if k not in ("tag", "command")
+        }
+        assert item.parser == twin.parser
 
 
 @pytest.mark.parametrize("item", FB_INPUTS, ids=_fb_id)
@@ -130,11 +165,15 @@ def test_multi_account_commands_take_their_values_from_the_environment(item: Flu
 
 
 def test_multi_account_inputs_are_separate() -> None:
+    # One state directory and one set of variables per account, shared by its two streams
+    # (each stream keeps its own state file and lock there).
     items = [i for i in FB_INPUTS if i.path == FLUENT_BIT_MULTI]
     assert len({i.settings["tag"] for i in items}) == len(items)
-    assert len({str(_fb_settings(i).state_dir) for i in items}) == len(items)
+    accounts = {i.settings["tag"].rsplit(".", 1)[-1] for i in items}
+    assert len({(str(_fb_settings(i).state_dir), _stream(i)) for i in items}) == len(items)
+    assert len({str(_fb_settings(i).state_dir) for i in items}) == len(accounts)
     for name in ("ZOOM_CLIENT_SECRET", "ZOOM_BACKFILL_START"):
-        assert len({split_shell_command(i.command)[0][name] for i in items}) == len(items), name
+        assert len({split_shell_command(i.command)[0][name] for i in items}) == len(accounts), name
 
 
 @pytest.mark.parametrize("path", FLUENT_BIT_CONFIGS, ids=lambda p: p.name)
@@ -149,29 +188,42 @@ def test_every_config_shows_the_backfill_setting(path: Path) -> None:
 @pytest.mark.parametrize("path", FLUENT_BIT_CONFIGS, ids=lambda p: p.name)
 def test_outputs(path: Path) -> None:
     _, outputs, _ = fluent_bit_pipeline(path)
-    tags = [i.settings["tag"] for i in fluent_bit_inputs(path)]
-    by_name = {o["name"]: o for o in outputs}
-    es = by_name["es"]
-    assert es["id_key"] == "$event['id']"
-    assert es["write_operation"] == "create"
-    assert es["suppress_type_name"].lower() == "on"
-    # A re-sent chunk answers with one 409 item per event: the whole response must be read.
-    assert es["buffer_size"].lower() in ("false", "off")
-    assert _index_template_matches(es["index"])
-    assert es["http_passwd"] == "${ELASTICSEARCH_PASSWORD}"
-    if "splunk" in by_name:
-        splunk = by_name["splunk"]
-        assert splunk["splunk_token"] == "${SPLUNK_HEC_TOKEN}"
-        assert splunk["event_sourcetype"] == SOURCETYPE
-        assert SOURCETYPE in read_ini(SPLUNK_PROPS)
-    if "loki" in by_name:
-        loki = by_name["loki"]
-        assert loki["line_format"] == "json"
-        assert "$" not in loki["labels"] and len(loki["labels"].split(",")) <= 4
+    items = fluent_bit_inputs(path)
     for output in outputs:
-        assert any(_fluent_bit_match(output["match"], tag) for tag in tags), output
+        # Every output takes one stream's tags only, and lands where that stream belongs.
+        streams = {_stream(i) for i in items if _fluent_bit_match(output["match"], i.settings["tag"])}
+        assert len(streams) == 1, output
+        (stream,) = streams
+        if output["name"] == "es":
+            assert output["id_key"] == "$event['id']"
+            assert output["write_operation"] == "create"
+            assert output["suppress_type_name"].lower() == "on"
+            # A re-sent chunk answers with one 409 item per event: the whole response must be read.
+            assert output["buffer_size"].lower() in ("false", "off")
+            assert output["index"] == DATA_STREAMS[stream]
+            assert _index_template_matches(output["index"])
+            assert output["http_passwd"] == "${ELASTICSEARCH_PASSWORD}"
+        elif output["name"] == "splunk":
+            assert output["splunk_token"] == "${SPLUNK_HEC_TOKEN}"
+            assert output["event_sourcetype"] == SOURCETYPES[stream]
+            assert SOURCETYPES[stream] in read_ini(SPLUNK_PROPS)
+        elif output["name"] == "loki":
+            assert output["line_format"] == "json"
+            labels = output["labels"]
+            assert "$" not in labels and len(labels.split(",")) <= 4
+            assert f"dataset={DATASETS[stream]}" in [label.strip() for label in labels.split(",")]
+        else:
+            pytest.fail(f"output {output['name']} is not checked by these tests")
         # Bounded (an all-409 chunk is retried until the limit), but more than the default 1.
         assert 1 < int(output["retry_limit"]) <= 30
+    # Each stream reaches Elasticsearch.
+    assert {
+        _stream(i)
+        for o in outputs
+        if o["name"] == "es"
+        for i in items
+        if _fluent_bit_match(o["match"], i.settings["tag"])
+    } == {OPERATIONS, ACTIVITIES}
 
 
 def _fluent_bit_match(pattern: str, tag: str) -> bool:
@@ -267,36 +319,49 @@ def run_input(item: FluentBitInput, env: dict[str, str], root: Path) -> subproce
     )
 
 
-def assert_delivered(docs: list[dict[str, Any]], account: Account) -> None:
-    """Every simulator record once, with a unique event.id, the account's organization."""
-    assert len(docs) == len(account.records)
+#: The state partition of each stream: the operations one keeps its category's name.
+STATE_KEYS = {OPERATIONS: "all", ACTIVITIES: ACTIVITIES}
+
+
+def assert_delivered(docs: list[dict[str, Any]], account: Account, stream: str) -> None:
+    """Every simulator record of the stream once, with a unique event.id, the account's
+    organization and the stream's dataset."""
+    assert len(docs) == len(account.served(stream))
     ids = [doc["event"]["id"] for doc in docs]
     assert all(EVENT_ID.match(i) for i in ids) and len(set(ids)) == len(ids)
     assert {doc["organization"]["id"] for doc in docs} == {account.config.account_id}
-    assert max(len(json.dumps(d)) for d in docs) > 10_000  # long lines were exercised
+    assert {doc["data_stream"]["dataset"] for doc in docs} == {DATASETS[stream]}
+    if stream == OPERATIONS:
+        assert max(len(json.dumps(d)) for d in docs) > 10_000  # long lines were exercised
 
 
 @pytest.mark.parametrize("path", [FLUENT_BIT_YAML, FLUENT_BIT_CONF], ids=lambda p: p.name)
 def test_single_account_delivers_every_record_once(path: Path, accounts: dict[str, Zoom], tmp_path: Path) -> None:
-    (item,) = fluent_bit_inputs(path)
     zoom = accounts["single"]
     env = {**base_env(tmp_path), **zoom_env(zoom.base_url, zoom.now), **credentials_env(zoom.account)}
-    result = run_input(item, env, tmp_path)
-    assert result.returncode == 0, result.stderr.decode(errors="replace")
-    assert_delivered(read_like_fluent_bit(result.stdout, item), zoom.account)
     state_dir = tmp_path / "var/lib/fluent-bit/zoom-oplog-shipper"
-    assert state_file(state_dir, zoom.account.config.account_id, "all").is_file()
-    # stderr is for people: text lines ending with the summary (what lands in the journal).
-    last = result.stderr.decode().splitlines()[-1]
-    assert "exit code 0" in last and not last.startswith("{")
-    again = run_input(item, env, tmp_path)
-    assert again.returncode == 0 and again.stdout == b""
+    items = fluent_bit_inputs(path)
+    assert sorted(_stream(i) for i in items) == [ACTIVITIES, OPERATIONS]
+    for item in items:
+        stream = _stream(item)
+        result = run_input(item, env, tmp_path)
+        assert result.returncode == 0, result.stderr.decode(errors="replace")
+        assert_delivered(read_like_fluent_bit(result.stdout, item), zoom.account, stream)
+        assert state_file(state_dir, zoom.account.config.account_id, STATE_KEYS[stream]).is_file()
+        # stderr is for people: text lines ending with the summary (what lands in the journal).
+        last = result.stderr.decode().splitlines()[-1]
+        assert "exit code 0" in last and not last.startswith("{")
+    for item in items:
+        again = run_input(item, env, tmp_path)
+        assert again.returncode == 0 and again.stdout == b""
 
 
+@pytest.mark.parametrize("index", [0, 1], ids=["operations", "activities"])
 def test_a_failed_run_leaves_nothing_on_stdout_and_its_reason_on_stderr(
-    accounts: dict[str, Zoom], tmp_path: Path
+    index: int, accounts: dict[str, Zoom], tmp_path: Path
 ) -> None:
-    (item,) = fluent_bit_inputs(FLUENT_BIT_YAML)
+    item = fluent_bit_inputs(FLUENT_BIT_YAML)[index]
+    assert _stream(item) == (OPERATIONS, ACTIVITIES)[index]
     zoom = accounts["single"]
     env = {**base_env(tmp_path), **zoom_env(zoom.base_url, zoom.now), **credentials_env(zoom.account)}
     env["ZOOM_CLIENT_SECRET"] = "not-the-right-secret-value"
@@ -311,6 +376,7 @@ def test_multi_account_each_input_delivers_its_own_account(accounts: dict[str, Z
     items = fluent_bit_inputs(FLUENT_BIT_MULTI)
     names = {i.settings["tag"].rsplit(".", 1)[-1] for i in items}
     assert names == {"acme", "globex"}
+    assert len(items) == 2 * len(names)
     for item in items:
         zoom = accounts[item.settings["tag"].rsplit(".", 1)[-1]]
         env = {**base_env(tmp_path), **zoom_env(zoom.base_url, zoom.now)}
@@ -320,8 +386,9 @@ def test_multi_account_each_input_delivers_its_own_account(accounts: dict[str, Z
             env[f"ZOOM_{name.upper()}_BACKFILL_START"] = backfill
         result = run_input(item, env, tmp_path)
         assert result.returncode == 0, result.stderr.decode(errors="replace")
-        assert_delivered(read_like_fluent_bit(result.stdout, item), zoom.account)
+        assert_delivered(read_like_fluent_bit(result.stdout, item), zoom.account, _stream(item))
         assert zoom.account.config.client_secret.encode() not in result.stderr
     for name in names:
         state_dir = tmp_path / "var/lib/fluent-bit/zoom-oplog-shipper" / name
-        assert state_file(state_dir, accounts[name].account.config.account_id, "all").is_file()
+        for key in STATE_KEYS.values():
+            assert state_file(state_dir, accounts[name].account.config.account_id, key).is_file()

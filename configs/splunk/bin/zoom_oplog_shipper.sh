@@ -3,8 +3,19 @@
 # diagnostics on stderr. splunkd logs every stderr line of a scripted input in splunkd.log as
 # "ERROR ExecProcessor" whatever it says, so only warnings and errors go there by default
 # (ZOOM_OPLOG_LOG_LEVEL=info in the env file brings back the per-run summary).
-# Splunk passes "-index NAME" as arguments; the program needs none, so they are not passed on.
+# The stream is the stanza's first argument (script://./bin/zoom_oplog_shipper.sh activities),
+# operations without one. Splunk passes "-index NAME" as arguments; the program needs none, so
+# they are not passed on.
 set -eu
+
+case "${1:-}" in
+    operations | activities) stream="$1" ;;
+    "" | -*) stream=operations ;;
+    *)
+        echo "zoom_oplog_shipper.sh: unknown stream '$1' in inputs.conf: write operations or activities after the script's name" >&2
+        exit 2
+        ;;
+esac
 
 # Splunk's environment points these at its own libraries and Python, which breaks a system
 # Python (ssl, encodings). The program needs none of them.
@@ -28,4 +39,4 @@ export ZOOM_OPLOG_LOG_LEVEL ZOOM_OPLOG_STATE_DIR
 PATH="${PATH:-/usr/bin:/bin}:/usr/local/bin:/usr/bin:/bin"
 export PATH
 
-exec zoom-oplog-shipper run
+exec zoom-oplog-shipper run --stream "$stream"
