@@ -2,7 +2,8 @@
 
 Nothing in the package knows this stream. The test declares it (path, records field, an extra query
 parameter, scopes, dataset, mappers written below), serves it with its own pytest-httpserver handler,
-and runs it through the same composition `run` uses: lock, store, client reader, engine, formatter.
+and runs it through `run`'s own composition (`pipeline.run_pass`, given the stream) and through the
+public parts composed by hand (lock, store, client reader, engine, formatter).
 """
 
 from __future__ import annotations
@@ -15,10 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.conftest import NOW, SECRET, FakeClock, make_config
+from zoom_oplog_shipper import pipeline
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
 from zoom_oplog_shipper.records import canonical
@@ -100,9 +103,8 @@ def call(time: datetime, n: int) -> dict[str, Any]:
     return {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ"), "caller": f"+1555010{n % 100:02d}", "result": "answered"}
 
 
-def sync(config: Config, clock: FakeClock) -> list[dict[str, Any]]:
-    """One pass of the stream through the engine, composed as `run` composes it."""
-    out = io.BytesIO()
+def compose(config: Config, clock: FakeClock, out: io.BytesIO) -> None:
+    """One pass of the stream through the engine, composed by hand from the public parts."""
     path = TELEPHONY.state_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = RunLock(path)
@@ -114,27 +116,41 @@ def sync(config: Config, clock: FakeClock) -> list[dict[str, Any]]:
             ZoomClient(config, clock=clock).reader(TELEPHONY),
             store,
             PageWriter(out),
-            make_formatter("ecs", config.account_id, True, TELEPHONY),
+            make_formatter(config.output_format, config.account_id, config.include_original, TELEPHONY),
             lambda doc: encode(doc, config.max_line_bytes),
             clock,
         ).run()
     finally:
         store.close()
         lock.release()
-    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+def run_pass(config: Config, clock: FakeClock, out: io.BytesIO) -> None:
+    """One pass through `run`'s own composition, given the stream."""
+    assert pipeline.run_pass(config, clock, None, out, stop=pipeline.StopFlag(), log_type=TELEPHONY) == 0
+
+
+PASSES = {"engine": compose, "run_pass": run_pass}
 
 
 def originals(docs: list[dict[str, Any]]) -> Counter[bytes]:
     return Counter(canonical(orjson.loads(d["event"]["original"])) for d in docs)
 
 
-def test_a_stream_declared_in_a_test_syncs_through_the_engine(httpserver: HTTPServer, tmp_path: Path) -> None:
+@pytest.mark.parametrize("how", list(PASSES))
+def test_a_stream_declared_in_a_test_syncs_through_the_engine(httpserver: HTTPServer, tmp_path: Path, how: str) -> None:
     report = TelephonyReport(httpserver)
+
+    def sync(config: Config, clock: FakeClock) -> list[dict[str, Any]]:
+        out = io.BytesIO()
+        PASSES[how](config, clock, out)
+        return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
     # Over three days and three pages: a same-second burst, and identical twins.
     report.records = [call(NOW - timedelta(minutes=7 * n), n) for n in range(640)]
     report.records += [call(NOW - timedelta(hours=5), n) for n in range(40)] + [call(NOW - timedelta(hours=9), 1)] * 3
     clock = FakeClock(NOW)
-    config = make_config(tmp_path, report.base, backfill_start=NOW - timedelta(days=4))
+    config = make_config(tmp_path, report.base, backfill_start=NOW - timedelta(days=4), include_original=True)
 
     docs = sync(config, clock)
     assert {d["event"]["dataset"] for d in docs} == {"zoom.telephony"}  # the test's own mapper
@@ -160,3 +176,5 @@ def test_a_stream_declared_in_a_test_syncs_through_the_engine(httpserver: HTTPSe
         store.close()
     assert state["category_type"] == "telephony" and state["watermark"] is not None
     assert state["fingerprints"] > 0
+    if how == "run_pass":  # the last pass (the one new record), kept in the stream's store
+        assert (state["last_run"]["exit_code"], state["last_run"]["emitted"]) == (0, 1)
