@@ -52,6 +52,7 @@ SAMPLES: dict[str, tuple[tuple[Any, Any], tuple[Any, Any], tuple[Any, Any]]] = {
     "max_rps": (("1.5", 1.5), ("0", 0.0), (3, 3.0)),
     "max_line_bytes": (("4096", 4096), ("8192", 8192), (65536, 65536)),
     "stream": (("activities", "activities"), ("operations", "operations"), ("activities", "activities")),
+    "concurrency": (("5", 5), ("1", 1), (4, 4)),
     "max_records": (("100", 100), ("0", 0), (5000, 5000)),
     "metrics_file": (("/tmp/a.prom", Path("/tmp/a.prom")), ("/tmp/b.prom", Path("/tmp/b.prom")),
                      ("/tmp/c.prom", Path("/tmp/c.prom"))),

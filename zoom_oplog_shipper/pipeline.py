@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from typing import Any, BinaryIO, cast
@@ -26,7 +27,7 @@ class StopFlag:
 
     def __init__(self) -> None:
         self.raised = False
-        self.writing = False  # a page is being written to stdout
+        self.writing = False  # the main thread is writing a page to stdout
         self.deferred = False  # a second Ctrl-C came while writing: stop when the page is out
 
     def __call__(self) -> bool:
@@ -47,8 +48,13 @@ class PageGuard:
         self._flag = flag
 
     def write(self, data: bytes | memoryview) -> int | None:
-        """Write to the real stream; the page counts as in flight until the next flush."""
-        self._flag.writing = True
+        """Write to the real stream; the page counts as in flight until the next flush.
+
+        Only a write by the main thread can be cut by Ctrl-C (signals run there); a page written by a
+        window reader thread is finished while the main thread stops.
+        """
+        if threading.current_thread() is threading.main_thread():
+            self._flag.writing = True
         return self._stream.write(data)
 
     def flush(self) -> None:
@@ -56,8 +62,9 @@ class PageGuard:
         try:
             self._stream.flush()
         finally:
-            self._flag.writing = False
-        if self._flag.deferred:
+            if threading.current_thread() is threading.main_thread():
+                self._flag.writing = False
+        if self._flag.deferred and threading.current_thread() is threading.main_thread():
             self._flag.interrupt()
 
 

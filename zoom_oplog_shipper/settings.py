@@ -50,6 +50,9 @@ DEFAULT_MAX_RUNTIME = timedelta(minutes=5)
 #: Half of the Pro plan's 10 Heavy requests per second: the quota is shared by every app on the account.
 DEFAULT_MAX_RPS = 5.0
 #: Longest line printed on stdout; the shipped agent configs allow well above this.
+#: Windows read at once during a backfill; a few cover Zoom's answer times without more requests.
+DEFAULT_CONCURRENCY = 3
+MAX_CONCURRENCY = 16
 DEFAULT_MAX_LINE_BYTES = 16384
 MIN_MAX_LINE_BYTES = 2048
 
@@ -168,8 +171,10 @@ def _choice(allowed: tuple[str, ...]) -> Parser:
     return parse
 
 
-def _number(kind: type[float] | type[int], minimum: float, default: float, what: str) -> Parser:
-    """A number of at least ``minimum``; ``default`` when the text is empty."""
+def _number(
+    kind: type[float] | type[int], minimum: float, default: float, what: str, maximum: float = float("inf")
+) -> Parser:
+    """A number from ``minimum`` to ``maximum``; ``default`` when the text is empty."""
 
     def parse(text: str, where: str) -> float:
         if not text:
@@ -178,7 +183,7 @@ def _number(kind: type[float] | type[int], minimum: float, default: float, what:
             number = kind(text)
         except ValueError:
             number = None
-        if number is None or not number >= minimum:
+        if number is None or not minimum <= number <= maximum:
             msg = f"{where}: {text!r} must be {what}"
             raise ConfigError(msg)
         return number
@@ -338,6 +343,12 @@ SETTINGS: tuple[Setting, ...] = (
         "max_rps", "ZOOM_OPLOG_MAX_RPS", "requests per second at most, 0 for no limit",
         _number(float, 0, DEFAULT_MAX_RPS, "a number of requests per second >= 0 (0: no limit)"),
         DEFAULT_MAX_RPS, f"`{DEFAULT_MAX_RPS:g}`: half the Pro plan's 10/s", flag="--max-rps", metavar="N",
+    ),
+    _setting(
+        "concurrency", "ZOOM_OPLOG_CONCURRENCY",
+        "windows read at once during a backfill, sharing one token and the --max-rps limit; 1 reads one at a time",
+        _number(int, 1, DEFAULT_CONCURRENCY, f"a whole number from 1 to {MAX_CONCURRENCY}", MAX_CONCURRENCY),
+        DEFAULT_CONCURRENCY, f"`{DEFAULT_CONCURRENCY}`", flag="--concurrency", metavar="N",
     ),
     _setting(
         "max_line_bytes", "ZOOM_OPLOG_MAX_LINE_BYTES",

@@ -153,7 +153,8 @@ def _create(path: Path, account_id: str, category_type: str) -> None:
 
 def _connect_rw(path: Path) -> sqlite3.Connection:
     try:
-        return sqlite3.connect(path, isolation_level=None, timeout=5)
+        # The engine serializes every use of the connection; its reader threads share it.
+        return sqlite3.connect(path, isolation_level=None, timeout=5, check_same_thread=False)
     except sqlite3.Error as exc:
         raise _db_problem(path, exc, "open") from None
 
@@ -185,9 +186,9 @@ class Snapshot:
     to_inclusive: bool
     #: The API's day is less than this far ahead of UTC (learned from refused `to` days).
     offset_limit: timedelta | None = None
-    #: Where an unfinished window stopped: {"start", "end"} of the window and the narrower
-    #: {"from", "to"} that still holds everything not yet emitted.
-    resume: dict[str, str] | None = None
+    #: Where each unfinished window stopped (one per window read at once): {"start", "end"} of the
+    #: window and the narrower {"from", "to"} that still holds everything not yet emitted.
+    resume: tuple[dict[str, str], ...] = ()
     #: Whether any record has ever been committed; until then a new backfill start may replace the floor.
     delivered: bool = True
     #: The --backfill-start the first run was given (None: none, or a store older than this field).
@@ -367,18 +368,36 @@ class StateStore:
         except sqlite3.DatabaseError as exc:
             raise _db_problem(self.path, exc, "read") from None
 
-    def _resume(self, meta: dict[str, str]) -> dict[str, str] | None:
+    def _resume(self, meta: dict[str, str]) -> tuple[dict[str, str], ...]:
+        """The resume points: one object (the form a single window in flight has always had) or a list."""
         raw = meta.get("resume")
         if not raw:
-            return None
+            return ()
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:
             value = None
-        if not isinstance(value, dict) or set(value) != {"start", "end", "from", "to"}:
+        points = value if isinstance(value, list) else [value]
+        if not all(isinstance(p, dict) and set(p) == {"start", "end", "from", "to"} for p in points):
             msg = f"state file {self.path} has an unreadable resume point {raw!r}; {_fix_hint(self.path)}"
             raise StateError(msg)
-        return {str(k): str(v) for k, v in value.items()}
+        return tuple({str(k): str(v) for k, v in p.items()} for p in points)
+
+    def _put_resume(self, points: Iterable[dict[str, str]]) -> None:
+        """Store the resume points inside a transaction: one object when there is one, else a list."""
+        kept = list(points)
+        if not kept:
+            self._conn.execute("DELETE FROM meta WHERE key = 'resume'")
+            return
+        self._put({"resume": orjson.dumps(kept[0] if len(kept) == 1 else kept).decode()})
+
+    def _replace_resume(self, point: dict[str, str] | None, finished: Iterable[tuple[str, str]] = ()) -> None:
+        """Set one window's resume point and drop those of ``finished`` windows, inside a transaction."""
+        drop = set(finished)
+        if point is not None:
+            drop.add((point["start"], point["end"]))
+        points = [p for p in self._resume(self._meta()) if (p["start"], p["end"]) not in drop]
+        self._put_resume([*points, point] if point is not None else points)
 
     def start(self, watermark: datetime, floor: datetime, backfill_start: datetime | None = None) -> None:
         """Record the first run's watermark and the floor below which nothing is ever emitted.
@@ -438,22 +457,31 @@ class StateStore:
         with self._tx():
             before = self._conn.total_changes
             self._conn.executemany("INSERT OR IGNORE INTO seen (fp, t) VALUES (?, ?)", entries)
+            inserted = self._conn.total_changes != before
             values = {}
             if resume is not None:
-                values["resume"] = orjson.dumps(resume).decode()
-            if not self._delivered and self._conn.total_changes != before:
+                self._replace_resume(resume)
+            if not self._delivered and inserted:
                 values["delivered"] = "1"
             if values:
                 self._put(values)
         if "delivered" in values:
             self._delivered = True
 
-    def advance(self, watermark: datetime, prune_before_epoch: int) -> None:
-        """Move the watermark and forget fingerprints too old to be fetched again, atomically."""
+    def advance(
+        self, watermark: datetime, prune_before_epoch: int, finished: Iterable[tuple[str, str]] | None = None
+    ) -> None:
+        """Move the watermark and forget fingerprints too old to be fetched again, atomically.
+
+        The resume points of the ``finished`` windows ((start, end) days) go with it; None drops them all.
+        """
         with self._tx():
             # kept_since: fingerprints from here on are stored (what `state rewind` can rely on).
             self._put({"watermark": watermark.isoformat(), "kept_since": str(prune_before_epoch)})
-            self._conn.execute("DELETE FROM meta WHERE key = 'resume'")
+            if finished is None:
+                self._conn.execute("DELETE FROM meta WHERE key = 'resume'")
+            else:
+                self._replace_resume(None, finished)
             self._conn.execute("DELETE FROM seen WHERE t < ?", (prune_before_epoch,))
 
     def rewind(self, to: datetime, lookback: timedelta) -> Rewound:

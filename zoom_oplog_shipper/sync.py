@@ -5,12 +5,18 @@ and formats records with the formatter it is given.
 
 Order of durability: a page's lines are written and flushed before its fingerprints are committed,
 so a kill at any instant loses nothing and re-sends at most one page (with the same `event.id`s).
+
+During a backfill several windows are read at once (``--concurrency``): each keeps its own cursor
+and resume point, pages are written and committed one at a time, and the watermark only moves over
+windows that have all finished, oldest first.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Protocol
@@ -125,9 +131,30 @@ class _RestartWindow(Exception):
 class _WindowCursor:
     """Per-window reading state: the page scanner's cursor plus what the engine tracks around it."""
 
+    #: Read in time order (counts restart every second) or in full; fixed when the window (re)starts.
+    ordered: bool = True
     scan: Cursor = field(default_factory=Cursor)
     recheck_all: bool = False
     remaining: Window | None = None  # the days that can still hold records not yet emitted
+
+
+@dataclass
+class _Slot:
+    """A window planned for reading, and the days it shares with the windows beside it."""
+
+    window: Window
+    #: Records before this instant may have come with the previous window: check them against the store.
+    recheck_before: datetime | None = None
+    #: Records from this instant on may come with the next window (read at the same time).
+    recheck_from: datetime | None = None
+    #: The window as read (its end may have moved), None when the run stopped first.
+    read: Window | None = None
+    finished: bool = False
+
+    def keys(self) -> list[tuple[str, str]]:
+        """The (start, end) days its resume points are stored under."""
+        windows = {self.window, self.read or self.window}
+        return [(w.start.isoformat(), w.end.isoformat()) for w in windows]
 
 
 class SyncEngine:
@@ -155,6 +182,10 @@ class SyncEngine:
         self.summary = RunSummary()
         self._unordered = False
         self._watermark: datetime | None = None
+        # Readers of windows read at once share the store, stdout and what is learned: one at a time.
+        self._lock = threading.RLock()
+        self._first_page = threading.Event()
+        self._failed = False
 
     # -- the run ------------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -204,26 +235,107 @@ class SyncEngine:
                 self.summary.notes.append(note)
             start = oldest
         self._end = query_end(t0, self._offset_limit, self._to_inclusive)
-        self._recheck_before: datetime | None = None
-        window = next_window(start, self._end)
-        while True:
-            read = self._read_window(window, today)
-            if read is None or read is _NOTHING_TO_ASK:
-                break
-            window = read
-            self.summary.windows += 1
-            covered = covered_until(window, self._to_inclusive, self._offset_limit)
-            self._set_watermark(min(covered, t0), persist=True)
-            if window.end >= self._end:
-                break
-            nxt = following_start(window, self._to_inclusive)
-            # What the next window shares with this one may already be out: check it against the store.
-            self._recheck_before = (
-                None if self._to_inclusive else midnight(window.end + timedelta(days=1)) - MIN_TZ_OFFSET
-            )
-            window = next_window(nxt, self._end)
+        workers = max(1, self.config.concurrency)
+        if workers == 1:
+            self._read_in_order(next_window(start, self._end), today, t0)
+        else:
+            with ThreadPoolExecutor(workers, thread_name_prefix="zoom-window") as pool:
+                self._read_at_once(next_window(start, self._end), today, t0, pool, workers)
         if self.summary.outcome == "running":
             self.summary.outcome = "complete"
+
+    # -- windows, one or several at a time --------------------------------------------------------
+    def _plan(self, window: Window, previous: _Slot | None, at_once: bool) -> _Slot:
+        """The slot for ``window``: which of its days it shares with its neighbours.
+
+        Until `to` is known to be inclusive, consecutive windows share a day; records of that day
+        may come with either window, so they are checked against the store before they are sent.
+        """
+        shared = not self._to_inclusive
+        before = previous is not None and shared and (previous.read or previous.window).end == window.start
+        after = at_once and shared and window.end < self._end
+        return _Slot(
+            window,
+            recheck_before=midnight(window.start + timedelta(days=1)) - MIN_TZ_OFFSET if before else None,
+            recheck_from=midnight(window.end) - MAX_TZ_OFFSET if after else None,
+        )
+
+    def _next(self, slot: _Slot) -> Window | None:
+        """The window after ``slot``'s, None when it reached the last day to ask for."""
+        window = slot.read or slot.window
+        if window.end >= self._end:
+            return None
+        return next_window(following_start(window, self._to_inclusive), self._end)
+
+    def _read_slot(self, slot: _Slot, today: date) -> _Slot:
+        """Read one planned window (in a reader thread when several are read at once)."""
+        slot.read = self._read_window(slot, today)
+        slot.finished = True
+        self._first_page.set()
+        return slot
+
+    def _read_in_order(self, window: Window | None, today: date, t0: datetime) -> None:
+        """One window at a time, each planned with all that the ones before it taught."""
+        previous: _Slot | None = None
+        while window is not None:
+            slot = self._read_slot(self._plan(window, previous, at_once=False), today)
+            if not self._advance([slot], t0):
+                return
+            previous, window = slot, self._next(slot)
+
+    def _read_at_once(
+        self, window: Window | None, today: date, t0: datetime, pool: ThreadPoolExecutor, workers: int
+    ) -> None:
+        """Up to ``workers`` windows at a time; the watermark moves over those finished in order.
+
+        The second window starts only after the first page of the first has been read, so that the
+        sort order and an inclusive `to` are usually known before more windows are planned.
+        """
+        slots: list[_Slot] = []  # planned and not yet passed by the watermark, oldest first
+        previous: _Slot | None = None
+        running: set[Future[_Slot]] = set()
+        failure: BaseException | None = None
+        stopped = False
+        try:
+            while True:
+                while not stopped and len(running) < workers:
+                    if running and not self._first_page.is_set():
+                        break
+                    # Planned only now, with all that the pages read so far taught (an inclusive `to`).
+                    window = window if previous is None else self._next(previous)
+                    if window is None:
+                        break
+                    slot = previous = self._plan(window, previous, at_once=True)
+                    slots.append(slot)
+                    running.add(pool.submit(self._read_slot, slot, today))
+                if not running:
+                    break
+                probing = not self._first_page.is_set()
+                done, running = wait(running, timeout=0.05 if probing else None, return_when=FIRST_COMPLETED)
+                for future in done:
+                    error = future.exception()
+                    if error is not None and failure is None:
+                        failure, self._failed = error, True
+                stopped = stopped or failure is not None or any(s.finished and s.read is None for s in slots)
+                with self._lock:
+                    self._advance(slots, t0)
+        except BaseException:  # a second Ctrl-C: the readers stop after their page
+            self._failed = True
+            raise
+        if failure is not None:
+            raise failure
+
+    def _advance(self, slots: list[_Slot], t0: datetime) -> bool:
+        """Move the watermark over the finished windows, oldest first; False once a window stopped the run."""
+        while slots and slots[0].finished:
+            slot = slots.pop(0)
+            if slot.read is None or slot.read is _NOTHING_TO_ASK:
+                slots.clear()
+                return False
+            self.summary.windows += 1
+            covered = covered_until(slot.read, self._to_inclusive, self._offset_limit)
+            self._set_watermark(min(covered, t0), persist=True, finished=slot.keys())
+        return True
 
     def _starting_point(self, snap: Snapshot, t0: datetime) -> tuple[datetime, datetime]:
         """The watermark and floor this run starts from.
@@ -263,8 +375,10 @@ class SyncEngine:
         oldest = midnight(retention_floor(self.clock.now().date()))
         return start <= oldest and (snap.backfill_start or snap.floor or oldest) <= oldest
 
-    def _set_watermark(self, watermark: datetime, *, persist: bool) -> None:
-        """Move the watermark forward (never back); persisting it also ends the window's resume point."""
+    def _set_watermark(
+        self, watermark: datetime, *, persist: bool, finished: list[tuple[str, str]] | None = None
+    ) -> None:
+        """Move the watermark forward (never back); persisting it also drops the finished windows' resume points."""
         current = self._watermark
         if current is not None and watermark < current:
             watermark = current
@@ -273,10 +387,12 @@ class SyncEngine:
         self._cutoff_epoch = epoch(self._cutoff)
         self.summary.watermark = rfc3339_millis(watermark)
         if persist:
-            self.store.advance(watermark, self._cutoff_epoch)
+            self.store.advance(watermark, self._cutoff_epoch, finished)
 
     # -- one window -----------------------------------------------------------------------------
     def _stop_reason(self) -> str | None:
+        if self._failed:
+            return "stopped after another window failed"
         if self.should_stop():
             return "stopped by signal"
         if self.clock.monotonic() >= self._deadline:
@@ -306,8 +422,9 @@ class SyncEngine:
 
     def _resumed(self, window: Window) -> Window:
         """The part of ``window`` an earlier, interrupted run left to read (all of it if none)."""
-        r = self._resume
-        if r is None or (r["start"], r["end"]) != (window.start.isoformat(), window.end.isoformat()):
+        key = (window.start.isoformat(), window.end.isoformat())
+        r = next((p for p in self._resume if (p["start"], p["end"]) == key), None)
+        if r is None:
             return window
         narrowed = Window(date.fromisoformat(r["from"]), date.fromisoformat(r["to"]))
         log.info(
@@ -319,13 +436,13 @@ class SyncEngine:
         )
         return narrowed
 
-    def _narrow(self, window: Window, query: Window, cursor: Cursor) -> Window:
+    def _narrow(self, query: Window, cursor: Cursor, ordered: bool) -> Window:
         """After a page in time order, the days that can still hold records not yet emitted.
 
         Newest first: everything newer than the page's oldest record is out, so `to` can move back to
         the last day that record can fall on in any time zone. Oldest first: `from` moves forward alike.
         """
-        if self._unordered or cursor.oldest is None or cursor.newest is None:
+        if not ordered or cursor.oldest is None or cursor.newest is None:
             return query
         if cursor.direction == -1:
             last_day = (cursor.oldest + MAX_TZ_OFFSET).date() + timedelta(days=0 if self._to_inclusive else 1)
@@ -335,17 +452,19 @@ class SyncEngine:
             return Window(min(query.end, max(query.start, first_day)), query.end)
         return query
 
-    def _read_window(self, window: Window, today: date) -> Window | None:
+    def _read_window(self, slot: _Slot, today: date) -> Window | None:
         """Read a whole window; returns it (possibly narrowed), or None when the run must stop first."""
+        window = slot.window
         restarts = 0
         retention_shifts = 0
-        cursor = _WindowCursor()
+        cursor = _WindowCursor(ordered=not self._unordered)
         token = ""
         query = self._resumed(window)
         while True:
             reason = self._stop_reason()
             if reason:
-                self.summary.outcome = reason
+                if not self._failed:
+                    self.summary.outcome = reason
                 log.info(
                     "%s before finishing %s..%s; progress is committed, the next run continues",
                     reason,
@@ -363,13 +482,14 @@ class SyncEngine:
                 # Ask again for only the days that can still hold records not yet emitted.
                 query = cursor.remaining or query
                 log.info("page token refused (%s); reading %s..%s again from page one", exc, query.start, query.end)
-                cursor = _WindowCursor(recheck_all=True)
+                cursor = _WindowCursor(ordered=not self._unordered, recheck_all=True)
                 token = ""
                 continue
             except InvalidRequest as exc:
                 if token:
                     raise
-                narrowed = self._after_refusal(query, today, exc, retention_shifts)
+                with self._lock:
+                    narrowed = self._after_refusal(query, today, exc, retention_shifts)
                 if narrowed is None:
                     return _NOTHING_TO_ASK
                 if narrowed.start != query.start:
@@ -378,14 +498,16 @@ class SyncEngine:
                     window = Window(window.start, narrowed.end)
                 query = narrowed
                 continue
-            self.summary.pages += 1
             try:
-                done = self._emit_page(page.records, window, query, cursor)
+                with self._lock:
+                    self.summary.pages += 1
+                    done = self._emit_page(page.records, window, query, cursor, slot)
+                    self._progress(window, cursor.remaining)
             except _RestartWindow:
-                cursor = _WindowCursor(recheck_all=True)
+                cursor = _WindowCursor(ordered=False, recheck_all=True)
                 token = ""
                 continue
-            self._progress(window, cursor.remaining)
+            self._first_page.set()
             if done or not page.next_page_token:
                 return window
             token = page.next_page_token
@@ -412,7 +534,7 @@ class SyncEngine:
             return Window(window.start + timedelta(days=1), max(window.end, window.start + timedelta(days=1)))
         raise exc
 
-    def _emit_page(self, records: list[Any], window: Window, query: Window, cursor: _WindowCursor) -> bool:
+    def _emit_page(self, records: list[Any], window: Window, query: Window, cursor: _WindowCursor, slot: _Slot) -> bool:
         """Print the page's new records, then commit them. True when the window needs no more pages."""
         scan = scan_page(
             records,
@@ -420,7 +542,7 @@ class SyncEngine:
             account_id=self.config.account_id,
             cutoff=self._cutoff,
             seen=self._seen,
-            ordered=not self._unordered,
+            ordered=cursor.ordered,
             inclusive_bound=None if self._to_inclusive else midnight(query.end) - MIN_TZ_OFFSET,
         )
         for entry in scan.skipped:
@@ -434,8 +556,8 @@ class SyncEngine:
             log.debug("records of %s..%s are not sorted by time; reading it again in full", window.start, window.end)
             raise _RestartWindow
         cursor.scan = scan.cursor
-        candidates = self._not_in_store(scan.candidates, cursor.recheck_all)
-        narrowed = cursor.remaining = self._narrow(window, query, scan.cursor)
+        candidates = self._not_in_store(scan.candidates, cursor.recheck_all, slot)
+        narrowed = cursor.remaining = self._narrow(query, scan.cursor, cursor.ordered)
         resume = {
             "start": window.start.isoformat(),
             "end": window.end.isoformat(),
@@ -456,15 +578,19 @@ class SyncEngine:
             self.store.commit_page((), resume)
         return scan.done
 
-    def _not_in_store(self, candidates: list[Candidate], recheck_all: bool) -> list[Candidate]:
-        """Drop the candidates that an earlier window of this run (or an interrupted run) already emitted.
+    def _not_in_store(self, candidates: list[Candidate], recheck_all: bool, slot: _Slot) -> list[Candidate]:
+        """Drop the candidates that another window of this run (or an interrupted run) already emitted.
 
-        Only records that can have been read before are looked up: the day shared with the previous
-        window, records without a time, or all of them after a restarted window.
+        Only records that can have been read before are looked up: the days shared with the windows
+        beside this one, records without a time, or all of them after a restarted window.
         """
-        recheck = self._recheck_before
-        if not candidates or not (recheck_all or recheck is not None):
+        before, after = slot.recheck_before, slot.recheck_from
+        if not candidates or not (recheck_all or before is not None or after is not None):
             return candidates
-        maybe = [fp for fp, _, t in candidates if recheck_all or t is None or (recheck and t < recheck)]
+        maybe = [
+            fp
+            for fp, _, t in candidates
+            if recheck_all or t is None or (before and t < before) or (after and t >= after)
+        ]
         known = self.store.already_seen(maybe) if maybe else set()
         return [c for c in candidates if c[0] not in known] if known else candidates

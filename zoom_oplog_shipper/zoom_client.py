@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
@@ -220,6 +221,9 @@ class ZoomClient:
         self._token: _Token | None = None
         self._next_slot = 0.0
         self.counters = Counters()
+        # Windows read at once share this client: one token, one rate limit, one set of counters.
+        self._pace_lock = threading.Lock()
+        self._token_lock = threading.Lock()
         self.last_date_header: str | None = None
 
     @property
@@ -232,17 +236,19 @@ class ZoomClient:
         """Keep under --max-rps: the account's quota is shared with every other app."""
         if self._config.max_rps <= 0:
             return
-        now = self._clock.monotonic()
-        if self._next_slot > now:
-            self._clock.sleep(self._next_slot - now)
-            now = self._next_slot
-        self._next_slot = now + 1.0 / self._config.max_rps
+        with self._pace_lock:  # reserve the next slot; wait for it outside the lock
+            now = self._clock.monotonic()
+            slot = max(now, self._next_slot)
+            self._next_slot = slot + 1.0 / self._config.max_rps
+        if slot > now:
+            self._clock.sleep(slot - now)
 
     def _wait_before_retry(self, wait: float, what: str, reason: str) -> None:
         if self.deadline is not None and self._clock.monotonic() + wait > self.deadline:
             msg = f"{what} failed ({reason}) and the run's deadline (--max-runtime) leaves no time to retry"
             raise ApiError(msg)
-        self.counters.retries += 1
+        with self._pace_lock:
+            self.counters.retries += 1
         log.warning("%s: %s; retrying in %.1fs", what, reason, wait)
         self._clock.sleep(wait)
 
@@ -263,7 +269,8 @@ class ZoomClient:
     def _send(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any, Mapping[str, str]]:
         """One request; (status, decoded JSON or None, headers). Network errors propagate."""
         self._pace()
-        self.counters.requests += 1
+        with self._pace_lock:
+            self.counters.requests += 1
         resp = self._session.request(method, url, timeout=REQUEST_TIMEOUT, **kwargs)
         content = resp.content
         try:
@@ -277,10 +284,17 @@ class ZoomClient:
     # -- token ----------------------------------------------------------------------------
     def token(self) -> str:
         """A valid access token, renewed shortly before it expires."""
-        tok = self._token
-        if tok is None or self._clock.monotonic() >= tok.expires_at - TOKEN_RENEW_MARGIN:
-            tok = self._token = self._fetch_token()
-        return tok.value
+        with self._token_lock:
+            tok = self._token
+            if tok is None or self._clock.monotonic() >= tok.expires_at - TOKEN_RENEW_MARGIN:
+                tok = self._token = self._fetch_token()
+            return tok.value
+
+    def _drop_token(self, value: str) -> None:
+        """Forget a refused token, unless another reader has already replaced it."""
+        with self._token_lock:
+            if self._token is not None and self._token.value == value:
+                self._token = None
 
     @property
     def scopes(self) -> tuple[str, ...]:
@@ -359,8 +373,9 @@ class ZoomClient:
         while True:
             attempt += 1
             try:
+                used = self.token()
                 status, body, headers = self._send(
-                    "GET", url, params=params, headers={"Authorization": f"Bearer {self.token()}"}
+                    "GET", url, params=params, headers={"Authorization": f"Bearer {used}"}
                 )
             except requests.RequestException as exc:
                 self._after_network_error(exc, attempt, what, "api_url", "; progress is kept")
@@ -377,7 +392,7 @@ class ZoomClient:
             match verdict.outcome:
                 case Outcome.RENEW_TOKEN if not renewed:
                     log.info("access token refused (%s); renewing it once", verdict.reason)
-                    self._token = None
+                    self._drop_token(used)
                     renewed = True
                     attempt -= 1
                     continue
