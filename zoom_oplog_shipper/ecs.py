@@ -74,22 +74,11 @@ def categorize(category_type: str | None, action: str | None) -> tuple[list[str]
     return ["configuration"], [activity]
 
 
-def _timestamp(raw: Any, time: datetime) -> str:
-    if isinstance(raw, str) and len(raw) == 20 and raw[19] == "Z":
-        return raw[:19] + ".000Z"  # Zoom's usual form, already UTC: no need to format a datetime
-    return rfc3339_millis(time)
-
-
 @lru_cache(maxsize=1024)
 def _event_kind(category_type: str | None, action: str | None) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
     """``event.category``, ``event.type`` and ``event.action`` for one (category, action) pair."""
     categories, types = categorize(category_type, action)
     return tuple(categories), tuple(types), normalize(action) if action else None
-
-
-@lru_cache(maxsize=1024)
-def _is_email(text: str) -> bool:
-    return _EMAIL.match(text) is not None
 
 
 def to_ecs(
@@ -120,6 +109,13 @@ def to_ecs(
     operator = get("operator")
     if not isinstance(operator, str) or not operator:
         operator = None
+    raw_time = get("time")
+    if time is None:
+        timestamp = created
+    elif isinstance(raw_time, str) and len(raw_time) == 20 and raw_time[19] == "Z":
+        timestamp = raw_time[:19] + ".000Z"  # Zoom's usual form, already UTC: no need to format a datetime
+    else:
+        timestamp = rfc3339_millis(time)
     categories, types, normalized_action = _event_kind(category_type, action)
 
     event: dict[str, Any] = {
@@ -147,7 +143,7 @@ def to_ecs(
         raw["operator"] = operator
 
     doc: dict[str, Any] = {
-        "@timestamp": created if time is None else _timestamp(get("time"), time),
+        "@timestamp": timestamp,
         "ecs": {"version": ECS_VERSION},
         "event": event,
         "organization": {"id": account_id},
@@ -169,6 +165,11 @@ def to_ecs(
                 # `admin` is an IAM type; a role grant filed under another category keeps its tag only.
                 event["type"].remove("admin")
     return doc
+
+
+@lru_cache(maxsize=1024)
+def _is_email(text: str) -> bool:
+    return _EMAIL.match(text) is not None
 
 
 # --- the fields parsed out of operation_detail -------------------------------------------------
@@ -303,9 +304,8 @@ def _mask(text: str) -> tuple[str, list[str]]:
     """
     words = text.split()
     values: list[str] = []
-    digits = _TWO_DIGITS_RE.search(text) is not None
     for at, word in enumerate(words):
-        if "@" not in word and (not digits or word.isalpha()):
+        if word.isalpha():
             continue
         parts = _VARIABLE_RE.split(word)
         if len(parts) == 1:
