@@ -291,6 +291,8 @@ def _merge_detail_fields(doc: dict[str, Any], fields: dict[str, Any]) -> None:
 _VARIABLE_RE: Final = re.compile(rf"({EMAIL_PATTERN}|(?<![\w.])\d{{2,}}(?![\w.]))")
 _PLACEHOLDER_RE: Final = re.compile(r"zmask(\d+)@mask\.invalid|(?<![\w.])8800(\d+)88(?![\w.])")
 _TWO_DIGITS_RE: Final = re.compile(r"\d\d")
+# Letters with only these around them hold no address and no number: no need for the expression.
+_PUNCTUATION: Final = "-:()[]{},.;!?'\"/&*+"
 
 #: JSON text with slots: a slot (int) takes the JSON-escaped value of that placeholder.
 _Template = tuple[str | int, ...]
@@ -305,7 +307,7 @@ def _mask(text: str) -> tuple[str, list[str]]:
     words = text.split()
     values: list[str] = []
     for at, word in enumerate(words):
-        if word.isalpha():
+        if word.isalpha() or ("@" not in word and word.strip(_PUNCTUATION).isalpha()):
             continue
         parts = _VARIABLE_RE.split(word)
         if len(parts) == 1:
