@@ -1,5 +1,6 @@
 """End to end: run the exact command line of each shipped config against the simulator, read its
-stdout the way that agent reads it, and check that every record arrives whole with its event.id.
+stdout the way that agent reads it, and check that every record arrives whole with its event.id,
+for both streams (admin operation logs and sign-in/sign-out activity logs) where a config ships both.
 
 The deployment paths in the configs (/var/lib/..., /etc/zoom-oplog-shipper, /var/log/...) are moved
 under the test's temporary directory; the console script is the installed one (the venv's bin is
@@ -20,11 +21,14 @@ from typing import Any
 
 import pytest
 from agent_configs import (
+    ACTIVITIES,
     CONSOLE_SCRIPT,
     CRON_FILE,
+    DATASETS,
     ENV_EXAMPLE,
     K8S_CRONJOB,
     LONG_DETAILS,
+    OPERATIONS,
     SPLUNK_INPUTS,
     SPLUNK_PROPS,
     SYSTEMD_SERVICE,
@@ -149,13 +153,25 @@ def record_key(time: str | None, fields: dict[str, Any]) -> tuple[Any, ...]:
     return (time, fields.get("action"), fields.get("category_type"), fields.get("operator"), (detail or "")[:300])
 
 
-def assert_delivered(docs: list[dict[str, Any]], account: Account) -> None:
-    """Every simulator record exactly once, whole, with a unique deterministic-looking event.id."""
-    assert len(docs) == len(account.records)
+ACTIVITY_FIELDS = ("email", "type", "ip_address", "client_type", "version")
+
+
+def assert_delivered(docs: list[dict[str, Any]], account: Account, stream: str = OPERATIONS) -> None:
+    """Every simulator record of the stream exactly once, whole, with a unique deterministic-looking
+    event.id and the stream's dataset."""
+    assert len(docs) == len(account.served(stream))
     ids = [doc["event"]["id"] for doc in docs]
     assert all(EVENT_ID.match(i) for i in ids)
     assert len(set(ids)) == len(ids)
     assert {doc["organization"]["id"] for doc in docs} == {account.config.account_id}
+    assert {doc["data_stream"]["dataset"] for doc in docs} == {DATASETS[stream]}
+    if stream == ACTIVITIES:
+        want = Counter(
+            (r["time"].replace("Z", ".000Z"), *(r.get(f) for f in ACTIVITY_FIELDS)) for r in account.activities
+        )
+        have = Counter((d["@timestamp"], *(d["zoom"]["activity"].get(f) for f in ACTIVITY_FIELDS)) for d in docs)
+        assert have == want
+        return
     expected = Counter(record_key(r["time"].replace("Z", ".000Z"), r) for r in account.records)
     got = Counter(record_key(doc["@timestamp"], doc["zoom"]["operation"]) for doc in docs)
     assert got == expected
@@ -180,9 +196,14 @@ def assert_long_lines_present(stdout: bytes) -> None:
     assert 10_000 < longest <= DEFAULT_MAX_LINE_BYTES
 
 
-def assert_state_in(state_dir: Path, account: Account) -> None:
+#: The state partition of each stream (the operations one keeps its category's name).
+STATE_KEYS = {OPERATIONS: "all", ACTIVITIES: ACTIVITIES}
+
+
+def assert_state_in(state_dir: Path, account: Account, stream: str = OPERATIONS) -> None:
     """The run kept its progress in the directory the config names (moved under the test's root)."""
-    assert state_file(state_dir, account.config.account_id, "all").is_file(), sorted(state_dir.parent.rglob("*"))
+    path = state_file(state_dir, account.config.account_id, STATE_KEYS[stream])
+    assert path.is_file(), sorted(state_dir.parent.rglob("*"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,9 +214,14 @@ def assert_state_in(state_dir: Path, account: Account) -> None:
 # Splunk scripted input.
 
 
-def test_splunk_scripted_input(zoom: Zoom, tmp_path: Path) -> None:
-    (stanza_name,) = read_ini(SPLUNK_INPUTS)
-    script = SPLUNK_INPUTS.parent / stanza_name.removeprefix("script://./")
+SPLUNK_STANZAS = list(read_ini(SPLUNK_INPUTS))
+
+
+@pytest.mark.parametrize("stanza_name", SPLUNK_STANZAS)
+def test_splunk_scripted_input(stanza_name: str, zoom: Zoom, tmp_path: Path) -> None:
+    # The stanza's name is the script and its arguments (the stream), as Splunk runs them.
+    script, *arguments = stanza_name.removeprefix("script://./").split()
+    stream = arguments[0] if arguments else OPERATIONS
     env_file = settings_file(zoom, tmp_path)
     # Splunk's own environment: its library path and Python, which the wrapper must drop
     # (a Python started with this PYTHONHOME cannot even import its encodings).
@@ -207,7 +233,7 @@ def test_splunk_scripted_input(zoom: Zoom, tmp_path: Path) -> None:
         "PYTHONPATH": str(tmp_path / "splunk/lib/python3/site-packages"),
         "ZOOM_OPLOG_ENV_FILE": str(env_file),
     }
-    result = run([str(script)], env)
+    result = run([str(SPLUNK_INPUTS.parent / script), *arguments, "-index", "zoom"], env)
     props = read_ini(SPLUNK_PROPS)[ini_value(read_ini(SPLUNK_INPUTS)[stanza_name], "sourcetype")]
     truncate = int(ini_value(props, "TRUNCATE"))
     prefix = re.compile(ini_value(props, "TIME_PREFIX").encode())
@@ -220,8 +246,8 @@ def test_splunk_scripted_input(zoom: Zoom, tmp_path: Path) -> None:
         when = to_python_datetime(event[match.end() :].split(b'"')[0].decode(), python_format)
         assert when == datetime.fromisoformat(doc["@timestamp"].replace("Z", "+00:00"))
         docs.append(doc)
-    assert_delivered(docs, zoom.account)
-    assert_state_in(tmp_path / "var/lib/zoom-oplog-shipper", zoom.account)
+    assert_delivered(docs, zoom.account, stream)
+    assert_state_in(tmp_path / "var/lib/zoom-oplog-shipper", zoom.account, stream)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -234,15 +260,17 @@ def read_file_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.splitlines()]
 
 
-def test_systemd_service(zoom: Zoom, tmp_path: Path) -> None:
-    service = read_ini(SYSTEMD_SERVICE)["Service"]
+@pytest.mark.parametrize("unit", [SYSTEMD_SERVICE, SYSTEMD_SERVICE.with_name("zoom-oplog-shipper-activities.service")])
+def test_systemd_service(unit: Path, zoom: Zoom, tmp_path: Path) -> None:
+    service = read_ini(unit)["Service"]
     argv = ini_value(service, "ExecStart").split()
+    stream = argv[argv.index("--stream") + 1]
     assert Path(argv[0]).name == CONSOLE_SCRIPT
     argv[0] = str(console_script())
     # systemd's own clean environment, Environment= lines (%S is /var/lib), then EnvironmentFile=,
     # whose values win.
     # LoadCredential=: systemd copies the secret file into the credentials directory (%d).
-    credentials = tmp_path / "run/credentials/zoom-oplog-shipper.service"
+    credentials = tmp_path / "run/credentials" / unit.name
     credentials.mkdir(parents=True)
     env = base_env(tmp_path)
     for key, value in service:
@@ -261,12 +289,14 @@ def test_systemd_service(zoom: Zoom, tmp_path: Path) -> None:
         with output.open("ab") as out:
             result = run(argv, env, stdout=out, stderr=subprocess.PIPE)
         assert b"complete" in result.stderr  # the journal gets the summary
-    assert_delivered(read_file_lines(output), zoom.account)
-    assert_state_in(tmp_path / "var/lib/zoom-oplog-shipper", zoom.account)
+    assert_delivered(read_file_lines(output), zoom.account, stream)
+    assert_state_in(tmp_path / "var/lib/zoom-oplog-shipper", zoom.account, stream)
 
 
-def test_cron_line(zoom: Zoom, tmp_path: Path) -> None:
-    variables, (job,) = read_cron_d(CRON_FILE)
+@pytest.mark.parametrize("stream", [OPERATIONS, ACTIVITIES])
+def test_cron_line(stream: str, zoom: Zoom, tmp_path: Path) -> None:
+    variables, jobs = read_cron_d(CRON_FILE)
+    (job,) = [j for j in jobs if f" run --stream {stream} " in j.command]
     settings_file(zoom, tmp_path)
     logs = Path(relocate("/var/log/zoom-oplog-shipper", tmp_path))
     logs.mkdir(parents=True)
@@ -281,7 +311,7 @@ def test_cron_line(zoom: Zoom, tmp_path: Path) -> None:
         result = run([variables["SHELL"], "-c", relocate(job.command, tmp_path)], env)
         assert result.stdout == b"" and result.stderr == b""
     out, err = re.findall(r"2?>>(/\S+)", job.command)
-    assert_delivered(read_file_lines(Path(relocate(out, tmp_path))), zoom.account)
+    assert_delivered(read_file_lines(Path(relocate(out, tmp_path))), zoom.account, stream)
     assert b"complete" in Path(relocate(err, tmp_path)).read_bytes()
 
 

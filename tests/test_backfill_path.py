@@ -4,8 +4,8 @@ far as it goes without a real agent.
 Install where the agent finds it, put ZOOM_BACKFILL_START in the agent's settings, run `check` as
 the agent with the agent's state directory, then let the agent run: each run is bounded, and the
 runs together deliver the whole history exactly once into what the agent collects. The agent here
-is the shipped cron line (its settings file is the one systemd and Splunk read too), so the events
-file it appends to is what a SIEM's reader sees.
+is each of the shipped cron lines, one per stream (their settings file is the one systemd and Splunk
+read too), so the events file each appends to is what a SIEM's reader sees.
 """
 
 from __future__ import annotations
@@ -21,9 +21,12 @@ from typing import Any
 
 import pytest
 from agent_configs import (
+    ACTIVITIES,
     CONSOLE_SCRIPT,
     CRON_FILE,
+    DATASETS,
     ENV_EXAMPLE,
+    OPERATIONS,
     Account,
     console_script,
     make_account,
@@ -90,11 +93,30 @@ def agent_shell(root: Path, command: str) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run([variables["SHELL"], "-c", command], env=env, capture_output=True, timeout=RUN_TIMEOUT)
 
 
-def check_command(root: Path) -> str:
+def cron_command(stream: str) -> str:
+    """The shipped cron line of a stream."""
+    (job,) = [j for j in read_cron_d(CRON_FILE)[1] if f" run --stream {stream} " in j.command]
+    return job.command
+
+
+def check_command(root: Path, stream: str) -> str:
     """`check` with exactly the agent's settings: the cron line up to its exec, then check."""
-    (job,) = read_cron_d(CRON_FILE)[1]
-    prefix = relocate(job.command, root).split(f"exec {CONSOLE_SCRIPT} run")[0]
-    return f"{prefix}{CONSOLE_SCRIPT} check"
+    prefix = relocate(cron_command(stream), root).split(f"exec {CONSOLE_SCRIPT} run")[0]
+    return f"{prefix}{CONSOLE_SCRIPT} check --stream {stream}"
+
+
+def record_keys(stream: str, records: list[dict[str, Any]], docs: list[dict[str, Any]]) -> tuple[Counter[Any], ...]:
+    """What identifies each record, from Zoom's side and from the delivered events."""
+    if stream == ACTIVITIES:
+        fields = ("email", "type", "ip_address", "client_type", "version")
+        return (
+            Counter((r["time"].replace("Z", ".000Z"), *(r.get(f) for f in fields)) for r in records),
+            Counter((d["@timestamp"], *(d["zoom"]["activity"].get(f) for f in fields)) for d in docs),
+        )
+    return (
+        Counter((r["time"].replace("Z", ".000Z"), r["action"], r["operator"]) for r in records),
+        Counter((d["@timestamp"], d["zoom"]["operation"]["action"], d["zoom"]["operation"]["operator"]) for d in docs),
+    )
 
 
 def delivered(events_file: Path) -> list[dict[str, Any]]:
@@ -103,10 +125,11 @@ def delivered(events_file: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.splitlines()]
 
 
-def test_history_reaches_the_agent_exactly_once_in_bounded_runs(zoom: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stream", [OPERATIONS, ACTIVITIES])
+def test_history_reaches_the_agent_exactly_once_in_bounded_runs(stream: str, zoom: Any, tmp_path: Path) -> None:
     account, base_url, now = zoom
-    (job,) = read_cron_d(CRON_FILE)[1]
-    command = relocate(job.command, tmp_path)
+    records = account.served(stream)
+    command = relocate(cron_command(stream), tmp_path)
     events_file, log_file = (Path(p) for p in re.findall(r"2?>>(/\S+)", command))
     events_file.parent.mkdir(parents=True)
 
@@ -118,7 +141,7 @@ def test_history_reaches_the_agent_exactly_once_in_bounded_runs(zoom: Any, tmp_p
     assert delivered(events_file) == []
 
     write_settings(tmp_path, account, base_url, now, secret=account.config.client_secret)
-    checked = agent_shell(tmp_path, check_command(tmp_path))
+    checked = agent_shell(tmp_path, check_command(tmp_path, stream))
     assert checked.returncode == 0, checked.stderr.decode()
     assert checked.stdout == b""
 
@@ -136,13 +159,13 @@ def test_history_reaches_the_agent_exactly_once_in_bounded_runs(zoom: Any, tmp_p
     assert len([c for c in counts if c]) >= 3, counts
     assert max(counts) < MAX_RECORDS + PAGE_SIZE
     # The whole history, each record once.
-    assert len(docs) == len(account.records)
+    assert len(docs) == len(records)
     ids = [doc["event"]["id"] for doc in docs]
     assert len(set(ids)) == len(ids)
-    expected = Counter((r["time"].replace("Z", ".000Z"), r["action"], r["operator"]) for r in account.records)
-    got = Counter((d["@timestamp"], d["zoom"]["operation"]["action"], d["zoom"]["operation"]["operator"]) for d in docs)
+    expected, got = record_keys(stream, records, docs)
     assert got == expected
-    oldest = min(r["time"] for r in account.records)
+    assert {d["data_stream"]["dataset"] for d in docs} == {DATASETS[stream]}
+    oldest = min(r["time"] for r in records)
     assert min(d["@timestamp"] for d in docs).startswith(oldest[:19])
     # The agent's state directory holds the progress.
     state_dir = Path(relocate("/var/lib/zoom-oplog-shipper", tmp_path))

@@ -1,6 +1,7 @@
-"""configs/systemd, configs/cron and the settings file (issue 10, section 5): the units pass
-`systemd-analyze verify`, their paths and credentials line up with the tmpfiles, sysusers and
-logrotate snippets, and the env file reads the same in a shell and in systemd."""
+"""configs/systemd, configs/cron and the settings file (issue 10, section 5; issue 11): the units of
+both streams pass `systemd-analyze verify`, their paths and credentials line up with the tmpfiles,
+sysusers and logrotate snippets, each stream has its own unit, timer, cron line and events file,
+and the env file reads the same in a shell and in systemd."""
 
 from __future__ import annotations
 
@@ -12,10 +13,12 @@ from pathlib import Path
 
 import pytest
 from agent_configs import (
+    ACTIVITIES,
     CONFIGS,
     CONSOLE_SCRIPT,
     CRON_FILE,
     ENV_EXAMPLE,
+    OPERATIONS,
     SYSTEMD_SERVICE,
     SYSTEMD_TIMER,
     console_script,
@@ -38,7 +41,26 @@ TMPFILES = SYSTEMD / "zoom-oplog-shipper.tmpfiles"
 SYSUSERS = SYSTEMD / "zoom-oplog-shipper.sysusers"
 LOGROTATE = SYSTEMD / "zoom-oplog-shipper.logrotate"
 CRON_MULTI = CONFIGS / "cron" / "zoom-oplog-shipper-multi-account"
-SERVICES = (SYSTEMD_SERVICE, TEMPLATE_SERVICE)
+ACTIVITY_SERVICE = SYSTEMD / "zoom-oplog-shipper-activities.service"
+ACTIVITY_TIMER = SYSTEMD / "zoom-oplog-shipper-activities.timer"
+ACTIVITY_TEMPLATE_SERVICE = SYSTEMD / "zoom-oplog-shipper-activities@.service"
+ACTIVITY_TEMPLATE_TIMER = SYSTEMD / "zoom-oplog-shipper-activities@.timer"
+SERVICES = (SYSTEMD_SERVICE, TEMPLATE_SERVICE, ACTIVITY_SERVICE, ACTIVITY_TEMPLATE_SERVICE)
+TEMPLATES = (TEMPLATE_SERVICE, ACTIVITY_TEMPLATE_SERVICE)
+#: The stream of each service, and its operations twin.
+STREAM_OF = {
+    SYSTEMD_SERVICE: OPERATIONS,
+    TEMPLATE_SERVICE: OPERATIONS,
+    ACTIVITY_SERVICE: ACTIVITIES,
+    ACTIVITY_TEMPLATE_SERVICE: ACTIVITIES,
+}
+TWINS = {ACTIVITY_SERVICE: SYSTEMD_SERVICE, ACTIVITY_TEMPLATE_SERVICE: TEMPLATE_SERVICE}
+TIMERS = {
+    SYSTEMD_SERVICE: SYSTEMD_TIMER,
+    TEMPLATE_SERVICE: TEMPLATE_TIMER,
+    ACTIVITY_SERVICE: ACTIVITY_TIMER,
+    ACTIVITY_TEMPLATE_SERVICE: ACTIVITY_TEMPLATE_TIMER,
+}
 
 
 def service(path: Path) -> list[tuple[str, str]]:
@@ -63,10 +85,10 @@ def tmpfiles_lines() -> list[list[str]]:
     return lines
 
 
-def example_tmpfiles_line(name: str) -> list[str]:
-    """The commented per-account line of the tmpfiles snippet, for instance ``name``."""
-    (line,) = [ln for ln in TMPFILES.read_text(encoding="utf-8").splitlines() if "NAME" in ln and ln.startswith("# f")]
-    return line.removeprefix("#").replace("NAME", name).split()
+def example_tmpfiles_lines(name: str) -> list[list[str]]:
+    """The commented per-account lines of the tmpfiles snippet, for instance ``name``."""
+    lines = [ln for ln in TMPFILES.read_text(encoding="utf-8").splitlines() if "NAME" in ln and ln.startswith("# f")]
+    return [line.removeprefix("#").replace("NAME", name).split() for line in lines]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -79,8 +101,10 @@ def example_tmpfiles_line(name: str) -> list[str]:
     [
         ("zoom-oplog-shipper.service", "zoom-oplog-shipper.timer"),
         ("zoom-oplog-shipper@.service", "zoom-oplog-shipper@.timer"),
+        ("zoom-oplog-shipper-activities.service", "zoom-oplog-shipper-activities.timer"),
+        ("zoom-oplog-shipper-activities@.service", "zoom-oplog-shipper-activities@.timer"),
     ],
-    ids=["single", "template"],
+    ids=["single", "template", "activities", "activities-template"],
 )
 def test_units_pass_systemd_analyze_verify(units: tuple[str, str], tmp_path: Path) -> None:
     names = []
@@ -110,13 +134,49 @@ def test_service_is_a_oneshot_bounded_below_the_timer(path: Path) -> None:
     stanza = service(path)
     assert ini_value(stanza, "Type") == "oneshot"
     argv = ini_value(stanza, "ExecStart").split()
-    assert argv == [f"/usr/local/bin/{CONSOLE_SCRIPT}", "run"]
-    build_parser().parse_args(argv[1:])
+    # The stream by name: the settings file is shared by both streams' units.
+    assert argv == [f"/usr/local/bin/{CONSOLE_SCRIPT}", "run", "--stream", STREAM_OF[path]]
+    args = build_parser().parse_args(argv[1:])
+    flags = {k: v for k, v in vars(args).items() if k != "command"}
     env = {k: v for k, v in unit_env(stanza).items() if k != "ZOOM_CLIENT_SECRET_FILE"}
-    settings = load_config({}, {**env, "ZOOM_ACCOUNT_ID": "a"}, datetime.now(UTC), need_credentials=False)
+    # Even a ZOOM_OPLOG_STREAM in the settings file does not change the unit's stream.
+    other = ACTIVITIES if STREAM_OF[path] == OPERATIONS else OPERATIONS
+    settings = load_config(
+        flags, {**env, "ZOOM_ACCOUNT_ID": "a", "ZOOM_OPLOG_STREAM": other}, datetime.now(UTC), need_credentials=False
+    )
+    assert settings.stream == STREAM_OF[path]
     timeout = duration_seconds(ini_value(stanza, "TimeoutStartSec"))
     assert settings.max_runtime.total_seconds() < timeout < HOURLY
     assert ini_value(stanza, "StandardError") == "journal"
+
+
+@pytest.mark.parametrize("path", list(TWINS), ids=lambda p: p.name)
+def test_activity_units_are_their_operations_twins_with_the_stream_and_its_own_file(path: Path) -> None:
+    twin = TWINS[path]
+    mine, theirs = read_ini(path), read_ini(twin)
+    differ = {"Description", "ExecStart", "StandardOutput"}
+    for section in ("Unit", "Service"):
+        assert [kv for kv in mine[section] if kv[0] not in differ] == [
+            kv for kv in theirs[section] if kv[0] not in differ
+        ]
+    assert ini_value(mine["Service"], "ExecStart") == ini_value(theirs["Service"], "ExecStart").replace(
+        OPERATIONS, ACTIVITIES
+    )
+    events, twin_events = (instance(ini_value(s["Service"], "StandardOutput")) for s in (mine, theirs))
+    assert events != twin_events and Path(events).parent == Path(twin_events).parent
+    assert "activit" in ini_value(mine["Unit"], "Description")
+
+
+@pytest.mark.parametrize("path", list(TWINS), ids=lambda p: p.name)
+def test_the_streams_timers_do_not_start_together(path: Path) -> None:
+    # Zoom's rate limit is shared by both reports: the activity timers start half an hour later,
+    # and their random delay ends before the next hour's operations run.
+    mine, theirs = (read_ini(TIMERS[p])["Timer"] for p in (path, TWINS[path]))
+    assert ini_value(theirs, "OnCalendar") == "hourly"
+    assert ini_value(mine, "OnCalendar") == "*-*-* *:30:00"
+    assert duration_seconds(ini_value(mine, "RandomizedDelaySec")) <= HOURLY / 4
+    assert ini_value(mine, "Persistent") == ini_value(theirs, "Persistent") == "true"
+    assert ini_value(read_ini(TIMERS[path])["Install"], "WantedBy") == "timers.target"
 
 
 @pytest.mark.parametrize("path", SERVICES, ids=lambda p: p.name)
@@ -139,7 +199,7 @@ def test_events_file_exists_before_systemd_opens_it(path: Path) -> None:
     output = instance(ini_value(stanza, "StandardOutput"))
     assert output.startswith("append:/var/log/")
     events = output.removeprefix("append:")
-    lines = [*tmpfiles_lines(), example_tmpfiles_line("acme")]
+    lines = [*tmpfiles_lines(), *example_tmpfiles_lines("acme")]
     by_path = {line[1]: line for line in lines}
     user = ini_value(stanza, "User")
     directory = by_path[str(Path(events).parent)]
@@ -169,8 +229,9 @@ def test_program_path_is_visible_under_protect_home(path: Path) -> None:
     assert "~/.local/bin" not in text.replace("hides a\n#     ~/.local/bin", "")
 
 
-def test_template_gives_each_account_its_own_files() -> None:
-    stanza = service(TEMPLATE_SERVICE)
+@pytest.mark.parametrize("path", TEMPLATES, ids=lambda p: p.name)
+def test_template_gives_each_account_its_own_files(path: Path) -> None:
+    stanza = service(path)
     per_instance = {
         "EnvironmentFile": ini_value(stanza, "EnvironmentFile"),
         "LoadCredential": ini_value(stanza, "LoadCredential").partition(":")[2],
@@ -185,19 +246,25 @@ def test_template_gives_each_account_its_own_files() -> None:
     assert state_dir == "/var/lib/" + instance(ini_value(stanza, "StateDirectory"))
     # The env file must not override the per-instance state directory.
     assert "ZOOM_OPLOG_STATE_DIR" not in read_env_file(ENV_EXAMPLE)
-    timer = read_ini(TEMPLATE_TIMER)
-    assert ini_value(timer["Timer"], "OnCalendar") == "hourly"
-    # Spread over the hour's first quarter, well before the next start.
+    timer = read_ini(TIMERS[path])
+    # Spread over a quarter of the hour, well before the next start.
     assert 0 < duration_seconds(ini_value(timer["Timer"], "RandomizedDelaySec")) <= HOURLY / 4
 
 
-def test_single_unit_state_directory_and_timer() -> None:
-    stanza = service(SYSTEMD_SERVICE)
+@pytest.mark.parametrize("path", [SYSTEMD_SERVICE, ACTIVITY_SERVICE], ids=lambda p: p.name)
+def test_single_unit_state_directory_and_timer(path: Path) -> None:
+    stanza = service(path)
     assert instance(unit_env(stanza)["ZOOM_OPLOG_STATE_DIR"]) == "/var/lib/" + ini_value(stanza, "StateDirectory")
     assert ini_value(stanza, "EnvironmentFile") == "/etc/zoom-oplog-shipper/env"
-    timer = read_ini(SYSTEMD_TIMER)
-    assert ini_value(timer["Timer"], "OnCalendar") == "hourly"
+    timer = read_ini(TIMERS[path])
+    assert ini_value(timer["Timer"], "OnCalendar") in ("hourly", "*-*-* *:30:00")
     assert ini_value(timer["Install"], "WantedBy") == "timers.target"
+
+
+def test_each_stream_appends_to_its_own_events_file() -> None:
+    files = {p: instance(ini_value(service(p), "StandardOutput")) for p in SERVICES}
+    assert len(set(files.values())) == len(files)
+    assert files[ACTIVITY_SERVICE] == "append:/var/log/zoom-oplog-shipper/activities.ndjson"
 
 
 def test_env_example_agrees_with_the_unit() -> None:
@@ -297,6 +364,11 @@ def test_env_example_names_only_the_programs_settings(capsys: pytest.CaptureFixt
 CRON_FILES = (CRON_FILE, CRON_MULTI)
 
 
+CRON_LINE = re.compile(
+    rf"set -a; \. (/etc/zoom-oplog-shipper/\S+); set \+a; exec {CONSOLE_SCRIPT} run --stream (\w+) >>(/\S+) 2>>(/\S+)"
+)
+
+
 @pytest.mark.parametrize("path", CRON_FILES, ids=lambda p: p.name)
 def test_cron_lines_run_hourly_with_separate_outputs(path: Path) -> None:
     variables, jobs = read_cron_d(path)
@@ -305,27 +377,31 @@ def test_cron_lines_run_hourly_with_separate_outputs(path: Path) -> None:
     assert variables["ZOOM_OPLOG_STATE_DIR"] == "/var/lib/zoom-oplog-shipper"
     outputs: list[str] = []
     minutes = []
+    streams: dict[str, list[str]] = {}
     for job in jobs:
         assert cron_period_seconds(job.minute, job.hour, job.day, job.month, job.weekday) == HOURLY
         assert job.user != "root"
         assert "%" not in job.command  # cron turns % into a newline
-        match = re.fullmatch(
-            rf"set -a; \. (/etc/zoom-oplog-shipper/\S+); set \+a; exec {CONSOLE_SCRIPT} run >>(/\S+) 2>>(/\S+)",
-            job.command,
-        )
+        match = CRON_LINE.fullmatch(job.command)
         assert match, job.command
-        assert match.group(2) != match.group(3)
-        outputs += [match.group(2), match.group(3)]
+        env_file, stream, events, log = match.groups()
+        assert events != log
+        outputs += [events, log]
         minutes.append(job.minute)
+        streams.setdefault(env_file, []).append(stream)
+        if stream == ACTIVITIES:
+            assert Path(events).name.endswith("activities.ndjson") and "activities" in Path(log).name
     assert len(set(outputs)) == len(outputs), "two lines write to the same file"
-    assert len(set(minutes)) == len(minutes), "accounts are not staggered"
+    assert len(set(minutes)) == len(minutes), "accounts and streams are not staggered"
+    # Every account (settings file) ships both streams.
+    assert all(sorted(s) == [ACTIVITIES, OPERATIONS] for s in streams.values()), streams
 
 
 def test_multi_account_cron_lines_read_their_own_settings() -> None:
     _, jobs = read_cron_d(CRON_MULTI)
     assert len(jobs) >= 2
     env_files = [re.search(r"\. (\S+);", job.command).group(1) for job in jobs]  # type: ignore[union-attr]
-    assert len(set(env_files)) == len(jobs)
+    assert len(set(env_files)) == len(jobs) // 2  # one per account, read by its two lines
     for job, env_file in zip(jobs, env_files, strict=True):
         name = Path(env_file).name.removesuffix(".env")
         assert job.command.count(name) == 3, job.command
