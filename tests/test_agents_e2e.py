@@ -319,9 +319,14 @@ def test_cron_line(stream: str, zoom: Zoom, tmp_path: Path) -> None:
 # Kubernetes: stdout to the container log.
 
 
-def test_kubernetes_cronjob_container(zoom: Zoom, tmp_path: Path) -> None:
-    cron = next(d for d in read_yaml_all(K8S_CRONJOB) if d["kind"] == "CronJob")
-    (container,) = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+@pytest.mark.parametrize("stream", [OPERATIONS, ACTIVITIES])
+def test_kubernetes_cronjob_container(stream: str, zoom: Zoom, tmp_path: Path) -> None:
+    crons = [d for d in read_yaml_all(K8S_CRONJOB) if d["kind"] == "CronJob"]
+    containers = [c["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0] for c in crons]
+    # The first account's CronJob of this stream.
+    cron, container = next(
+        (c, k) for c, k in zip(crons, containers, strict=True) if ("--stream" in k["command"]) is (stream == ACTIVITIES)
+    )
     secret = {
         "account-id": zoom.account.config.account_id,
         "client-id": zoom.account.config.client_id,
@@ -350,11 +355,11 @@ def test_kubernetes_cronjob_container(zoom: Zoom, tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     # The container runtime would split anything longer into partial lines.
     assert max(len(line) for line in lines) < CRI_LINE_LIMIT
-    assert_delivered([json.loads(line) for line in lines], zoom.account)
+    assert_delivered([json.loads(line) for line in lines], zoom.account, stream)
     # stderr shares the container log: JSON lines the cluster's agent can tell apart.
     for line in result.stderr.splitlines():
         assert "log" in json.loads(line)
-    assert_state_in(mount, zoom.account)
+    assert_state_in(mount, zoom.account, stream)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
-"""configs/kubernetes and the image (issue 10, section 6), tested statically (no cluster, no docker
-build here): one claim per account, staggered schedules, bounded runs, the secret as a file, the
-base image and the dependencies pinned, and a build context that holds only what the image copies."""
+"""configs/kubernetes and the image (issue 10, section 6; issue 11), tested statically (no cluster, no
+docker build here): a CronJob per account and stream, one claim per CronJob, staggered schedules,
+bounded runs, the secret as a file, the base image and the dependencies pinned, and a build context
+that holds only what the image copies."""
 
 from __future__ import annotations
 
@@ -10,7 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agent_configs import CONSOLE_SCRIPT, K8S_CRONJOB, ROOT, cron_period_seconds, program_settings, read_yaml_all
+from agent_configs import (
+    ACTIVITIES,
+    CONSOLE_SCRIPT,
+    K8S_CRONJOB,
+    OPERATIONS,
+    ROOT,
+    cron_period_seconds,
+    program_settings,
+    read_yaml_all,
+)
 from packaging.requirements import Requirement
 
 K8S = K8S_CRONJOB.parent
@@ -75,6 +85,42 @@ def test_one_claim_per_account_and_no_shared_claim() -> None:
 def test_schedules_are_staggered() -> None:
     minutes = [cron["spec"]["schedule"].split()[0] for cron in CRONJOBS]
     assert len(set(minutes)) == len(minutes)
+
+
+def account_of(cron: dict[str, Any]) -> str:
+    """The account a CronJob serves: the Secret its account id comes from."""
+    env = {e["name"]: e for e in container(cron)["env"]}
+    return str(env["ZOOM_ACCOUNT_ID"]["valueFrom"]["secretKeyRef"]["name"])
+
+
+def test_every_account_ships_both_streams() -> None:
+    streams: dict[str, list[str]] = {}
+    for cron in CRONJOBS:
+        streams.setdefault(account_of(cron), []).append(settings(cron).stream)
+    assert len(streams) >= 2
+    assert all(sorted(s) == [ACTIVITIES, OPERATIONS] for s in streams.values()), streams
+
+
+@pytest.mark.parametrize("cron", [c for c in CRONJOBS if settings(c).stream == ACTIVITIES], ids=_name)
+def test_activity_cronjob_is_its_accounts_operations_cronjob_with_the_stream(cron: dict[str, Any]) -> None:
+    # Same Secret, settings, bounds and sandbox; only the name, labels, schedule, command and claim differ.
+    (twin,) = [c for c in CRONJOBS if account_of(c) == account_of(cron) and settings(c).stream == OPERATIONS]
+    mine, theirs = container(cron), container(twin)
+    assert mine["command"] == [CONSOLE_SCRIPT, "run", "--stream", ACTIVITIES, *theirs["command"][2:]]
+    assert {k: v for k, v in mine.items() if k != "command"} == {k: v for k, v in theirs.items() if k != "command"}
+    assert cron["metadata"]["name"] == f"{twin['metadata']['name']}-activities"
+    claims = [
+        v["persistentVolumeClaim"]["claimName"]
+        for c in (cron, twin)
+        for v in pod(c)["volumes"]
+        if "persistentVolumeClaim" in v
+    ]
+    assert len(set(claims)) == 2
+    for key in ("concurrencyPolicy", "startingDeadlineSeconds"):
+        assert cron["spec"][key] == twin["spec"][key]
+    assert cron["spec"]["jobTemplate"]["spec"] | {"template": None} == twin["spec"]["jobTemplate"]["spec"] | {
+        "template": None
+    }
 
 
 @pytest.mark.parametrize("cron", CRONJOBS, ids=_name)
