@@ -3,13 +3,14 @@
 The fields that :mod:`zoom_oplog_shipper.detail` parses out of ``operation_detail`` are mapped here
 too (:func:`detail_fields`). That mapping runs for every record, so it is compiled once per detail
 *shape*: the text with its e-mail addresses and numbers replaced by numbered placeholders. A shape
-becomes a JSON template with a slot per placeholder; a record's fields are the template with its
-own addresses and numbers put in, decoded by orjson into fresh dicts and lists.
+is parsed once, and its fields become a small compiled function that merges them into an event
+as literals, each placeholder read from the record's own values.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any, Final
@@ -158,9 +159,10 @@ def to_ecs(
         doc["user"] = {"name": operator, "email": operator} if _is_email(operator) else {"name": operator}
         doc["related"] = {"user": [operator]}
     if detail is not None:
-        fields = parsed_detail_fields(detail, category_type, action)
-        if fields:
-            _merge_detail_fields(doc, fields)
+        plan = _detail_plan(detail, category_type, action)
+        if plan is not None:
+            merge, values = plan
+            merge(doc, values)
             if categories[0] != "iam" and "admin" in event["type"]:
                 # `admin` is an IAM type; a role grant filed under another category keeps its tag only.
                 event["type"].remove("admin")
@@ -247,43 +249,6 @@ def detail_fields(detail: Detail) -> dict[str, Any]:
     return out
 
 
-def parsed_detail_fields(text: str, category_type: str | None, action: str | None) -> dict[str, Any]:
-    """``detail_fields(parse_detail(text, category_type, action))``, fast, and a fresh dict every time.
-
-    Details that differ only in their e-mail addresses and numbers share one parse (one template);
-    each text's own addresses and numbers fill the template's slots.
-    """
-    fields = _detail_json(text, category_type, action)
-    return orjson.loads(fields) if fields is not None else {}
-
-
-def _merge_detail_fields(doc: dict[str, Any], fields: dict[str, Any]) -> None:
-    """Merge :func:`detail_fields` output into the event ``doc`` that :func:`to_ecs` built, in place.
-
-    Dicts merge key by key (the event's own keys first), the lists ``related.user``, ``tags`` and
-    ``event.type`` are unioned (the event's order first, duplicates dropped). The event has no
-    other key that the detail fields set. ``fields`` is taken over, not copied: it must be fresh,
-    since later steps (line truncation) change the event.
-    """
-    for key, value in fields.items():
-        current = doc.get(key)
-        if current is None:
-            doc[key] = value
-        elif key == "zoom":
-            for name, part in value.items():
-                if name in current:
-                    current[name].update(part)
-                else:
-                    current[name] = part
-        elif key == "user":
-            current.update(value)
-        else:  # related.user, tags, event.type: sets kept as lists
-            union = current if key == "tags" else current["user" if key == "related" else "type"]
-            for item in value if key == "tags" else value["user" if key == "related" else "type"]:
-                if item not in union:
-                    union.append(item)
-
-
 # What varies between otherwise identical details: e-mail addresses, ids and counts. Single digits
 # stay: the parser reads 0 and 1 as off and on. The text is parsed with numbered placeholders in
 # their place (an address stays an address, a number a number); the placeholders found in the
@@ -294,8 +259,8 @@ _TWO_DIGITS_RE: Final = re.compile(r"\d\d")
 # Letters with only these around them hold no address and no number: no need for the expression.
 _PUNCTUATION: Final = "-:()[]{},.;!?'\"/&*+"
 
-#: JSON text with slots: a slot (int) takes the JSON-escaped value of that placeholder.
-_Template = tuple[str | int, ...]
+#: Merges one detail's fields into the event :func:`to_ecs` built: (event, the detail's values).
+_Merge = Callable[[dict[str, Any], Sequence[str]], None]
 
 
 def _mask(text: str) -> tuple[str, list[str]]:
@@ -321,78 +286,115 @@ def _mask(text: str) -> tuple[str, list[str]]:
     return " ".join(words), values
 
 
-def _template_of(value: Any, slots: int, out: list[str | int]) -> bool:
-    """Append ``value`` as JSON text to ``out``, each placeholder a slot; False when a placeholder
-    is not one of the ``slots`` (the parser changed it: digits of several ids joined)."""
+def _union(current: list[Any], new: list[Any]) -> None:
+    for item in new:
+        if item not in current:
+            current.append(item)
+
+
+def _unfillable(doc: dict[str, Any], values: Sequence[str]) -> None:  # pragma: no cover - a marker
+    msg = "a detail shape that cannot be filled in is never merged"
+    raise AssertionError(msg)
+
+
+def _literal(value: Any, slots: int | None) -> str | None:
+    """Python source of a fresh copy of ``value``; placeholder ``n`` reads ``v[n]`` (no placeholders
+    when ``slots`` is None). None when a placeholder is not one of the slots: the parser changed it
+    (the digits of several ids joined into one)."""
     if isinstance(value, dict):
-        out.append("{")
-        for i, (key, item) in enumerate(value.items()):
-            out.append(("," if i else "") + orjson.dumps(key).decode() + ":")
-            if not _template_of(item, slots, out):
-                return False
-        out.append("}")
-    elif isinstance(value, list):
-        out.append("[")
-        for i, item in enumerate(value):
-            if i:
-                out.append(",")
-            if not _template_of(item, slots, out):
-                return False
-        out.append("]")
-    elif isinstance(value, str):
-        out.append('"')
-        done = 0
-        for match in _PLACEHOLDER_RE.finditer(value):
-            index = int(match.group(1) or match.group(2))
-            if index >= slots:
-                return False
-            out += (_json_string(value[done : match.start()])[1:-1], index)
-            done = match.end()
-        out.append(_json_string(value[done:])[1:-1] + '"')
-    else:
-        out.append(orjson.dumps(value).decode())
-    return True
+        items = [(repr(key), _literal(item, slots)) for key, item in value.items()]
+        if any(item is None for _, item in items):
+            return None
+        return "{" + ", ".join(f"{key}: {item}" for key, item in items) + "}"
+    if isinstance(value, list):
+        elements = [_literal(item, slots) for item in value]
+        if any(item is None for item in elements):
+            return None
+        return "[" + ", ".join(item for item in elements if item is not None) + "]"
+    if not isinstance(value, str):
+        return None
+    if slots is None:
+        return repr(value)
+    pieces: list[str] = []
+    done = 0
+    for match in _PLACEHOLDER_RE.finditer(value):
+        index = int(match.group(1) or match.group(2))
+        if index >= slots:
+            return None
+        if match.start() > done:
+            pieces.append(repr(value[done : match.start()]))
+        pieces.append(f"v[{index}]")
+        done = match.end()
+    if done < len(value) or not pieces:
+        pieces.append(repr(value[done:]))
+    return pieces[0] if len(pieces) == 1 else "(" + " + ".join(pieces) + ")"
 
 
-def _json_string(text: str) -> str:
-    return orjson.dumps(text).decode()
+#: How the compiled merge adds a field the event already has; ``{}`` is the field's literal.
+_MERGE_INTO: Final = {
+    "user": "current.update({})",
+    "related": "_union(current['user'], {})",
+    "tags": "_union(current, {})",
+}
+
+
+def _compile(fields: dict[str, Any], slots: int | None) -> _Merge:
+    """The merge of ``fields`` into an event, compiled: each field is a literal, so every event
+    gets fresh dicts and lists without a copy or a decode. The merge is :func:`detail_fields`'
+    contract: dicts key by key after the event's own keys, ``related.user``, ``tags`` and
+    ``event.type`` unioned (the event's order first). Every string in the source is a ``repr``.
+    """
+    body: list[str] = []
+    for key, value in fields.items():
+        source = _literal(value, slots)
+        if source is None:
+            return _unfillable
+        if key == "zoom":  # the event has zoom.operation, and nothing else under zoom
+            body.append("zoom = doc['zoom']")
+            for name, part in value.items():
+                part_source = _literal(part, slots)
+                if name == "operation":
+                    body.append(f"zoom['operation'].update({part_source})")
+                else:
+                    body.append(f"zoom[{name!r}] = {part_source}")
+        elif key == "event":  # the event's own event.type
+            body.append(f"_union(doc['event']['type'], {_literal(value['type'], slots)})")
+        elif key in _MERGE_INTO:  # the event may have these already (operator, untimed)
+            inner = _literal(value["user"] if key == "related" else value, slots)
+            body += [
+                f"current = doc.get({key!r})",
+                f"if current is None: doc[{key!r}] = {source}",
+                f"else: {_MERGE_INTO[key].format(inner)}",
+            ]
+        else:  # not in the event
+            body.append(f"doc[{key!r}] = {source}")
+    code = "def merge(doc, v):\n    " + "\n    ".join(body or ["pass"]) + "\n"
+    namespace: dict[str, Any] = {"_union": _union}
+    exec(compile(code, "<operation_detail shape>", "exec"), namespace)
+    compiled: _Merge = namespace["merge"]
+    return compiled
 
 
 @lru_cache(maxsize=2048)
-def _shape_template(masked: str, slots: int, category_type: str | None, action: str | None) -> _Template | None:
-    """The template of one detail shape's fields; () when there are none, None when the shape
-    cannot be filled in (then each text of that shape is parsed as it is)."""
-    fields = detail_fields(parse_detail(masked, category_type, action, max_chars=None))
-    if not fields:
-        return ()
-    out: list[str | int] = []
-    if not _template_of(fields, slots, out):
-        return None
-    pieces: list[str | int] = []
-    for piece in out:
-        if isinstance(piece, str) and pieces and isinstance(pieces[-1], str):
-            pieces[-1] += piece
-        else:
-            pieces.append(piece)
-    return tuple(pieces)
+def _shape_merge(text: str, slots: int | None, category_type: str | None, action: str | None) -> _Merge | None:
+    """The compiled merge of one detail shape's fields (None when it has none); ``slots`` is the
+    number of placeholders, or None for a text taken as it is."""
+    fields = detail_fields(parse_detail(text, category_type, action, max_chars=None))
+    return _compile(fields, slots) if fields else None
 
 
 @lru_cache(maxsize=4096)
-def _detail_json(text: str, category_type: str | None, action: str | None) -> str | None:
-    """The JSON text of :func:`detail_fields` for one exact detail (None when there are none)."""
+def _detail_plan(text: str, category_type: str | None, action: str | None) -> tuple[_Merge, tuple[str, ...]] | None:
+    """How to merge one exact detail's fields: the shape's merge and the text's values (None: no fields)."""
     bounded = text[:MAX_PARSE_CHARS]
     if "@" in bounded or _TWO_DIGITS_RE.search(bounded):
         masked, values = _mask(bounded)
         if values:
-            template = _shape_template(masked, len(values), category_type, action)
-            if template == ():
-                return None
-            if template is not None:
-                # Numbers never need escaping; an address rarely does.
-                escaped = [v if v.isprintable() and "\\" not in v else _json_string(v)[1:-1] for v in values]
-                return "".join([p if isinstance(p, str) else escaped[p] for p in template])
-    fields = detail_fields(parse_detail(bounded, category_type, action))
-    return orjson.dumps(fields).decode() if fields else None
+            merge = _shape_merge(masked, len(values), category_type, action)
+            if merge is not _unfillable:
+                return None if merge is None else (merge, tuple(values))
+    merge = _shape_merge(bounded, None, category_type, action)
+    return None if merge is None else (merge, ())
 
 
 def to_raw(record: Any, event_id: str) -> dict[str, Any]:
