@@ -34,11 +34,6 @@ def emitted_by_stream() -> dict[str, list[dict[str, Any]]]:
     return {stream: [json.loads(line) for line in emitted_lines("ecs", stream)] for stream in STREAMS}
 
 
-@pytest.fixture(scope="module")
-def emitted(emitted_by_stream: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    return emitted_by_stream[OPERATIONS]
-
-
 def index_template_matches(template_path: Path, name: str) -> bool:
     template = load(template_path)
     return any(re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), name) for p in template["index_patterns"])
