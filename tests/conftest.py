@@ -160,3 +160,9 @@ def record(time: str, detail: str = "Add User a@example.com", **extra: Any) -> d
     }
     rec.update(extra)
     return rec
+
+
+@pytest.fixture(params=["1", "3"], ids=["one-window", "three-windows"])
+def concurrency(request: pytest.FixtureRequest) -> str:
+    """`--concurrency` for scenarios that must hold one window at a time and with the default three."""
+    return str(request.param)

@@ -25,11 +25,11 @@ CLIENTS = ("Windows", "Mac", "mac", "iOS", "Android", "Browser", "Linux", "windo
 
 
 @pytest.fixture
-def world(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Any]:
+def world(tmp_path: Path, request: pytest.FixtureRequest, concurrency: str) -> Iterator[Any]:
     made: list[World] = []
 
     def make(**sim: Any) -> World:
-        w = World(tmp_path, request.node.name, stream=STREAM, **{"records_per_day": 10, **sim})
+        w = World(tmp_path, request.node.name, STREAM, concurrency, **{"records_per_day": 10, **sim})
         made.append(w)
         return w
 
@@ -140,8 +140,8 @@ def test_page_tokens_expire_between_pages(world: Any, seed: int) -> None:
     assert "logs" not in requests  # the operation logs were never asked for
 
 
-def test_sigkill_at_random_moments(tmp_path: Path) -> None:
-    kill_at_random_moments(tmp_path, STREAM, activities_per_day=800)
+def test_sigkill_at_random_moments(tmp_path: Path, concurrency: str) -> None:
+    kill_at_random_moments(tmp_path, STREAM, concurrency, activities_per_day=800)
 
 
 def test_report(capsys: pytest.CaptureFixture[str]) -> None:

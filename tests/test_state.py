@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from tests.unprivileged import give_to_nobody, make_read_only, open_directory, run_unprivileged
@@ -323,3 +324,30 @@ def test_delivered_is_set_by_the_first_page_with_records(path: Path) -> None:
     store.commit_page([(b"a" * 16, 1)])
     assert store.snapshot().delivered
     store.close()
+
+
+def test_each_window_in_flight_keeps_its_own_resume_point(path: Path) -> None:
+    store = StateStore.open(path, "acct/1", "all")
+    store.start(T, T)
+    first = {"start": "2026-06-01", "end": "2026-06-28", "from": "2026-06-01", "to": "2026-06-20"}
+    second = {"start": "2026-06-28", "end": "2026-07-25", "from": "2026-06-28", "to": "2026-07-10"}
+    store.commit_page([(b"a" * 16, 1)], first)
+    store.commit_page([(b"b" * 16, 2)], second)
+    store.commit_page([(b"c" * 16, 3)], {**first, "to": "2026-06-15"})
+    assert store.snapshot().resume == ({**second}, {**first, "to": "2026-06-15"})
+    store.advance(T, 0, finished=[("2026-06-01", "2026-06-28")])  # the first finished: the second stays
+    assert store.snapshot().resume == (second,)
+    store.advance(T, 0, finished=[("2026-06-28", "2026-07-25")])
+    assert store.snapshot().resume == ()
+    store.close()
+
+
+def test_a_single_resume_point_keeps_the_form_older_versions_wrote(path: Path) -> None:
+    store = StateStore.open(path, "acct/1", "all")
+    point = {"start": "2026-06-01", "end": "2026-06-28", "from": "2026-06-01", "to": "2026-06-20"}
+    store.commit_page([], point)
+    store.close()
+    with sqlite3.connect(path) as conn:
+        raw = conn.execute("SELECT value FROM meta WHERE key = 'resume'").fetchone()[0]
+    conn.close()
+    assert orjson.loads(raw) == point

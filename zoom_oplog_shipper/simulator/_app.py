@@ -214,6 +214,7 @@ class Simulator:
         self._fail_kinds: tuple[str, ...] = self.config.fail_kinds
         self._slow_rate = self.config.slow_rate
         self._slow_seconds = self.config.slow_seconds
+        self._slow_before = self.config.slow_before
         self._counts = {"api": 0, "token": 0, **{endpoint.label: 0 for endpoint in ENDPOINTS}}
         self._qps_second = -1
         self._qps_used = 0
@@ -315,6 +316,7 @@ class Simulator:
         fail_kinds: Iterable[str] | None = None,
         slow_rate: float | None = None,
         slow_seconds: float | None = None,
+        slow_before: str | None = None,
     ) -> None:
         """Replace the fault schedule and/or probabilities at run time.
 
@@ -344,6 +346,8 @@ class Simulator:
                 self._slow_rate = slow_rate
             if slow_seconds is not None:
                 self._slow_seconds = slow_seconds
+            if slow_before is not None:
+                self._slow_before = slow_before
 
     def faults(self) -> dict[str, Any]:
         """The fault settings in force."""
@@ -354,6 +358,7 @@ class Simulator:
                 "fail_kinds": list(self._fail_kinds),
                 "slow_rate": self._slow_rate,
                 "slow_seconds": self._slow_seconds,
+                "slow_before": self._slow_before,
             }
 
     def stats(self) -> dict[str, Any]:
@@ -443,6 +448,7 @@ class Simulator:
             if kind is None and self._fail_rate and rng.random() < self._fail_rate:
                 kind = rng.choice(self._fail_kinds)
             slow = kind == "slow" or bool(self._slow_rate and rng.random() < self._slow_rate)
+            slow = slow or bool(self._slow_before and "from=" in query and _from_day(query) < self._slow_before)
             delay = self._slow_seconds
             if kind is not None:
                 self._faults[kind] += 1
@@ -798,6 +804,7 @@ class Simulator:
                     fail_kinds=kinds.split(",") if isinstance(kinds, str) else kinds,
                     slow_rate=options.get("slow_rate"),
                     slow_seconds=options.get("slow_seconds"),
+                    slow_before=options.get("slow_before"),
                 )
                 return _json(200, self.faults())
             if path == "/_sim/faults" and method == "GET":
@@ -849,3 +856,8 @@ __all__ = [
     "Simulator",
     "add_months",
 ]
+
+
+def _from_day(query: str) -> str:
+    """The `from` day of a report query string (ISO dates compare as text)."""
+    return _first(parse_qs(query), "from") or ""

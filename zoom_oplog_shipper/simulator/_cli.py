@@ -158,6 +158,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     faults.add_argument("--slow-rate", type=_fraction, default=0.0)
     faults.add_argument("--slow-seconds", type=_seconds, default=5.0)
+    faults.add_argument(
+        "--slow-before", metavar="DATE", default="", help="delay every report request whose `from` is before DATE"
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
@@ -199,6 +202,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         fail_schedule=args.fail_schedule,
         slow_rate=args.slow_rate,
         slow_seconds=args.slow_seconds,
+        slow_before=args.slow_before,
     )
 
 

@@ -177,6 +177,9 @@ class SimulatorConfig:
     fail_schedule: str = ""
     slow_rate: float = 0.0
     slow_seconds: float = 5.0
+    #: Every report request whose `from` is before this day (YYYY-MM-DD) waits slow_seconds: old
+    #: windows answer slowly, so windows read at once finish out of order.
+    slow_before: str = ""
     max_snapshot_records: int = 20_000_000
     activities_per_day: int = 0
     activities_file: str | None = None
