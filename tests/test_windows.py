@@ -9,14 +9,15 @@ from zoom_oplog_shipper.windows import (
     Window,
     covered_until,
     following_start,
+    inclusive_bound,
     months_before,
     next_window,
     offset_limit_after_refusal,
-    plan,
-    proves_to_inclusive,
     query_end,
     query_start,
     retention_floor,
+    shared_from,
+    shared_until,
 )
 
 
@@ -78,8 +79,16 @@ def test_next_window_is_at_most_28_days_and_stops_at_end() -> None:
     assert next_window(date(2026, 1, 1), date(2026, 1, 3)) == Window(date(2026, 1, 1), date(2026, 1, 3))
 
 
+def plan(start: date, end: date, inclusive: bool) -> list[Window]:
+    """The windows a run reads from ``start`` through ``end``, as the engine plans them one after another."""
+    windows = [next_window(start, end)]
+    while windows[-1].end < end:
+        windows.append(next_window(following_start(windows[-1], inclusive), end))
+    return windows
+
+
 @pytest.mark.parametrize("inclusive", [True, False])
-def test_plan_covers_every_day_without_gaps(inclusive: bool) -> None:
+def test_consecutive_windows_cover_every_day_without_gaps(inclusive: bool) -> None:
     start, end = date(2026, 5, 28), date(2026, 11, 27)
     windows = plan(start, end, inclusive)
     assert windows[0].start == start
@@ -112,8 +121,17 @@ def test_covered_until_assumes_the_worst_time_zone() -> None:
         (datetime(2026, 1, 27, 23, 0, tzinfo=UTC), False),
     ],
 )
-def test_proves_to_inclusive(moment: datetime, proves: bool) -> None:
-    assert proves_to_inclusive(moment, Window(date(2026, 1, 1), date(2026, 1, 28))) is proves
+def test_inclusive_bound(moment: datetime, proves: bool) -> None:
+    assert (moment >= inclusive_bound(Window(date(2026, 1, 1), date(2026, 1, 28)))) is proves
+
+
+@pytest.mark.parametrize("offset_hours", range(-12, 15))
+def test_the_shared_day_bounds_hold_every_zone(offset_hours: int) -> None:
+    """A day shared by two windows, in any zone, lies inside both windows' recheck bounds."""
+    earlier, later = Window(date(2026, 1, 1), date(2026, 1, 28)), Window(date(2026, 1, 28), date(2026, 2, 24))
+    zone_midnight = datetime(2026, 1, 28, tzinfo=UTC) - timedelta(hours=offset_hours)
+    first, last = zone_midnight, zone_midnight + timedelta(days=1) - timedelta(seconds=1)
+    assert shared_from(earlier) <= first and last < shared_until(later)
 
 
 def test_window_params() -> None:

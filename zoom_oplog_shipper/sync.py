@@ -35,12 +35,15 @@ from zoom_oplog_shipper.windows import (
     Window,
     covered_until,
     following_start,
+    inclusive_bound,
     midnight,
     next_window,
     offset_limit_after_refusal,
     query_end,
     query_start,
     retention_floor,
+    shared_from,
+    shared_until,
 )
 from zoom_oplog_shipper.zoom_client import Counters, InvalidRequest, Page, PageTokenExpired
 
@@ -256,8 +259,8 @@ class SyncEngine:
         after = at_once and shared and window.end < self._end
         return _Slot(
             window,
-            recheck_before=midnight(window.start + timedelta(days=1)) - MIN_TZ_OFFSET if before else None,
-            recheck_from=midnight(window.end) - MAX_TZ_OFFSET if after else None,
+            recheck_before=shared_until(window) if before else None,
+            recheck_from=shared_from(window) if after else None,
         )
 
     def _next(self, slot: _Slot) -> Window | None:
@@ -543,7 +546,7 @@ class SyncEngine:
             cutoff=self._cutoff,
             seen=self._seen,
             ordered=cursor.ordered,
-            inclusive_bound=None if self._to_inclusive else midnight(query.end) - MIN_TZ_OFFSET,
+            inclusive_bound=None if self._to_inclusive else inclusive_bound(query),
         )
         for entry in scan.skipped:
             log.warning("skipping a log entry that is not an object: %.200r", entry)

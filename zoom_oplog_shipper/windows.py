@@ -97,14 +97,6 @@ def following_start(window: Window, to_inclusive: bool) -> date:
     return window.end + timedelta(days=1) if to_inclusive else window.end
 
 
-def plan(start: date, end: date, to_inclusive: bool) -> list[Window]:
-    """All windows from ``start`` through ``end``, oldest first (what a run asks for)."""
-    windows = [next_window(start, end)]
-    while windows[-1].end < end:
-        windows.append(next_window(following_start(windows[-1], to_inclusive), end))
-    return windows
-
-
 def covered_until(window: Window, to_inclusive: bool = False, max_offset: timedelta = MAX_TZ_OFFSET) -> datetime:
     """Every record before this instant has been returned once all windows up to ``window`` were read.
 
@@ -116,10 +108,26 @@ def covered_until(window: Window, to_inclusive: bool = False, max_offset: timede
     return midnight(last_day_end) - min(max_offset, MAX_TZ_OFFSET)
 
 
-def proves_to_inclusive(record_time: datetime, window: Window) -> bool:
-    """True when a record returned for ``window`` can only be on the `to` day itself.
+def inclusive_bound(window: Window) -> datetime:
+    """A record returned for ``window`` at or after this instant proves that `to` is inclusive.
 
-    A record at or after ``to`` 12:00 UTC is on or after the `to` day in every time zone from UTC-12
-    on, so an API that returned it for this window treats `to` as inclusive.
+    It is at or after ``to`` 12:00 UTC, so on or after the `to` day in every time zone from UTC-12
+    on: only an API that includes the `to` day returns it.
     """
-    return record_time >= midnight(window.end) - MIN_TZ_OFFSET
+    return midnight(window.end) - MIN_TZ_OFFSET
+
+
+def shared_until(window: Window) -> datetime:
+    """Records before this instant may also come with the window that ends on ``window.start``.
+
+    The shared day, in the API's zone, ends by its next day's 12:00 UTC (at UTC-12).
+    """
+    return midnight(window.start + timedelta(days=1)) - MIN_TZ_OFFSET
+
+
+def shared_from(window: Window) -> datetime:
+    """Records from this instant on may also come with the window that starts on ``window.end``.
+
+    The shared day, in the API's zone, begins as early as the day before at 10:00 UTC (at UTC+14).
+    """
+    return midnight(window.end) - MAX_TZ_OFFSET
