@@ -18,12 +18,14 @@ from zoom_oplog_shipper.cli import COMMANDS, _normalize_argv, build_parser, main
 from zoom_oplog_shipper.config import Config, load_config
 from zoom_oplog_shipper.errors import ConfigError
 from zoom_oplog_shipper.settings import (
+    BY_NAME,
     FILE_KEYS,
     README_END,
     README_START,
     SETTINGS,
     readme_table,
     replace_readme_table,
+    windows_at_once,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +54,7 @@ SAMPLES: dict[str, tuple[tuple[Any, Any], tuple[Any, Any], tuple[Any, Any]]] = {
     "max_rps": (("1.5", 1.5), ("0", 0.0), (3, 3.0)),
     "max_line_bytes": (("4096", 4096), ("8192", 8192), (65536, 65536)),
     "stream": (("activities", "activities"), ("operations", "operations"), ("activities", "activities")),
-    "concurrency": (("5", 5), ("1", 1), (4, 4)),
+    "concurrency": (("5", 5), ("auto", 0), (4, 4)),
     "max_records": (("100", 100), ("0", 0), (5000, 5000)),
     "metrics_file": (("/tmp/a.prom", Path("/tmp/a.prom")), ("/tmp/b.prom", Path("/tmp/b.prom")),
                      ("/tmp/c.prom", Path("/tmp/c.prom"))),
@@ -286,3 +288,17 @@ def test_options_before_the_command(argv: list[str], code: int, needle: str, tmp
     result, err, out = _cli(argv, tmp_path)
     assert result == code and needle in err and "hunter2" not in err
     assert (out != b"") == (code == 0)
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "max_rps", "windows"),
+    [(0, 5.0, 3), (0, 10.0, 5), (0, 0.0, 3), (0, 1000.0, 16), (1, 10.0, 1), (7, 1.0, 7)],
+)
+def test_auto_concurrency_uses_the_allowed_request_rate(concurrency: int, max_rps: float, windows: int) -> None:
+    assert windows_at_once(concurrency, max_rps) == windows
+
+
+@pytest.mark.parametrize("text", ["0", "17", "two", "-1"])
+def test_concurrency_outside_its_range_is_refused(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"ZOOM_OPLOG_CONCURRENCY: .* must be `auto` or a whole number from 1 to 16"):
+        BY_NAME["concurrency"].parse(text, "ZOOM_OPLOG_CONCURRENCY")

@@ -92,7 +92,7 @@ class Config:
     max_rps: float = DEFAULT_MAX_RPS
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     max_records: int = 0
-    concurrency: int = 3
+    concurrency: int = 0  # auto: settings.windows_at_once
     metrics_file: Path | None = None
     output_format: str = "ecs"
     include_original: bool = False

@@ -8,6 +8,7 @@ README's settings table are all derived from ``SETTINGS``. ``python -m zoom_oplo
 from __future__ import annotations
 
 import argparse
+import math
 import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -53,6 +54,9 @@ DEFAULT_MAX_RPS = 5.0
 #: Windows read at once during a backfill; a few cover Zoom's answer times without more requests.
 DEFAULT_CONCURRENCY = 3
 MAX_CONCURRENCY = 16
+#: Zoom's report endpoints answer in about this long: `auto` keeps enough windows in flight to use
+#: the allowed request rate (at --max-rps 10, five windows; never fewer than DEFAULT_CONCURRENCY).
+TYPICAL_ANSWER_S = 0.5
 DEFAULT_MAX_LINE_BYTES = 16384
 MIN_MAX_LINE_BYTES = 2048
 
@@ -189,6 +193,21 @@ def _number(
         return number
 
     return parse
+
+
+def _concurrency(text: str, where: str) -> int:
+    """``auto`` (0, decided from --max-rps) or a whole number of windows from 1 to MAX_CONCURRENCY."""
+    if text.strip().lower() in ("", "auto"):
+        return 0
+    what = f"`auto` or a whole number from 1 to {MAX_CONCURRENCY}"
+    return int(_number(int, 1, 0, what, MAX_CONCURRENCY)(text.strip(), where))
+
+
+def windows_at_once(concurrency: int, max_rps: float) -> int:
+    """How many windows a backfill reads at once: as set, or for `auto` (0) enough to use --max-rps."""
+    if concurrency:
+        return concurrency
+    return min(MAX_CONCURRENCY, max(DEFAULT_CONCURRENCY, math.ceil(max_rps * TYPICAL_ANSWER_S)))
 
 
 def _path_or_none(text: str, _where: str) -> Path | None:
@@ -347,8 +366,8 @@ SETTINGS: tuple[Setting, ...] = (
     _setting(
         "concurrency", "ZOOM_OPLOG_CONCURRENCY",
         "windows read at once during a backfill, sharing one token and the --max-rps limit; 1 reads one at a time",
-        _number(int, 1, DEFAULT_CONCURRENCY, f"a whole number from 1 to {MAX_CONCURRENCY}", MAX_CONCURRENCY),
-        DEFAULT_CONCURRENCY, f"`{DEFAULT_CONCURRENCY}`", flag="--concurrency", metavar="N",
+        _concurrency, 0, f"`auto`: {DEFAULT_CONCURRENCY}, or --max-rps / 2 if more (at most {MAX_CONCURRENCY})",
+        flag="--concurrency", metavar="N",
     ),
     _setting(
         "max_line_bytes", "ZOOM_OPLOG_MAX_LINE_BYTES",

@@ -27,6 +27,7 @@ from zoom_oplog_shipper.errors import ApiError
 from zoom_oplog_shipper.output import PageWriter
 from zoom_oplog_shipper.records import epoch, rfc3339_millis
 from zoom_oplog_shipper.scan import Candidate, Cursor, Encoder, Formatter, render_page, scan_page
+from zoom_oplog_shipper.settings import windows_at_once
 from zoom_oplog_shipper.state import Snapshot, StateStore
 from zoom_oplog_shipper.windows import (
     MAX_TZ_OFFSET,
@@ -238,12 +239,13 @@ class SyncEngine:
                 self.summary.notes.append(note)
             start = oldest
         self._end = query_end(t0, self._offset_limit, self._to_inclusive)
-        workers = max(1, self.config.concurrency)
-        if workers == 1:
-            self._read_in_order(next_window(start, self._end), today, t0)
+        workers = windows_at_once(self.config.concurrency, self.config.max_rps)
+        first = next_window(start, self._end)
+        if workers == 1 or first.end >= self._end:  # an hourly run reads one window: no threads
+            self._read_in_order(first, today, t0)
         else:
             with ThreadPoolExecutor(workers, thread_name_prefix="zoom-window") as pool:
-                self._read_at_once(next_window(start, self._end), today, t0, pool, workers)
+                self._read_at_once(first, today, t0, pool, workers)
         if self.summary.outcome == "running":
             self.summary.outcome = "complete"
 
