@@ -351,6 +351,8 @@ def test_events_of_one_text_share_nothing() -> None:
 EXTRA_TEXTS = [
     # meeting ids written in groups: the parser joins the digits, the shape cannot hold them
     ("Delete Meeting 123 456 7890", "Webinar", "Delete"),
+    ("Delete Meeting 123 4", "Webinar", "Delete"),
+    ("Delete cloud recording for meeting 12-3", "Recording", "Delete"),
     ("Delete cloud recording for meeting 11122223333 and 44455566677", "Recording", "Delete"),
     ("Change Role  - a.b@x.io: from Member to Admin - c@y.io: from User to Owner", "User", "Batch Update"),
     # longer than the parser reads, with numbers that the placeholders make longer still

@@ -299,8 +299,8 @@ def _unfillable(doc: dict[str, Any], values: Sequence[str]) -> None:  # pragma: 
 
 def _literal(value: Any, slots: int | None) -> str | None:
     """Python source of a fresh copy of ``value``; placeholder ``n`` reads ``v[n]`` (no placeholders
-    when ``slots`` is None). None when a placeholder is not one of the slots: the parser changed it
-    (the digits of several ids joined into one)."""
+    when ``slots`` is None). None when the parser changed a placeholder (it joins the digits of an
+    id written in groups, ``123 456 7890``): such a shape cannot be filled in."""
     if isinstance(value, dict):
         items = [(repr(key), _literal(item, slots)) for key, item in value.items()]
         if any(item is None for _, item in items):
@@ -316,17 +316,20 @@ def _literal(value: Any, slots: int | None) -> str | None:
     if slots is None:
         return repr(value)
     pieces: list[str] = []
+    literals: list[str] = []
     done = 0
     for match in _PLACEHOLDER_RE.finditer(value):
         index = int(match.group(1) or match.group(2))
         if index >= slots:
             return None
-        if match.start() > done:
-            pieces.append(repr(value[done : match.start()]))
-        pieces.append(f"v[{index}]")
+        literals.append(value[done : match.start()])
+        pieces += [repr(literals[-1]), f"v[{index}]"]
         done = match.end()
-    if done < len(value) or not pieces:
-        pieces.append(repr(value[done:]))
+    literals.append(value[done:])
+    if any("8800" in text or "zmask" in text for text in literals):
+        return None  # what is left of a placeholder the parser cut or joined with other digits
+    pieces.append(repr(literals[-1]))
+    pieces = [piece for piece in pieces if piece != "''"] or ["''"]
     return pieces[0] if len(pieces) == 1 else "(" + " + ".join(pieces) + ")"
 
 
