@@ -7,7 +7,7 @@ import heapq
 import random
 import re
 from array import array
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 from pathlib import Path
@@ -239,122 +239,125 @@ class _Gen:
             second += 1
         return values[first], values[second]
 
+    def changed(self, values: tuple[str, ...], text: str) -> str:
+        """``text`` naming a user and a change between two different ``values``, drawn before the user."""
+        old, new = self.two(values)
+        return text.format(user=self.email(), old=old, new=new)
+
     def record(self, category: str | None = None) -> tuple[str, str, str]:
-        """Return (category, action, operation_detail)."""
+        """Return (category, action, operation_detail); an unknown category gives a Sub Account record."""
         r = self.r
         category = category or _CATEGORIES[bisect.bisect_right(_CATEGORY_CUM, r() * _CATEGORY_CUM[-1])]
         pick = r()
-        c = self.c
-        if category == "User":
-            if pick < 0.16:
-                return (
-                    category,
-                    "Add",
-                    (f"Add User {self.email()}  - User Type: {c(_USER_TYPES)} - Department: {c(_DEPTS)}"),
-                )
-            if pick < 0.24:
-                return category, "Delete", f"Delete User {self.email()}"
-            if pick < 0.30:
-                return category, "Activate", f"Activate User {self.email()}"
-            if pick < 0.34:
-                return category, "Update", f"Deactivate User {self.email()}"
-            if pick < 0.44:
-                a, b = self.two(_ROLES)
-                return category, "Batch Update", f"Change Role  - {self.email()}: from {a} to {b}"
-            if pick < 0.54:
-                a, b = self.two(_USER_TYPES)
-                return category, "SCIM API - Update", (f"Edit User {self.email()}  - Change Type: from {a} to {b}")
-            if pick < 0.70:
-                a, b = self.two(_ROLES)
-                return category, "Update", f"Update User {self.email()}  - User Role: from {a} to {b}"
-            if pick < 0.85:
-                return category, "Update", (f"Update User {self.email()}  - Job Title: set to {c(_TITLES)}")
-            return category, "Update", f"Update User {self.email()}  - Department: set to {c(_DEPTS)}"
-        if category == "Account":
-            if pick < 0.9:
-                return category, "Update", f"{c(_ACCOUNT_SETTINGS)}: {self.onoff()}"
-            return category, "Update", "Update account profile  - Account Name: set to Example Corp"
-        if category == "User Settings":
-            return category, "Update", (f"Edit User {self.email()}  - {c(_USER_SETTINGS)}: {self.onoff()}")
-        if category == "Recording":
-            meeting = self.between(10**10, 10**11)
-            if pick < 0.6:
-                return category, "Delete", f"Delete cloud recording for meeting {meeting}"
-            if pick < 0.8:
-                return category, "Update", f"Recover cloud recording for meeting {meeting}"
-            return category, "Update", f"Update recording settings for meeting {meeting}  - Share: {self.onoff()}"
-        if category == "User Group":
-            group = c(_GROUPS)
-            if pick < 0.3:
-                return category, "Add", f"Add Group {group}"
-            if pick < 0.45:
-                return category, "Delete", f"Delete Group {group}"
-            if pick < 0.7:
-                return category, "Update", f"Edit Group {group}  - Add Member: {self.email()}"
-            return category, "Update", (f"Edit Group {group}  - Personal Meeting ID (PMI) Passcode: {self.onoff()}")
-        if category == "Role":
-            role = c(_ROLES)
-            if pick < 0.2:
-                return category, "Add", f"Add Role {role}"
-            if pick < 0.3:
-                return category, "Delete", f"Delete Role {role}"
-            if pick < 0.65:
-                return (
-                    category,
-                    "Update",
-                    (
-                        f"Edit Role {role}  - {c(_ROLE_PERMISSIONS)}: from Off to View"
-                        if r() < 0.5
-                        else f"Edit Role {role}  - {c(_ROLE_PERMISSIONS)}: from View to Edit"
-                    ),
-                )
-            a, b = self.two(_ROLES)
-            return category, "Update", f"Change Role  - {self.email()}: from {a} to {b}"
-        if category == "IM":
-            group = c(_IM_GROUPS)
-            if pick < 0.3:
-                return category, "Add", f"Add IM Group {group}"
-            if pick < 0.45:
-                return category, "Delete", f"Delete IM Group {group}"
-            return category, "Update", f"Edit IM Group {group}  - Add Member: {self.email()}"
-        if category == "Webinar":
-            webinar = self.between(10**10, 10**11)
-            if pick < 0.4:
-                return category, "Delete", f"Delete Webinar {webinar}"
-            return category, "Update", (f"Update Webinar {webinar}  - Registration: {self.onoff()}")
-        if category == "Zoom Rooms":
-            room = c(_ROOMS)
-            if pick < 0.2:
-                return category, "Add", f"Add Room {room}"
-            if pick < 0.3:
-                return category, "Delete", f"Delete Room {room}"
-            return category, "Update", f"Edit Room {room}  - Share screen with HDMI: {self.onoff()}"
-        if category == "Billing":
-            if pick < 0.4:
-                return category, "Update", "Update billing contact information"
-            if pick < 0.7:
-                return category, "Add", f"Add Plan {c(_PLANS)}"
-            return category, "Update", "Update payment method  - Card: ending in " + str(self.between(1000, 10000))
-        if category == "Phone Contacts":
-            name = self.email().split("@", 1)[0].replace(".", " ").title()
-            if pick < 0.5:
-                return category, "Add", f"Add External Contact {name}"
-            if pick < 0.7:
-                return category, "Delete", f"Delete External Contact {name}"
-            return (
-                category,
-                "Update",
-                f"Edit External Contact {name}  - Phone Number: set to +1555{self.between(10**6, 10**7)}",
-            )
-        sub = c(_SUB_ACCOUNTS)
-        if pick < 0.3:
-            return "Sub Account", "Add", f"Add Sub Account {sub}"
-        seats = self.between(5, 50)
-        return (
-            "Sub Account",
+        name = category if category in _DETAILS else "Sub Account"
+        subject = _SUBJECTS.get(name)
+        value = subject(self) if subject is not None else None
+        _, action, detail = next(row for row in _DETAILS[name] if pick < row[0])
+        return name, action, detail(self, value)
+
+
+_Row = tuple[float, str, Callable[[_Gen, Any], str]]
+_ROLE_CHANGE = "Change Role  - {user}: from {old} to {new}"
+_TYPE_CHANGE = "Edit User {user}  - Change Type: from {old} to {new}"
+
+
+def _permission_edit(g: _Gen, role: str) -> str:
+    step = "from Off to View" if g.r() < 0.5 else "from View to Edit"
+    return f"Edit Role {role}  - {g.c(_ROLE_PERMISSIONS)}: {step}"
+
+
+def _added_deleted(noun: str, add_below: float, delete_below: float) -> tuple[_Row, _Row]:
+    """The rows of a category whose subject is added (``Add Room X``) and deleted (``Delete Room X``)."""
+    added: _Row = (add_below, "Add", lambda _, s: f"Add {noun} {s}")
+    deleted: _Row = (delete_below, "Delete", lambda _, s: f"Delete {noun} {s}")
+    return added, deleted
+
+
+def _seats_edit(g: _Gen, sub: str) -> str:
+    seats = g.between(5, 50)
+    return f"Edit Sub Account {sub}  - Seats: from {seats} to {seats + g.between(1, 20)}"
+
+
+# category -> what its details are about, drawn after the pick (categories absent have no subject).
+_SUBJECTS: dict[str, Callable[[_Gen], Any]] = {
+    "Recording": lambda g: g.between(10**10, 10**11),
+    "User Group": lambda g: g.c(_GROUPS),
+    "Role": lambda g: g.c(_ROLES),
+    "IM": lambda g: g.c(_IM_GROUPS),
+    "Webinar": lambda g: g.between(10**10, 10**11),
+    "Zoom Rooms": lambda g: g.c(_ROOMS),
+    "Phone Contacts": lambda g: g.email().split("@", 1)[0].replace(".", " ").title(),
+    "Sub Account": lambda g: g.c(_SUB_ACCOUNTS),
+}
+# category -> its (pick below, action, detail) rows: the first row whose bound is above the pick
+# applies (the last takes the rest). A detail gets the subject and makes exactly the draws its text
+# needs, in the order they were always made, so a seed's records never change.
+_DETAILS: dict[str, tuple[_Row, ...]] = {
+    "User": (
+        (
+            0.16,
+            "Add",
+            lambda g, _: f"Add User {g.email()}  - User Type: {g.c(_USER_TYPES)} - Department: {g.c(_DEPTS)}",
+        ),
+        (0.24, "Delete", lambda g, _: f"Delete User {g.email()}"),
+        (0.30, "Activate", lambda g, _: f"Activate User {g.email()}"),
+        (0.34, "Update", lambda g, _: f"Deactivate User {g.email()}"),
+        (0.44, "Batch Update", lambda g, _: g.changed(_ROLES, _ROLE_CHANGE)),
+        (0.54, "SCIM API - Update", lambda g, _: g.changed(_USER_TYPES, _TYPE_CHANGE)),
+        (0.70, "Update", lambda g, _: g.changed(_ROLES, "Update User {user}  - User Role: from {old} to {new}")),
+        (0.85, "Update", lambda g, _: f"Update User {g.email()}  - Job Title: set to {g.c(_TITLES)}"),
+        (1.0, "Update", lambda g, _: f"Update User {g.email()}  - Department: set to {g.c(_DEPTS)}"),
+    ),
+    "Account": (
+        (0.9, "Update", lambda g, _: f"{g.c(_ACCOUNT_SETTINGS)}: {g.onoff()}"),
+        (1.0, "Update", lambda g, _: "Update account profile  - Account Name: set to Example Corp"),
+    ),
+    "User Settings": ((1.0, "Update", lambda g, _: f"Edit User {g.email()}  - {g.c(_USER_SETTINGS)}: {g.onoff()}"),),
+    "Recording": (
+        (0.6, "Delete", lambda g, s: f"Delete cloud recording for meeting {s}"),
+        (0.8, "Update", lambda g, s: f"Recover cloud recording for meeting {s}"),
+        (1.0, "Update", lambda g, s: f"Update recording settings for meeting {s}  - Share: {g.onoff()}"),
+    ),
+    "User Group": (
+        *_added_deleted("Group", 0.3, 0.45),
+        (0.7, "Update", lambda g, s: f"Edit Group {s}  - Add Member: {g.email()}"),
+        (1.0, "Update", lambda g, s: f"Edit Group {s}  - Personal Meeting ID (PMI) Passcode: {g.onoff()}"),
+    ),
+    "Role": (
+        *_added_deleted("Role", 0.2, 0.3),
+        (0.65, "Update", _permission_edit),
+        (1.0, "Update", lambda g, _: g.changed(_ROLES, _ROLE_CHANGE)),
+    ),
+    "IM": (
+        *_added_deleted("IM Group", 0.3, 0.45),
+        (1.0, "Update", lambda g, s: f"Edit IM Group {s}  - Add Member: {g.email()}"),
+    ),
+    "Webinar": (
+        (0.4, "Delete", lambda g, s: f"Delete Webinar {s}"),
+        (1.0, "Update", lambda g, s: f"Update Webinar {s}  - Registration: {g.onoff()}"),
+    ),
+    "Zoom Rooms": (
+        *_added_deleted("Room", 0.2, 0.3),
+        (1.0, "Update", lambda g, s: f"Edit Room {s}  - Share screen with HDMI: {g.onoff()}"),
+    ),
+    "Billing": (
+        (0.4, "Update", lambda g, _: "Update billing contact information"),
+        (0.7, "Add", lambda g, _: f"Add Plan {g.c(_PLANS)}"),
+        (1.0, "Update", lambda g, _: f"Update payment method  - Card: ending in {g.between(1000, 10000)}"),
+    ),
+    "Phone Contacts": (
+        *_added_deleted("External Contact", 0.5, 0.7),
+        (
+            1.0,
             "Update",
-            (f"Edit Sub Account {sub}  - Seats: from {seats} to {seats + self.between(1, 20)}"),
-        )
+            lambda g, s: f"Edit External Contact {s}  - Phone Number: set to +1555{g.between(10**6, 10**7)}",
+        ),
+    ),
+    "Sub Account": (
+        (0.3, "Add", lambda g, s: f"Add Sub Account {s}"),
+        (1.0, "Update", _seats_edit),
+    ),
+}
 
 
 def _make(category: str, action: str, detail: str, operator: str, when: str) -> dict[str, str]:
@@ -420,13 +423,9 @@ def iter_generated(seed: int, days: int, records_per_day: int, end: datetime) ->
                 action = "Batch Update" if r() < 0.5 else "SCIM API - Update"
                 stamp = when(epoch)
                 batch = []
+                values, text = (_ROLES, _ROLE_CHANGE) if action == "Batch Update" else (_USER_TYPES, _TYPE_CHANGE)
                 for _ in range(2 + int(r() * 5)):
-                    if action == "Batch Update":
-                        a, b = gen.two(_ROLES)
-                        detail = f"Change Role  - {gen.email()}: from {a} to {b}"
-                    else:
-                        a, b = gen.two(_USER_TYPES)
-                        detail = f"Edit User {gen.email()}  - Change Type: from {a} to {b}"
+                    detail = gen.changed(values, text)
                     batch.append((epoch, _make("User", action, detail, operator, stamp)))
             elif kind < 0.09:
                 # A settings sweep: several account settings within a few seconds, some equal.
