@@ -7,8 +7,10 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
+from dataclasses import fields
 from types import FrameType
-from typing import Any
+from typing import Any, TypeVar
 
 from zoom_oplog_shipper.simulator._app import Simulator
 from zoom_oplog_shipper.simulator._config import (
@@ -24,39 +26,44 @@ SECRET_ENV = "ZOOM_SIM_CLIENT_SECRET"
 DEFAULT_DAYS = 7
 DEFAULT_RECORDS_PER_DAY = 50
 DEFAULT_ACTIVITIES_PER_DAY = 30
+_T = TypeVar("_T")
 
 
-def _seconds(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+def _switch_type(parse: Callable[[str], _T]) -> Callable[[str], _T]:
+    """An argparse ``type`` from a parser that raises ValueError: argparse shows its message."""
+
+    def convert(text: str) -> _T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
 
 
-def _whole_seconds(text: str) -> int:
-    value = _seconds(text)
+def _parse_whole_seconds(text: str) -> int:
+    value = parse_duration(text)
     if value < 1:
         msg = f"{text!r} must be at least 1 second"
-        raise argparse.ArgumentTypeError(msg)
+        raise ValueError(msg)
     return int(value)
 
 
-def _tz(text: str) -> int:
-    try:
-        return parse_tz_offset(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-def _fraction(text: str) -> float:
+def _parse_fraction(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not 0.0 <= value <= 1.0:
         msg = f"{text!r} is not a fraction between 0 and 1"
-        raise argparse.ArgumentTypeError(msg)
+        raise ValueError(msg)
     return value
+
+
+_seconds = _switch_type(parse_duration)
+_whole_seconds = _switch_type(_parse_whole_seconds)
+_tz = _switch_type(parse_tz_offset)
+_fraction = _switch_type(_parse_fraction)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,20 +87,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--scope", default=DEFAULT_SCOPE, help=f"granted scopes, space-separated (default {DEFAULT_SCOPE})"
     )
     auth.add_argument("--single-token", action="store_true", help="a new access token invalidates older ones")
-    auth.add_argument(
-        "--invalid-client-status",
-        type=int,
-        choices=(400, 401),
-        default=401,
-        help="HTTP status of invalid_client errors",
-    )
-    auth.add_argument(
-        "--invalid-token-status",
-        type=int,
-        choices=(400, 401),
-        default=401,
-        help="HTTP status of code 124 errors",
-    )
+    for kind, errors in (("client", "invalid_client errors"), ("token", "code 124 errors")):
+        status = f"--invalid-{kind}-status"
+        auth.add_argument(status, type=int, choices=(400, 401), default=401, help=f"HTTP status of {errors}")
     auth.add_argument("--no-permission", action="store_true", help="answer 400 code 200")
 
     api = parser.add_argument_group("undocumented API behaviour")
@@ -169,40 +165,17 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     if days is None:
         days = 0 if args.records_file or args.activities_file else DEFAULT_DAYS
     secret = args.client_secret or os.environ.get(SECRET_ENV) or "demo-secret"
+    # A switch sets the config field of its name; the ones below are named otherwise or derived.
+    given = vars(args)
+    same_name = {f.name: given[f.name] for f in fields(SimulatorConfig) if f.name in given}
     return SimulatorConfig(
-        account_id=args.account_id,
-        client_id=args.client_id,
-        client_secret=secret,
-        token_ttl=args.token_ttl,
-        page_token_ttl=args.page_token_ttl,
-        scope=args.scope,
-        single_token=args.single_token,
-        invalid_client_status=args.invalid_client_status,
-        invalid_token_status=args.invalid_token_status,
-        no_permission=args.no_permission,
-        tz_offset_minutes=args.tz_offset,
-        order=args.order,
-        future_to=args.future_to,
-        max_range_days=args.max_range_days,
-        retention_months=args.retention_months,
-        page_size_over_max=args.page_size_over_max,
-        echo_dates=args.echo_dates,
-        seed=args.seed,
-        days=days,
-        records_per_day=args.records_per_day,
-        records_file=args.records_file,
-        activities_per_day=args.activities_per_day,
-        activities_file=args.activities_file,
-        late_fraction=args.late_fraction,
-        late_by=args.late_by,
-        qps_limit=args.qps_limit,
-        daily_limit=args.daily_limit,
-        fail_rate=args.fail_rate,
-        fail_kinds=tuple(k.strip() for k in args.fail_kinds.split(",") if k.strip()),
-        fail_schedule=args.fail_schedule,
-        slow_rate=args.slow_rate,
-        slow_seconds=args.slow_seconds,
-        slow_before=args.slow_before,
+        **{
+            **same_name,
+            "client_secret": secret,
+            "tz_offset_minutes": args.tz_offset,
+            "days": days,
+            "fail_kinds": tuple(k.strip() for k in args.fail_kinds.split(",") if k.strip()),
+        }
     )
 
 
