@@ -134,6 +134,18 @@ def _zoom_error(status: int, code: int, message: str, **extra: object) -> Respon
     return _json(status, {"code": code, "message": message, **extra})
 
 
+def _limit_429(kind: str, message: str, limit: int, *extra: tuple[str, str]) -> Response:
+    """Zoom's 429 for a used-up rate limit of type ``kind`` (``QPS``, ``Daily-limit``)."""
+    headers = [
+        ("X-RateLimit-Category", "Heavy"),
+        ("X-RateLimit-Type", kind),
+        ("X-RateLimit-Limit", str(limit)),
+        ("X-RateLimit-Remaining", "0"),
+        *extra,
+    ]
+    return _json(429, {"code": 429, "message": message}, headers)
+
+
 def _validation(field_name: str, message: str) -> Response:
     return _zoom_error(400, 300, "Validation Failed.", errors=[{"field": field_name, "message": message}])
 
@@ -617,32 +629,13 @@ class Simulator:
 
     @staticmethod
     def _qps_429(limit: int) -> Response:
-        return _json(
-            429,
-            {"code": 429, "message": QPS_MESSAGE},
-            [
-                ("X-RateLimit-Category", "Heavy"),
-                ("X-RateLimit-Type", "QPS"),
-                ("X-RateLimit-Limit", str(limit)),
-                ("X-RateLimit-Remaining", "0"),
-            ],
-        )
+        return _limit_429("QPS", QPS_MESSAGE, limit)
 
     @staticmethod
     def _daily_429(limit: int, now: datetime) -> Response:
         utc = now.astimezone(UTC)
         reset = datetime(utc.year, utc.month, utc.day, tzinfo=UTC) + timedelta(days=1)
-        return _json(
-            429,
-            {"code": 429, "message": DAILY_MESSAGE},
-            [
-                ("X-RateLimit-Category", "Heavy"),
-                ("X-RateLimit-Type", "Daily-limit"),
-                ("X-RateLimit-Limit", str(limit)),
-                ("X-RateLimit-Remaining", "0"),
-                ("Retry-After", reset.strftime("%Y-%m-%dT%H:%M:%SZ")),
-            ],
-        )
+        return _limit_429("Daily-limit", DAILY_MESSAGE, limit, ("Retry-After", reset.strftime("%Y-%m-%dT%H:%M:%SZ")))
 
     def _parse_query(self, query: str, now: datetime, category_filter: bool) -> _Query | Response:
         cfg = self.config
