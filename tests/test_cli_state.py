@@ -282,3 +282,21 @@ def test_state_files_stay_private(env: dict[str, str], zoom: FakeZoom) -> None:
     daily(zoom, 2)
     assert cli(["run", "--backfill-start", "2026-11-25"], env).code == 0
     assert oct(os.stat(store_path(env)).st_mode & 0o777) == oct(0o600)
+
+
+def test_state_commands_act_on_the_chosen_streams_store(tmp_path: Path) -> None:
+    """`state path/show/reset --stream activities` never touch the operations store."""
+    env = {"ZOOM_ACCOUNT_ID": "acct-1", "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state")}
+    paths = {}
+    for stream in ("operations", "activities"):
+        out = io.BytesIO()
+        assert main(["state", "path", "--stream", stream], env=env, stdout=out, stderr=io.StringIO()) == 0
+        paths[stream] = Path(out.getvalue().decode().strip())
+    assert paths["operations"] != paths["activities"] and "activities" in paths["activities"].name
+    for stream, path in paths.items():
+        StateStore.open(path, "acct-1", "all" if stream == "operations" else "activities").close()
+    assert main(["state", "reset", "--stream", "activities", "--yes"], env=env, stderr=io.StringIO()) == 0
+    assert paths["operations"].exists() and not paths["activities"].exists()
+    shown = io.BytesIO()
+    assert main(["state", "show", "--json"], env={**env, "ZOOM_OPLOG_STREAM": "operations"}, stdout=shown) == 0
+    assert orjson.loads(shown.getvalue())["exists"] is True

@@ -35,11 +35,14 @@ COMMANDS = ("run", "check", "state", "simulate", "demo")
 EPILOG = f"""\
 examples:
   export ZOOM_ACCOUNT_ID=... ZOOM_CLIENT_ID=... ZOOM_CLIENT_SECRET_FILE=/etc/zoom/secret
-  zoom-oplog-shipper check                      # credentials, scopes, permission, clock
-  zoom-oplog-shipper run --backfill-start 2026-06-01 > events.ndjson
-  zoom-oplog-shipper run                        # later runs: only what is new
-  zoom-oplog-shipper state show                 # watermark, fingerprints, last run
+  zoom-oplog-shipper check                      # credentials, scopes, permission, clock, state
+  zoom-oplog-shipper run                        # what is new since the last run (the agent runs this)
+  zoom-oplog-shipper run --stream activities    # the sign-in/sign-out activity logs
+  zoom-oplog-shipper state show                 # last run, lag, watermark, fingerprints
   zoom-oplog-shipper demo | head                # no Zoom account needed
+
+history: set ZOOM_BACKFILL_START in the agent's environment; its first runs backfill in
+--max-runtime slices (README, "With a real account").
 
 settings come from a flag, else the environment, else a TOML file (--config, ZOOM_OPLOG_CONFIG,
 or config.toml in the user config directory), else the default. The client id and secret are

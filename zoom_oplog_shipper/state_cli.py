@@ -19,7 +19,8 @@ from zoom_oplog_shipper.config import Config, parse_instant
 from zoom_oplog_shipper.errors import ConfigError, ExitCode
 from zoom_oplog_shipper.logs import LOGGER_NAME
 from zoom_oplog_shipper.records import rfc3339_millis
-from zoom_oplog_shipper.state import RunLock, StateStore, reset_state, state_file
+from zoom_oplog_shipper.state import RunLock, StateStore, reset_state
+from zoom_oplog_shipper.streams import stream_of
 from zoom_oplog_shipper.windows import midnight, retention_floor
 
 log = logging.getLogger(LOGGER_NAME)
@@ -30,7 +31,9 @@ def run_state_command(args: argparse.Namespace, config: Config, out: BinaryIO, c
     if not config.account_id:
         msg = "state commands need the account id: set ZOOM_ACCOUNT_ID or --account-id"
         raise ConfigError(msg)
-    path = state_file(config.state_dir, config.account_id, config.category_type)
+    log_type = stream_of(config)
+    key = log_type.store_key(config)
+    path = log_type.state_path(config)
 
     def write(text: str) -> None:
         out.write(text.encode() + b"\n")
@@ -40,22 +43,22 @@ def run_state_command(args: argparse.Namespace, config: Config, out: BinaryIO, c
         write(str(path))
         return 0
     if args.state_command == "show":
-        write(_show(path, config, clock.now(), as_json=bool(getattr(args, "json", False))))
+        write(_show(path, config, key, clock.now(), as_json=bool(getattr(args, "json", False))))
         return 0
     if args.state_command == "rewind":
-        return _rewind(path, config, args, clock.now())
+        return _rewind(path, config, key, args, clock.now())
     return _reset(path, bool(args.yes))
 
 
-def _show(path: Path, config: Config, now: datetime, *, as_json: bool) -> str:
+def _show(path: Path, config: Config, key: str, now: datetime, *, as_json: bool) -> str:
     if not path.exists():
         if as_json:
             return orjson.dumps({"path": str(path), "exists": False}, option=orjson.OPT_INDENT_2).decode()
         return (
-            f"no state yet for account {config.account_id}, category {config.category_type}: "
+            f"no state yet for account {config.account_id}, {config.stream} ({key}): "
             f"the first `zoom-oplog-shipper run` creates {path}"
         )
-    store = StateStore.open(path, config.account_id, config.category_type, readonly=True)
+    store = StateStore.open(path, config.account_id, key, readonly=True)
     try:
         info = store.describe()
     finally:
@@ -86,10 +89,10 @@ def human_report(info: dict[str, Any], now: datetime) -> list[str]:
         f"account: {info.get('account_id')}, category: {info.get('category_type')}",
     ]
     resume = info.get("resume")
-    if isinstance(resume, dict):
+    for point in resume if isinstance(resume, list) else [resume] if isinstance(resume, dict) else []:
         lines.append(
-            f"resume point: window {resume.get('start')}..{resume.get('end')} was interrupted; "
-            f"the next run asks for {resume.get('from')}..{resume.get('to')}"
+            f"resume point: window {point.get('start')}..{point.get('end')} was interrupted; "
+            f"the next run asks for {point.get('from')}..{point.get('to')}"
         )
     return lines
 
@@ -172,7 +175,7 @@ def rewind_target(text: str, now: datetime) -> datetime:
     return to
 
 
-def _rewind(path: Path, config: Config, args: argparse.Namespace, now: datetime) -> int:
+def _rewind(path: Path, config: Config, key: str, args: argparse.Namespace, now: datetime) -> int:
     if not args.yes:
         msg = (
             f"`state rewind --to {args.to}` moves the watermark in {path} back so the next run sends again "
@@ -183,7 +186,7 @@ def _rewind(path: Path, config: Config, args: argparse.Namespace, now: datetime)
     to = rewind_target(args.to, now)
     if not path.exists():
         msg = (
-            f"no state at {path}: nothing to rewind; check --state-dir, --account-id and --category-type "
+            f"no state at {path}: nothing to rewind; check --state-dir, --account-id, --stream and --category-type "
             "(the first `zoom-oplog-shipper run` creates the state)"
         )
         raise ConfigError(msg)
@@ -192,7 +195,7 @@ def _rewind(path: Path, config: Config, args: argparse.Namespace, now: datetime)
         log.error("a run holds %s; try again when it has finished", lock.path)
         return int(ExitCode.FAILURE)
     try:
-        store = StateStore.open(path, config.account_id, config.category_type, create=False)
+        store = StateStore.open(path, config.account_id, key, create=False)
         try:
             snap = store.snapshot()
             if snap.watermark is None:
