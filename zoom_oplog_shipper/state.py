@@ -12,12 +12,12 @@ import hashlib
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import filelock
 import orjson
@@ -26,6 +26,7 @@ from zoom_oplog_shipper.errors import StateError
 
 SCHEMA_VERSION = 1
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
+_T = TypeVar("_T")
 
 #: `seen` is keyed by time first: a page's records have neighbouring times, so committing a page
 #: touches a few B-tree pages instead of one per record (random fingerprints), and pruning and
@@ -206,6 +207,18 @@ class Rewound:
     fingerprints_removed: int
 
 
+def _meta_value(meta: dict[str, str], key: str, path: Path, parse: Callable[[str], _T]) -> _T | None:
+    """The stored ``key`` parsed, None when absent; an unparsable value is a StateError naming the fix."""
+    raw = meta.get(key)
+    if raw is None:
+        return None
+    try:
+        return parse(raw)
+    except ValueError:
+        msg = f"state file {path} has an unreadable {key} {raw!r}; {_fix_hint(path)}"
+        raise StateError(msg) from None
+
+
 class RunLock:
     """An exclusive, non-blocking lock per (account, category), released on exit or crash."""
 
@@ -331,14 +344,7 @@ class StateStore:
 
     @staticmethod
     def _time(meta: dict[str, str], key: str, path: Path) -> datetime | None:
-        raw = meta.get(key)
-        if raw is None:
-            return None
-        try:
-            return datetime.fromisoformat(raw).astimezone(UTC)
-        except ValueError:
-            msg = f"state file {path} has an unreadable {key} {raw!r}; {_fix_hint(path)}"
-            raise StateError(msg) from None
+        return _meta_value(meta, key, path, lambda raw: datetime.fromisoformat(raw).astimezone(UTC))
 
     def snapshot(self) -> Snapshot:
         """The watermark, floor and what earlier runs learned about the API."""
@@ -416,14 +422,7 @@ class StateStore:
 
     @staticmethod
     def _seconds(meta: dict[str, str], key: str, path: Path) -> timedelta | None:
-        raw = meta.get(key)
-        if raw is None:
-            return None
-        try:
-            return timedelta(seconds=int(raw))
-        except ValueError:
-            msg = f"state file {path} has an unreadable {key} {raw!r}; {_fix_hint(path)}"
-            raise StateError(msg) from None
+        return _meta_value(meta, key, path, lambda raw: timedelta(seconds=int(raw)))
 
     def learn(self, key: str, value: str = "1") -> None:
         """Remember a fact about the API (``to_inclusive``, ``offset_limit``)."""
