@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -138,6 +140,20 @@ def duration(seconds: float) -> str:
     return f"{secs}s"
 
 
+@contextmanager
+def _run_lock(path: Path) -> Iterator[bool]:
+    """Hold the run lock of the store at ``path`` for the block; False (said on stderr) when a run holds it."""
+    lock = RunLock(path)
+    if not lock.acquire():
+        log.error("a run holds %s; try again when it has finished", lock.path)
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
 def _reset(path: Path, yes: bool) -> int:
     if not yes:
         msg = (
@@ -146,14 +162,10 @@ def _reset(path: Path, yes: bool) -> int:
             "destination lost, use `state rewind --to DATE --yes`. Add --yes to confirm the reset"
         )
         raise ConfigError(msg)
-    lock = RunLock(path)
-    if not lock.acquire():
-        log.error("a run holds %s; try again when it has finished", lock.path)
-        return int(ExitCode.FAILURE)
-    try:
+    with _run_lock(path) as held:
+        if not held:
+            return int(ExitCode.FAILURE)
         removed = reset_state(path)
-    finally:
-        lock.release()
     log.info("removed %s", ", ".join(map(str, removed)) if removed else f"nothing: {path} did not exist")
     return 0
 
@@ -190,11 +202,9 @@ def _rewind(path: Path, config: Config, key: str, args: argparse.Namespace, now:
             "(the first `zoom-oplog-shipper run` creates the state)"
         )
         raise ConfigError(msg)
-    lock = RunLock(path)
-    if not lock.acquire():
-        log.error("a run holds %s; try again when it has finished", lock.path)
-        return int(ExitCode.FAILURE)
-    try:
+    with _run_lock(path) as held:
+        if not held:
+            return int(ExitCode.FAILURE)
         store = StateStore.open(path, config.account_id, key, create=False)
         try:
             snap = store.snapshot()
@@ -210,8 +220,6 @@ def _rewind(path: Path, config: Config, key: str, args: argparse.Namespace, now:
             done = store.rewind(to, config.lookback)
         finally:
             store.close()
-    finally:
-        lock.release()
     log.info(
         "rewound %s: watermark %s -> %s, floor %s -> %s, fingerprints removed: %d; the next run sends again "
         "every record from %s on, with the same event.id",
