@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import traceback
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -69,19 +70,20 @@ def where(exc: BaseException, frames: int = 6) -> str:
     return " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(stack)) or "unknown"
 
 
+@dataclass(eq=False)
 class RunReport:
     """Collects what a run did and reports it once at its end, whatever happened."""
 
-    def __init__(
-        self, clock: Clock, account: str, category: str, metrics_file: Path | None, stream: str = "operations"
-    ) -> None:
-        self.clock = clock
-        self.account = account
-        self.category = category
-        self.metrics_file = metrics_file
-        self.stream = stream
-        self.summary = RunSummary()
-        self._started = clock.monotonic()
+    clock: Clock
+    account: str
+    category: str
+    metrics_file: Path | None
+    stream: str = "operations"
+    summary: RunSummary = field(default_factory=RunSummary, init=False)
+    _started: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._started = self.clock.monotonic()
 
     def use(self, config: Config, log_type: Stream) -> None:
         """Take the account, stream, category and metrics file from the validated settings."""
