@@ -19,6 +19,10 @@ BUDGETS: tuple[tuple[str, str, str, float, str], ...] = (
     ("version_ms", "`--version` wall time (median)", "<=", 150, "ms"),
     ("empty_run_ms", "empty incremental run wall time, default lookback (median)", "<=", 400, "ms"),
     ("state_bytes", "state on disk per remembered fingerprint (worst)", "<=", 128, "bytes"),
+    ("e2e_issue12", "end-to-end backfill at the largest size (issue 12)", ">=", 40_000, "records/s"),
+    ("latency_rps5", "latency backfill, --max-rps 5, default concurrency: wall / (requests / 5)", "<=", 1.25, "x"),
+    ("latency_rps10", "latency backfill, --max-rps 10, default concurrency: wall / (requests / 10)", "<=", 1.25, "x"),
+    ("latency_requests", "latency backfill requests, default / --concurrency 1 (worst)", "<=", 1.01, "x"),
 )
 
 
@@ -71,6 +75,23 @@ def _measure(results: dict[str, Any]) -> dict[str, tuple[float, str] | None]:
         out["empty_run_ms"] = (default["empty"]["wall_s"]["median"] * 1000, f"lookback {default['lookback']}")
     if "startup" in results:
         out["version_ms"] = (results["startup"]["version_ms"]["median"], "bytecode cached")
+    if largest is not None:
+        out["e2e_issue12"] = (largest["ours"]["records_per_s"]["median"], f"{largest['records']:,} records")
+    if "latency" in results:
+        out.update(_latency(results["latency"]))
+    return out
+
+
+def _latency(latency: dict[str, Any]) -> dict[str, tuple[float, str] | None]:
+    """The latency budgets: wall time against the rate limit's floor, and the requests it cost."""
+    where = f"{latency['records']:,} records, {latency['delay_s']:g} s per answer"
+    runs = {(r["max_rps"], r["concurrency"]): r for r in latency["runs"]}
+    out: dict[str, tuple[float, str] | None] = {}
+    for rps, key in ((5.0, "latency_rps5"), (10.0, "latency_rps10")):
+        run = runs.get((rps, "auto"))
+        out[key] = None if run is None else (run["ratio_to_floor"], f"{where}, {run['requests']} requests")
+    ratios = [runs[(rps, "auto")]["requests"] / runs[(rps, "1")]["requests"] for rps, c in runs if c == "1"]
+    out["latency_requests"] = (max(ratios), where) if ratios else None
     return out
 
 
@@ -180,6 +201,14 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {new['requests']} (⌈{new['records_in_lookback']}/300⌉+2 = {new['allowed']}) | | 1 |"
         )
         row(f"incremental, lookback {lb}, nothing new: wall, ms", _stat(empty["wall_s"], scale=1000))
+    lat = results.get("latency")
+    if lat:
+        for r in lat["runs"]:
+            lines.append(
+                f"| latency backfill {lat['records']:,} ({lat['delay_s']:g} s per answer), --max-rps {r['max_rps']:g}, "
+                f"--concurrency {r['concurrency']}: wall, s | {r['wall_s']:.1f} | rate limit alone "
+                f"{r['rate_limit_floor_s']:.1f} s, {r['requests']} requests | 1 |"
+            )
     s = results.get("startup")
     if s:
         row("`zoom-oplog-shipper --version`, ms", _stat(s["version_ms"]))
@@ -200,7 +229,7 @@ def markdown(results: dict[str, Any]) -> str:
         lines += ["| function | calls | own s | share |", "|---|---:|---:|---:|"]
         for f in p["top_own_time"][:10]:
             lines.append(f"| `{f['function']}` | {f['calls']:,} | {f['own_s']:.2f} | {f['share'] * 100:.0f}% |")
-    lines += ["", "| budget (issue 5) | limit | measured | where | met |", "|---|---:|---:|---|:---:|"]
+    lines += ["", "| budget (issues 5 and 12) | limit | measured | where | met |", "|---|---:|---:|---|:---:|"]
     for b in results.get("budgets") or []:
         measured = "not measured" if b["measured"] is None else _num(b["measured"], b["unit"])
         met = "–" if b["met"] is None else ("yes" if b["met"] else "**no**")

@@ -9,6 +9,8 @@ Measures, with the simulator as a separate process on loopback (rate limits off)
 5. API requests of the backfill against the ideal, and of hourly incremental runs,
 6. start-up wall time of ``--version`` and of a run that finds nothing new,
 7. state size on disk per remembered fingerprint,
+8. a backfill under real API latency (every answer delayed) at --max-rps 5 and 10, one window at a
+   time and at the default concurrency (issue 12),
 
 and writes ``results.json`` and ``results.md`` (a markdown table with each budget met or missed).
 """
@@ -64,6 +66,9 @@ INCREMENTAL_PER_DAY = 5000
 NEW_RECORDS = 100
 #: Zoom allows a month per query; 28 days is a month in every calendar.
 WINDOW_DAYS = 28
+#: The latency backfill of issue 12: its records spread over this many days (five windows).
+LATENCY_DAYS = 120
+LATENCY_RPS = (5.0, 10.0)
 _SUMMARY = re.compile(r"(\d+) records emitted, (\d+) pages, (\d+) requests, (\d+) retries, (\d+) windows")
 
 
@@ -79,17 +84,20 @@ class Plan:
     transform_repeat: int
     startup_repeat: int
     empty_repeat: int
+    #: The latency backfill: records over LATENCY_DAYS, and the delay of every answer.
+    latency_records: int
+    latency_s: float
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
     """The smoke plan (10k records, what CI runs) or the full one (10k, 100k and 1M)."""
     if args.smoke:
         sizes: tuple[int, ...] = tuple(args.sizes or (10_000,))
-        return Plan(True, sizes, dict.fromkeys(sizes, 3), dict.fromkeys(sizes, 2), 10_000, 3, 5, 3)
+        return Plan(True, sizes, dict.fromkeys(sizes, 3), dict.fromkeys(sizes, 2), 10_000, 3, 5, 3, 6_000, 0.1)
     sizes = tuple(args.sizes or (10_000, 100_000, 1_000_000))
     repeat = {n: 3 if n >= 1_000_000 else 5 for n in sizes}
     baseline = {n: 1 if n >= 1_000_000 else 3 for n in sizes}
-    return Plan(False, sizes, repeat, baseline, 100_000, 7, 15, 7)
+    return Plan(False, sizes, repeat, baseline, 100_000, 7, 15, 7, 30_000, 0.4)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -475,6 +483,60 @@ def incremental(ctx: Context, lookback: str | None, empty_repeat: int) -> dict[s
     }
 
 
+# -- 8: latency ------------------------------------------------------------------------------------
+
+
+def latency(ctx: Context, records: int, delay_s: float) -> dict[str, Any]:
+    """Backfill ``records`` over LATENCY_DAYS with every answer ``delay_s`` late, at each LATENCY_RPS,
+    one window at a time (`--concurrency 1`, the engine before issue 12) and at the default."""
+    sim_dir = ctx.fresh_dir("latency")
+    per_day = records // LATENCY_DAYS
+    sim_args = ["--seed", "3", "--days", str(LATENCY_DAYS), "--records-per-day", str(per_day)]
+    sim_args += ["--slow-rate", "1", "--slow-seconds", str(delay_s)]
+    start = (datetime.now(UTC) - timedelta(days=LATENCY_DAYS + 1)).date().isoformat()
+    runs: list[dict[str, Any]] = []
+    with SimulatorProcess(sim_args, child_env(ctx.pycache), sim_dir / "simulator.log", start_timeout=300) as sim:
+        for rps in LATENCY_RPS:
+            for concurrency in ("1", "auto"):
+                state_dir = ctx.fresh_dir("state-latency")
+                env = shipper_env(
+                    sim.base_url,
+                    state_dir,
+                    ctx.pycache,
+                    ZOOM_BACKFILL_START=start,
+                    ZOOM_OPLOG_MAX_RPS=f"{rps:g}",
+                    ZOOM_OPLOG_CONCURRENCY=concurrency,
+                )
+                before = sim.stats()
+                out = sim_dir / "out.ndjson"
+                run = run_child([*ctx.shipper, "run"], env, out, timeout=1800)
+                _check_run(run, f"latency backfill at --max-rps {rps:g}, --concurrency {concurrency}")
+                lines = count_lines(out)
+                if lines != per_day * LATENCY_DAYS:
+                    msg = f"the latency backfill printed {lines} lines, expected {per_day * LATENCY_DAYS}"
+                    raise BenchmarkError(msg)
+                requests = api_requests(before, sim.stats())["total"]
+                floor = requests / rps
+                runs.append(
+                    {
+                        "max_rps": rps,
+                        "concurrency": concurrency,
+                        "requests": requests,
+                        "wall_s": run.wall_s,
+                        "rate_limit_floor_s": floor,
+                        "ratio_to_floor": run.wall_s / floor,
+                    }
+                )
+                print(
+                    f"  latency {delay_s:g}s, --max-rps {rps:g}, --concurrency {concurrency}: {run.wall_s:.1f}s, "
+                    f"{requests} requests (rate limit alone {floor:.1f}s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                ctx.drop(out)
+    return {"records": per_day * LATENCY_DAYS, "days": LATENCY_DAYS, "delay_s": delay_s, "runs": runs}
+
+
 # -- 6: start-up ------------------------------------------------------------------------------------
 
 
@@ -598,7 +660,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", type=int, metavar="N", help="also profile one backfill of N records")
     p.add_argument(
         "--only",
-        choices=("backfill", "transform", "incremental", "startup"),
+        choices=("backfill", "transform", "incremental", "startup", "latency"),
         nargs="+",
         help="run only these parts",
     )
@@ -628,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"benchmarks: {', '.join(missing)} not found; the baseline needs curl, jq and bash", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    parts = set(args.only or ("backfill", "transform", "incremental", "startup"))
+    parts = set(args.only or ("backfill", "transform", "incremental", "startup", "latency"))
     results: dict[str, Any] = {"machine": _machine(), "smoke": bench.smoke, "plan": {}}
     results["plan"] = {
         "sizes": list(bench.sizes),
@@ -638,6 +700,8 @@ def main(argv: list[str] | None = None) -> int:
         "transform_repeat": bench.transform_repeat,
         "startup_repeat": bench.startup_repeat,
         "empty_repeat": bench.empty_repeat,
+        "latency_records": bench.latency_records,
+        "latency_s": bench.latency_s,
     }
     began = time.perf_counter()
     try:
@@ -652,6 +716,9 @@ def main(argv: list[str] | None = None) -> int:
             if "incremental" in parts:
                 print("incremental runs", file=sys.stderr, flush=True)
                 results["incremental"] = [incremental(ctx, lb, bench.empty_repeat) for lb in (None, "2h")]
+            if "latency" in parts:
+                print(f"latency ({bench.latency_records:,} records)", file=sys.stderr, flush=True)
+                results["latency"] = latency(ctx, bench.latency_records, bench.latency_s)
             if "backfill" in parts:
                 print("backfills", file=sys.stderr, flush=True)
                 results["backfill"] = {

@@ -1,4 +1,4 @@
-"""CI smoke of the benchmarks: ``python -m benchmarks --smoke`` (10k records) and issue 5's budgets.
+"""CI smoke of the benchmarks: ``python -m benchmarks --smoke`` (10k records) and issues 5 and 12's budgets.
 
 The run is the real one (simulator process, installed console script, curl + jq baseline), only
 smaller. The limits below are the issue's budgets loosened for a noisy shared 2-core machine and a
@@ -37,6 +37,10 @@ SMOKE_LIMITS: dict[str, tuple[str, float, str]] = {
     "version_ms": ("<=", 600, "budget 150 ms"),
     "empty_run_ms": ("<=", 1600, "budget 400 ms"),
     "state_bytes": ("<=", 512, "budget 128 B; 10k over 100 days keeps only ~100 fingerprints"),
+    "e2e_issue12": (">=", 2_500, "issue 12 budget 40k/s at 1M; at 10k start-up weighs"),
+    "latency_rps5": ("<=", 1.6, "budget 1.25x at 0.4 s per answer; the smoke delays 0.1 s on 6k records"),
+    "latency_rps10": ("<=", 1.6, "budget 1.25x at 0.4 s per answer; the smoke delays 0.1 s on 6k records"),
+    "latency_requests": ("<=", 1.01, "budget: the requests of one window at a time + 1%, deterministic"),
 }
 
 
