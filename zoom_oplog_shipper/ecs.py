@@ -32,6 +32,8 @@ ECS_VERSION = "9.4.0"
 DATASET = "zoom.operation"
 UNPARSABLE_TIME_TAG = "zoom_time_unparsable"
 
+#: The record's own fields, in the order `zoom.operation` lists them.
+_RECORD_FIELDS = ("action", "category_type", "operation_detail", "operator")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -97,19 +99,16 @@ def to_ecs(
     and the event is tagged), ``created`` the RFC 3339 time the run read the record.
     """
     get = record.get
-    # A field counts only when it is a non-empty string.
-    action = get("action")
-    if not isinstance(action, str) or not action:
-        action = None
-    category_type = get("category_type")
-    if not isinstance(category_type, str) or not category_type:
-        category_type = None
-    detail = get("operation_detail")
-    if not isinstance(detail, str) or not detail:
-        detail = None
-    operator = get("operator")
-    if not isinstance(operator, str) or not operator:
-        operator = None
+    # A field counts only when it is a non-empty string; they are kept as `zoom.operation.*`.
+    raw: dict[str, str] = {}
+    for key in _RECORD_FIELDS:
+        value = get(key)
+        if isinstance(value, str) and value:
+            raw[key] = value
+    action = raw.get("action")
+    category_type = raw.get("category_type")
+    detail = raw.get("operation_detail")
+    operator = raw.get("operator")
     raw_time = get("time")
     if time is None:
         timestamp = created
@@ -132,16 +131,6 @@ def to_ecs(
         event["action"] = normalized_action
     if include_original:
         event["original"] = orjson.dumps(record).decode()
-
-    raw: dict[str, str] = {}
-    if action is not None:
-        raw["action"] = action
-    if category_type is not None:
-        raw["category_type"] = category_type
-    if detail is not None:
-        raw["operation_detail"] = detail
-    if operator is not None:
-        raw["operator"] = operator
 
     doc: dict[str, Any] = {
         "@timestamp": timestamp,
