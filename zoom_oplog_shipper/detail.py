@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final
+from typing import Any, Final
 
 __all__ = [
     "ADMIN_ROLE_PATTERN",
@@ -31,6 +31,7 @@ __all__ = [
     "RoleChange",
     "SecurityControlRule",
     "change_as_dict",
+    "object_and_changes",
     "parse_detail",
 ]
 
@@ -544,6 +545,16 @@ def _disabled_controls(changes: tuple[Change, ...]) -> tuple[str, ...]:
                     found.append(rule.control)
                 break
     return tuple(found)
+
+
+def object_and_changes(detail: Detail) -> dict[str, Any]:
+    """``{object_type, changes}`` of a parsed detail, the changes as :func:`change_as_dict`; absent parts left out."""
+    out: dict[str, Any] = {}
+    if detail.object_type:
+        out["object_type"] = detail.object_type
+    if detail.changes:
+        out["changes"] = [change_as_dict(ch) for ch in detail.changes]
+    return out
 
 
 def change_as_dict(ch: Change) -> dict[str, str]:

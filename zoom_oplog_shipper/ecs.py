@@ -23,7 +23,7 @@ from zoom_oplog_shipper.detail import (
     TAG_ADMIN_ROLE_GRANTED,
     TAG_SECURITY_CONTROL_DISABLED,
     Detail,
-    change_as_dict,
+    object_and_changes,
     parse_detail,
 )
 from zoom_oplog_shipper.records import rfc3339_millis
@@ -217,11 +217,7 @@ def detail_fields(detail: Detail) -> dict[str, Any]:
     if tags:
         out["tags"] = tags
 
-    operation: dict[str, Any] = {}
-    if detail.object_type:
-        operation["object_type"] = detail.object_type
-    if detail.changes:
-        operation["changes"] = [change_as_dict(ch) for ch in detail.changes]
+    operation = object_and_changes(detail)
     if detail.disabled_controls:
         operation["disabled_controls"] = list(detail.disabled_controls)
     zoom: dict[str, Any] = {}

@@ -27,6 +27,7 @@ from zoom_oplog_shipper.detail import (
     TAG_SECURITY_CONTROL_DISABLED,
     Detail,
     change_as_dict,
+    object_and_changes,
     parse_detail,
 )
 
@@ -307,11 +308,7 @@ def _entity(
         ident = detail.meeting_id or detail.webinar_id
         if ident:
             entity["uid"] = ident
-    data: dict[str, Any] = {}
-    if detail.object_type:
-        data["object_type"] = detail.object_type
-    if detail.changes:
-        data["changes"] = [change_as_dict(ch) for ch in detail.changes]
+    data = object_and_changes(detail)
     if detail.meeting_id:
         data["meeting_id"] = detail.meeting_id
     if detail.webinar_id:
