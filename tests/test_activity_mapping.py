@@ -28,8 +28,10 @@ from zoom_oplog_shipper.activity_ecs import DATASET, source_ip, to_ecs_activity
 from zoom_oplog_shipper.activity_ocsf import to_ocsf_activity
 from zoom_oplog_shipper.ecs import ECS_VERSION, UNPARSABLE_TIME_TAG, to_raw
 from zoom_oplog_shipper.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL
+from zoom_oplog_shipper.output import make_formatter
 from zoom_oplog_shipper.records import record_time
 from zoom_oplog_shipper.simulator import generate_activity_records
+from zoom_oplog_shipper.streams import STREAMS, Stream
 
 ECS = json.loads((Path(__file__).parent / "data" / "ecs_fields.json").read_text())
 CREATED = "2026-11-26T12:00:00.000Z"
@@ -351,3 +353,10 @@ _TEXT = st.one_of(st.none(), st.text(max_size=30), st.sampled_from(["Sign in", "
 def test_random_records_always_map_to_valid_events(record: dict[str, Any]) -> None:
     assert_ecs_valid(ecs_of(record))
     assert_ocsf_valid(ocsf_of(record))
+
+
+@pytest.mark.parametrize("stream", STREAMS, ids=lambda s: s.key)
+def test_each_streams_declared_dataset_is_the_one_its_events_carry(stream: Stream) -> None:
+    record = {"time": "2026-11-26T10:00:00Z", "email": "a@example.com", "type": "Sign in", "action": "Add"}
+    event = make_formatter("ecs", "acct", False, stream)(record, "ab" * 16, None, "2026-11-26T12:00:00.000Z")
+    assert event["event"]["dataset"] == event["data_stream"]["dataset"] == stream.mapping.dataset

@@ -26,7 +26,7 @@ from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
 from zoom_oplog_shipper.records import canonical
 from zoom_oplog_shipper.state import RunLock, StateStore
-from zoom_oplog_shipper.streams import Stream
+from zoom_oplog_shipper.streams import EventMapping, Report, Stream
 from zoom_oplog_shipper.sync import SyncEngine
 from zoom_oplog_shipper.zoom_client import ZoomClient
 
@@ -50,13 +50,15 @@ def to_ocsf_x(record: dict[str, Any], event_id: str, account_id: str, created: d
 TELEPHONY = Stream(
     key="telephony",
     title="telephony logs",
-    path="/report/telephony",
-    records_field="telephony_logs",
-    scopes=("report:read:telephony:admin", "report:read:admin"),
-    dataset="zoom.telephony",
-    permission="Reports > Telephony (view)",
-    ecs="tests.test_third_stream:to_ecs_x",
-    ocsf="tests.test_third_stream:to_ocsf_x",
+    report=Report(
+        path="/report/telephony",
+        records_field="telephony_logs",
+        scopes=("report:read:telephony:admin", "report:read:admin"),
+        permission="Reports > Telephony (view)",
+    ),
+    mapping=EventMapping(
+        dataset="zoom.telephony", ecs="tests.test_third_stream:to_ecs_x", ocsf="tests.test_third_stream:to_ocsf_x"
+    ),
     query=lambda _config: {"direction": "both"},
 )
 
@@ -80,7 +82,7 @@ class TelephonyReport:
         if request.headers.get("Authorization") != f"Basic {basic}":
             return self._json(401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
         return self._json(200, {"access_token": "tel-token", "token_type": "bearer", "expires_in": 3600,
-                                "scope": " ".join(TELEPHONY.scopes)})  # fmt: skip
+                                "scope": " ".join(TELEPHONY.report.scopes)})  # fmt: skip
 
     def _report(self, request: Request) -> Response:
         args = dict(request.args)

@@ -61,11 +61,11 @@ def run_check(config: Config, clock: Clock, session: Any, out: TextIO, log_type:
     scopes = client.scopes
     if not scopes:
         report.line("info", "scopes: Zoom did not list the token's scopes; the request below tells")
-    elif any(s in scopes for s in log_type.scopes):
-        report.line("ok", f"scopes: {' '.join(s for s in scopes if s in log_type.scopes)} granted")
+    elif any(s in scopes for s in log_type.report.scopes):
+        report.line("ok", f"scopes: {' '.join(s for s in scopes if s in log_type.report.scopes)} granted")
     else:
         report.fail(
-            f"scopes: neither {' nor '.join(log_type.scopes)} is granted (needed for {log_type.title}); add one "
+            f"scopes: neither {' nor '.join(log_type.report.scopes)} is granted (needed for {log_type.title}); add one "
             "to the app's scopes (Zoom App Marketplace > your app > Scopes) and activate the app again",
             ExitCode.AUTH,
         )

@@ -29,6 +29,30 @@ ZOOM_DOCUMENTED_CATEGORIES = (
 
 
 @dataclass(frozen=True)
+class Report:
+    """A Zoom report endpoint and what reading it takes."""
+
+    #: Under the API base URL.
+    path: str
+    #: The response field that holds the page's records.
+    records_field: str
+    #: Either one is enough to read the report (granular first, then classic).
+    scopes: tuple[str, ...]
+    #: The Zoom role permission the app owner needs, for the no-permission message.
+    permission: str
+
+
+@dataclass(frozen=True)
+class EventMapping:
+    """Where a stream's events land and the functions that build them."""
+
+    #: ECS `event.dataset` and the data stream's dataset (the mappers write it; a test holds them to it).
+    dataset: str
+    ecs: str  # "module:function" of the ECS mapper, imported when used (start-up stays fast)
+    ocsf: str  # "module:function" of the OCSF mapper
+
+
+@dataclass(frozen=True)
 class Stream:
     """One log type: everything about it that differs from the other log types."""
 
@@ -36,18 +60,8 @@ class Stream:
     key: str
     #: What a person calls it, in messages.
     title: str
-    #: Report endpoint under the API base URL.
-    path: str
-    #: The response field that holds the page's records.
-    records_field: str
-    #: Either one is enough to read the report (granular first, then classic).
-    scopes: tuple[str, ...]
-    #: ECS `event.dataset` (and the data stream's dataset).
-    dataset: str
-    #: The Zoom role permission the app owner needs, for the no-permission message.
-    permission: str
-    ecs: str  # "module:function" of the ECS mapper, imported when used (start-up stays fast)
-    ocsf: str  # "module:function" of the OCSF mapper
+    report: Report
+    mapping: EventMapping
     #: Query parameters the stream adds to `from`, `to`, `page_size` and `next_page_token`.
     query: Callable[[Config], dict[str, str]] = field(default=lambda _config: {})
     #: Which store of the account this run uses (one store, and one lock, per partition).
@@ -69,7 +83,8 @@ class Stream:
         """The ECS or OCSF mapping function of this stream."""
         from importlib import import_module
 
-        module, _, name = (self.ocsf if output_format == "ocsf" else self.ecs).partition(":")
+        target = self.mapping.ocsf if output_format == "ocsf" else self.mapping.ecs
+        module, _, name = target.partition(":")
         function: Callable[..., dict[str, Any]] = getattr(import_module(module), name)
         return function
 
@@ -83,32 +98,27 @@ def _category_refused(config: Config, text: str) -> str | None:
     return None
 
 
+CLASSIC_SCOPE = "report:read:admin"
+
 OPERATIONS = Stream(
-    key="operations",
-    title="operation logs",
-    path="/report/operationlogs",
-    records_field="operation_logs",
-    scopes=("report:read:operation_logs:admin", "report:read:admin"),
-    dataset="zoom.operation",
-    permission="Reports > Admin Activity Logs (view)",
-    ecs="zoom_oplog_shipper.ecs:to_ecs",
-    ocsf="zoom_oplog_shipper.ocsf:to_ocsf",
+    "operations",
+    "operation logs",
+    Report("/report/operationlogs", "operation_logs", ("report:read:operation_logs:admin", CLASSIC_SCOPE),
+           "Reports > Admin Activity Logs (view)"),
+    EventMapping("zoom.operation", "zoom_oplog_shipper.ecs:to_ecs", "zoom_oplog_shipper.ocsf:to_ocsf"),
     query=lambda config: {"category_type": config.category_type},
     partition=lambda config: config.category_type,
     refused=_category_refused,
-)
+)  # fmt: skip
 
 ACTIVITIES = Stream(
-    key="activities",
-    title="sign-in/sign-out activity logs",
-    path="/report/activities",
-    records_field="activity_logs",
-    scopes=("report:read:user_activities:admin", "report:read:admin"),
-    dataset="zoom.activity",
-    permission="Reports > User activity reports > Sign In/Sign Out (view)",
-    ecs="zoom_oplog_shipper.activity_ecs:to_ecs_activity",
-    ocsf="zoom_oplog_shipper.activity_ocsf:to_ocsf_activity",
-)
+    "activities",
+    "sign-in/sign-out activity logs",
+    Report("/report/activities", "activity_logs", ("report:read:user_activities:admin", CLASSIC_SCOPE),
+           "Reports > User activity reports > Sign In/Sign Out (view)"),
+    EventMapping("zoom.activity", "zoom_oplog_shipper.activity_ecs:to_ecs_activity",
+            "zoom_oplog_shipper.activity_ocsf:to_ocsf_activity"),
+)  # fmt: skip
 
 STREAMS = (OPERATIONS, ACTIVITIES)
 BY_KEY = {s.key: s for s in STREAMS}

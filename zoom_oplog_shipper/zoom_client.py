@@ -363,11 +363,11 @@ class ZoomClient:
 
     def get_page(self, stream: Stream, window: Window, next_page_token: str = "", page_size: int = PAGE_SIZE) -> Page:
         """One page of ``stream``'s report for ``window``, with retries, token renewal and pacing."""
-        url = self._config.api_url + stream.path
+        url = self._config.api_url + stream.report.path
         params = {**window.params(), "page_size": str(page_size), **stream.query(self._config)}
         if next_page_token:
             params["next_page_token"] = next_page_token
-        what = f"GET {stream.path} {window.start}..{window.end}"
+        what = f"GET {stream.report.path} {window.start}..{window.end}"
         renewed = False
         attempt = 0
         while True:
@@ -383,11 +383,11 @@ class ZoomClient:
             tracking = headers.get("x-zm-trackingid", "")
             verdict = classify(status, body, headers, paged=bool(next_page_token))
             if verdict.outcome is Outcome.OK:
-                page = _parse_page(body, stream.records_field)
+                page = _parse_page(body, stream.report.records_field)
                 if page is not None:
                     log.debug("%s: %d records (tracking id %s)", what, len(page[0]), tracking or "-")
                     return Page(page[0], page[1], tracking)
-                verdict = Verdict(Outcome.RETRY, f"HTTP 200 without an {stream.records_field} list")
+                verdict = Verdict(Outcome.RETRY, f"HTTP 200 without an {stream.report.records_field} list")
             suffix = f" (x-zm-trackingid {tracking})" if tracking else ""
             match verdict.outcome:
                 case Outcome.RENEW_TOKEN if not renewed:
@@ -461,7 +461,7 @@ class StreamPages:
 def permission_message(stream: Stream, verdict: Verdict) -> str:
     """What to change when Zoom refuses access to ``stream``'s report."""
     if verdict.code in (ZoomCode.MISSING_SCOPE, ZoomCode.MISSING_SCOPE_GRANULAR):
-        granular, classic = stream.scopes[0], stream.scopes[-1]
+        granular, classic = stream.report.scopes[0], stream.report.scopes[-1]
         return (
             f"the app lacks the scope to read {stream.title} ({verdict.reason}); add "
             f"{granular} (granular) or {classic} (classic) to the "
@@ -470,7 +470,7 @@ def permission_message(stream: Stream, verdict: Verdict) -> str:
     if verdict.code == ZoomCode.NO_PERMISSION:
         return (
             f"Zoom says no permission ({verdict.reason}): {stream.title} need a Pro or higher plan, "
-            f"Zoom Reporting enabled, and the app owner's role must allow {stream.permission}"
+            f"Zoom Reporting enabled, and the app owner's role must allow {stream.report.permission}"
         )
     if verdict.code == ZoomCode.INVALID_TOKEN:
         return (
