@@ -326,3 +326,58 @@ def test_unreachable_host_names_the_setting_and_the_url(
     assert f"({url})" in text and f"check {setting} (--" in text
     assert session.calls == MAX_ATTEMPTS
     assert not CLASS_NAME.search(text) and "Max retries" not in text and "host=" not in text
+
+
+@pytest.fixture
+def no_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    """An environment without the proxy and CA bundle variables of the machine running the tests."""
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    return monkeypatch
+
+
+def test_requests_go_through_the_proxy_of_the_environment(
+    tmp_path: Path, zoom: FakeZoom, clock: FakeClock, no_proxy_environment: pytest.MonkeyPatch
+) -> None:
+    no_proxy_environment.setenv("HTTP_PROXY", zoom.base)  # FakeZoom answers as the proxy
+    zoom.records = [record("2026-11-25T10:00:00Z")]
+    client = ZoomClient(make_config(tmp_path, "http://zoom.proxied.invalid"), clock=clock, rng=random.Random(1))
+    for _ in range(2):  # the second request too, once the environment has been read
+        assert client.get_page(OPERATIONS, WINDOW).records == zoom.records
+    assert zoom.token_requests == 1 and len(zoom.requests) == 2
+
+
+def test_no_proxy_sends_the_request_directly(
+    tmp_path: Path, zoom: FakeZoom, clock: FakeClock, no_proxy_environment: pytest.MonkeyPatch
+) -> None:
+    no_proxy_environment.setenv("HTTP_PROXY", zoom.base)
+    no_proxy_environment.setenv("NO_PROXY", "zoom.proxied.invalid")
+    client = ZoomClient(make_config(tmp_path, "http://zoom.proxied.invalid"), clock=clock, rng=random.Random(1))
+    with pytest.raises(ApiError, match="does not resolve"):
+        client.token()
+    assert zoom.token_requests == 0
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        {},
+        {"HTTPS_PROXY": "http://proxy.example:3128"},
+        {"HTTPS_PROXY": "http://proxy.example:3128", "NO_PROXY": "zoom.example"},
+        {"https_proxy": "http://proxy.example:3128", "no_proxy": ".example"},
+        {"ALL_PROXY": "socks5://proxy.example:1080"},
+        {"REQUESTS_CA_BUNDLE": "/etc/ssl/corporate.pem"},
+        {"CURL_CA_BUNDLE": "/etc/ssl/curl.pem"},
+    ],
+)
+def test_proxy_and_ca_bundle_settings_are_those_requests_reads(
+    tmp_path: Path, clock: FakeClock, no_proxy_environment: pytest.MonkeyPatch, environment: dict[str, str]
+) -> None:
+    for name, value in environment.items():
+        no_proxy_environment.setenv(name, value)
+    session = ZoomClient(make_config(tmp_path, "https://zoom.example"), clock=clock)._session
+    for url in ("https://zoom.example/v2/report/operationlogs?page_size=300", "https://zoom.example/oauth/token"):
+        for _ in range(2):
+            got = session.merge_environment_settings(url, {}, None, None, None)
+            assert got == requests.Session().merge_environment_settings(url, {}, None, None, None)
