@@ -37,7 +37,7 @@ def make_pages(records: int, seed: int = 1) -> list[bytes]:
     pages = []
     for i in range(0, len(generated), PAGE_SIZE):
         chunk = generated[i : i + PAGE_SIZE]
-        body = {"page_size": PAGE_SIZE, "next_page_token": "t" * 35, OPERATIONS.records_field: chunk}
+        body = {"page_size": PAGE_SIZE, "next_page_token": "t" * 35, OPERATIONS.report.records_field: chunk}
         pages.append(orjson.dumps(body))
     return pages
 
@@ -56,7 +56,7 @@ def ours(pages: list[bytes]) -> int:
     emitted = 0
     for body in pages:
         scan = scan_page(
-            orjson.loads(body)[OPERATIONS.records_field],
+            orjson.loads(body)[OPERATIONS.report.records_field],
             cursor,
             account_id=account,
             cutoff=cutoff,
@@ -76,7 +76,7 @@ def ceiling(pages: list[bytes]) -> int:
     dumps = orjson.dumps
     emitted = 0
     for body in pages:
-        out = b"\n".join([dumps(r) for r in orjson.loads(body)[OPERATIONS.records_field]]) + b"\n"
+        out = b"\n".join([dumps(r) for r in orjson.loads(body)[OPERATIONS.report.records_field]]) + b"\n"
         emitted += out.count(b"\n")
     return emitted
 
@@ -92,7 +92,7 @@ def breakdown(records: int, repeat: int) -> dict[str, float]:
     # is not skewed by holding every output at once (orjson's results are ~4 KiB allocations).
     chunks = []
     for body in pages:
-        recs = orjson.loads(body)[OPERATIONS.records_field]
+        recs = orjson.loads(body)[OPERATIONS.report.records_field]
         times = [record_time(r) for r in recs]
         canons = [canonical(r) for r in recs]
         fps = [fingerprint(SIM_ACCOUNT, c, 0).hex() for c in canons]
@@ -150,7 +150,7 @@ def _rates(fn: Callable[[list[bytes]], int], pages: list[bytes], records: int, r
 
 def _distinct_details(pages: list[bytes]) -> float:
     """The share of records whose ``operation_detail`` text no earlier record had."""
-    details = [r.get("operation_detail") for body in pages for r in orjson.loads(body)[OPERATIONS.records_field]]
+    details = [r.get("operation_detail") for body in pages for r in orjson.loads(body)[OPERATIONS.report.records_field]]
     return len(set(details)) / len(details)
 
 
