@@ -6,6 +6,7 @@ import base64
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -13,6 +14,7 @@ import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
+from tests.unprivileged import open_directory
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
 
@@ -134,6 +136,33 @@ class FakeZoom:
 @pytest.fixture
 def zoom(httpserver: HTTPServer) -> Iterator[FakeZoom]:
     yield FakeZoom(httpserver)
+
+
+def cli_env(zoom: FakeZoom, state_dir: Path, xdg: Path) -> dict[str, str]:
+    """The command line's environment against the Zoom double: its account and URLs, no rate limit."""
+    return {
+        "ZOOM_ACCOUNT_ID": "acct-1",
+        "ZOOM_CLIENT_ID": "client-id",
+        "ZOOM_CLIENT_SECRET": SECRET,
+        "ZOOM_API_URL": f"{zoom.base}/v2",
+        "ZOOM_OAUTH_URL": f"{zoom.base}/oauth/token",
+        "ZOOM_OPLOG_STATE_DIR": str(state_dir),
+        "ZOOM_OPLOG_MAX_RPS": "0",
+        "XDG_CONFIG_HOME": str(xdg),
+    }
+
+
+@pytest.fixture
+def env(tmp_path: Path, zoom: FakeZoom) -> dict[str, str]:
+    """``cli_env`` with the state and XDG config directories in the test's own tmp_path."""
+    return cli_env(zoom, tmp_path / "state", tmp_path / "xdg")
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A directory the unprivileged user can reach, removed afterwards."""
+    with open_directory() as base:
+        yield base
 
 
 def make_config(tmp_path: Any, base: str, **overrides: Any) -> Config:

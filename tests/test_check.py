@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,29 +11,10 @@ import platformdirs  # noqa: F401 - imported before the unprivileged child needs
 import pytest
 
 import zoom_oplog_shipper.check  # noqa: F401 - imported before the unprivileged child needs it
-from tests.conftest import SECRET, FakeClock, FakeZoom
-from tests.unprivileged import give_to_nobody, make_read_only, open_directory, run_unprivileged
+from tests.conftest import FakeClock, FakeZoom, cli_env
+from tests.unprivileged import give_to_nobody, make_read_only, run_unprivileged
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.state import RunLock, StateStore, state_file
-
-
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    with open_directory() as base:
-        yield base
-
-
-def environment(zoom: FakeZoom, state_dir: Path, xdg: Path) -> dict[str, str]:
-    return {
-        "ZOOM_ACCOUNT_ID": "acct-1",
-        "ZOOM_CLIENT_ID": "client-id",
-        "ZOOM_CLIENT_SECRET": SECRET,
-        "ZOOM_API_URL": f"{zoom.base}/v2",
-        "ZOOM_OAUTH_URL": f"{zoom.base}/oauth/token",
-        "ZOOM_OPLOG_STATE_DIR": str(state_dir),
-        "ZOOM_OPLOG_MAX_RPS": "0",
-        "XDG_CONFIG_HOME": str(xdg),
-    }
 
 
 def check(env: dict[str, str]) -> tuple[int, str]:
@@ -50,7 +30,7 @@ def test_state_directory_that_cannot_be_written_fails_the_check(open_dir: Path, 
     parent = open_dir / "readonly"
     parent.mkdir()
     state_dir = parent / "state" if where == "state-dir-under-read-only-dir" else parent
-    env = environment(zoom, state_dir, open_dir / "xdg")
+    env = cli_env(zoom, state_dir, open_dir / "xdg")
     give_to_nobody(parent)
     make_read_only(parent)
 
@@ -63,7 +43,7 @@ def test_state_directory_that_cannot_be_written_fails_the_check(open_dir: Path, 
 
 
 def test_healthy_state_passes_and_stays_unchanged(tmp_path: Path, zoom: FakeZoom) -> None:
-    env = environment(zoom, tmp_path / "state", tmp_path / "xdg")
+    env = cli_env(zoom, tmp_path / "state", tmp_path / "xdg")
     path = state_file(tmp_path / "state", "acct-1", "all")
     store = StateStore.open(path, "acct-1", "all")
     store.start(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC))
@@ -77,7 +57,7 @@ def test_healthy_state_passes_and_stays_unchanged(tmp_path: Path, zoom: FakeZoom
 
 
 def test_first_run_state_passes(tmp_path: Path, zoom: FakeZoom) -> None:
-    code, err = check(environment(zoom, tmp_path / "new" / "state", tmp_path / "xdg"))
+    code, err = check(cli_env(zoom, tmp_path / "new" / "state", tmp_path / "xdg"))
     assert code == 0 and "the first run creates" in err, err
 
 
@@ -85,7 +65,7 @@ def test_unusable_store_fails_the_check_untouched(tmp_path: Path, zoom: FakeZoom
     path = state_file(tmp_path / "state", "acct-1", "all")
     path.parent.mkdir(parents=True)
     path.write_bytes(b"")
-    code, err = check(environment(zoom, tmp_path / "state", tmp_path / "xdg"))
+    code, err = check(cli_env(zoom, tmp_path / "state", tmp_path / "xdg"))
     assert code == 5 and f"[FAIL] state: state file {path} is empty" in err
     assert path.read_bytes() == b""
 
@@ -95,7 +75,7 @@ def test_store_the_user_cannot_write_fails_the_check(open_dir: Path, zoom: FakeZ
     StateStore.open(path, "acct-1", "all").close()
     give_to_nobody(path.parent, *path.parent.iterdir())
     make_read_only(path)
-    env = environment(zoom, open_dir / "state", open_dir / "xdg")
+    env = cli_env(zoom, open_dir / "state", open_dir / "xdg")
     code, err = run_unprivileged(lambda: check(env))
     assert code == 5 and str(path) in err and "permissions" in err and "state reset" not in err
 
@@ -106,7 +86,7 @@ def test_a_running_run_is_not_a_failure(tmp_path: Path, zoom: FakeZoom) -> None:
     lock = RunLock(path)
     assert lock.acquire()
     try:
-        code, err = check(environment(zoom, tmp_path / "state", tmp_path / "xdg"))
+        code, err = check(cli_env(zoom, tmp_path / "state", tmp_path / "xdg"))
     finally:
         lock.release()
     assert code == 0 and "a run holds" in err, err

@@ -28,20 +28,6 @@ class Run:
         return [orjson.loads(line) for line in self.out.splitlines()]
 
 
-@pytest.fixture
-def env(tmp_path: Path, zoom: FakeZoom) -> dict[str, str]:
-    return {
-        "ZOOM_ACCOUNT_ID": "acct-1",
-        "ZOOM_CLIENT_ID": "client-id",
-        "ZOOM_CLIENT_SECRET": SECRET,
-        "ZOOM_API_URL": f"{zoom.base}/v2",
-        "ZOOM_OAUTH_URL": f"{zoom.base}/oauth/token",
-        "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
-        "ZOOM_OPLOG_MAX_RPS": "0",
-        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-    }
-
-
 def cli(argv: list[str], env: dict[str, str], clock: FakeClock | None = None) -> Run:
     out, err = io.BytesIO(), io.StringIO()
     code = main(argv, env=env, stdout=out, stderr=err, clock=clock or FakeClock())

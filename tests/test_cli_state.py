@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ import platformdirs  # noqa: F401 - imported before the unprivileged child needs
 import pytest
 
 import zoom_oplog_shipper.state_cli  # noqa: F401 - imported before the unprivileged child needs it
-from tests.conftest import NOW, SECRET, FakeClock, FakeZoom, record
-from tests.unprivileged import give_to_nobody, make_read_only, open_directory, run_unprivileged
+from tests.conftest import NOW, FakeClock, FakeZoom, cli_env, record
+from tests.unprivileged import give_to_nobody, make_read_only, run_unprivileged
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.state import RunLock, StateStore, state_file
 
@@ -32,20 +31,6 @@ def cli(argv: list[str], env: dict[str, str], clock: FakeClock | None = None) ->
     out, err = io.BytesIO(), io.StringIO()
     code = main(argv, env=env, stdout=out, stderr=err, clock=clock or FakeClock())
     return Run(code, out.getvalue(), err.getvalue())
-
-
-@pytest.fixture
-def env(tmp_path: Path, zoom: FakeZoom) -> dict[str, str]:
-    return {
-        "ZOOM_ACCOUNT_ID": "acct-1",
-        "ZOOM_CLIENT_ID": "client-id",
-        "ZOOM_CLIENT_SECRET": SECRET,
-        "ZOOM_API_URL": f"{zoom.base}/v2",
-        "ZOOM_OAUTH_URL": f"{zoom.base}/oauth/token",
-        "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
-        "ZOOM_OPLOG_MAX_RPS": "0",
-        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-    }
 
 
 def store_path(env: dict[str, str]) -> Path:
@@ -158,19 +143,19 @@ def test_state_show_without_a_store(env: dict[str, str]) -> None:
     }
 
 
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    with open_directory() as base:
-        yield base
-
-
-def test_state_show_on_a_read_only_directory(open_dir: Path, zoom: FakeZoom, env: dict[str, str]) -> None:
-    env = {**env, "ZOOM_OPLOG_STATE_DIR": str(open_dir / "state"), "XDG_CONFIG_HOME": str(open_dir / "xdg")}
+def store_given_to_nobody(zoom: FakeZoom, open_dir: Path) -> tuple[dict[str, str], Path, list[Path]]:
+    """A two-day store in ``open_dir``; the store, its lock and its directory now belong to ``nobody``."""
+    env = cli_env(zoom, open_dir / "state", open_dir / "xdg")
     daily(zoom, 2)
     assert cli(["run", "--backfill-start", "2026-11-25"], env).code == 0
     path = store_path(env)
     files = sorted(path.parent.iterdir())
     give_to_nobody(path.parent, *files)
+    return env, path, files
+
+
+def test_state_show_on_a_read_only_directory(open_dir: Path, zoom: FakeZoom) -> None:
+    env, path, files = store_given_to_nobody(zoom, open_dir)
     make_read_only(path.parent, *files)
     before = path.read_bytes()
 
@@ -187,14 +172,9 @@ def test_state_show_on_a_read_only_directory(open_dir: Path, zoom: FakeZoom, env
 
 @pytest.mark.parametrize("read_only", ["store", "lock", "directory"])
 def test_unwritable_state_exits_5_with_the_space_and_permission_fix(
-    open_dir: Path, zoom: FakeZoom, env: dict[str, str], read_only: str
+    open_dir: Path, zoom: FakeZoom, read_only: str
 ) -> None:
-    env = {**env, "ZOOM_OPLOG_STATE_DIR": str(open_dir / "state"), "XDG_CONFIG_HOME": str(open_dir / "xdg")}
-    daily(zoom, 2)
-    assert cli(["run", "--backfill-start", "2026-11-25"], env).code == 0
-    path = store_path(env)
-    files = sorted(path.parent.iterdir())
-    give_to_nobody(path.parent, *files)
+    env, path, _ = store_given_to_nobody(zoom, open_dir)
     lock = path.with_suffix(".lock")
     if read_only == "lock":
         lock.unlink()

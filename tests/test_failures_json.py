@@ -31,20 +31,6 @@ TEXT_LINE = re.compile(
 )
 
 
-@pytest.fixture
-def env(tmp_path: Path, zoom: FakeZoom) -> dict[str, str]:
-    return {
-        "ZOOM_ACCOUNT_ID": "acct-1",
-        "ZOOM_CLIENT_ID": "client-id",
-        "ZOOM_CLIENT_SECRET": SECRET,
-        "ZOOM_API_URL": f"{zoom.base}/v2",
-        "ZOOM_OAUTH_URL": f"{zoom.base}/oauth/token",
-        "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
-        "ZOOM_OPLOG_MAX_RPS": "0",
-        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-    }
-
-
 def assert_clean(err: str, fmt: str) -> list[dict[str, Any]]:
     """Every stderr line is one record in ``fmt``, without a traceback, class name or secret."""
     lines = err.splitlines()

@@ -10,7 +10,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import NOW, SECRET, FakeClock, FakeZoom, record
+from tests.conftest import NOW, FakeClock, FakeZoom, cli_env, record
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.metrics import GAUGES, RunMetrics, parse_previous, render, write_metrics
 
@@ -19,17 +19,8 @@ LABELS = {"account": "acct-1", "stream": "operations", "category": "all"}
 
 @pytest.fixture
 def env(tmp_path: Path, zoom: FakeZoom) -> dict[str, str]:
-    return {
-        "ZOOM_ACCOUNT_ID": "acct-1",
-        "ZOOM_CLIENT_ID": "client-id",
-        "ZOOM_CLIENT_SECRET": SECRET,
-        "ZOOM_API_URL": f"{zoom.base}/v2",
-        "ZOOM_OAUTH_URL": f"{zoom.base}/oauth/token",
-        "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
-        "ZOOM_OPLOG_MAX_RPS": "0",
-        "ZOOM_OPLOG_METRICS_FILE": str(tmp_path / "textfile" / "zoom_oplog.prom"),
-        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-    }
+    metrics = tmp_path / "textfile" / "zoom_oplog.prom"
+    return {**cli_env(zoom, tmp_path / "state", tmp_path / "xdg"), "ZOOM_OPLOG_METRICS_FILE": str(metrics)}
 
 
 def run(argv: list[str], env: dict[str, str], clock: FakeClock) -> tuple[int, list[str]]:

@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -11,17 +10,11 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.unprivileged import give_to_nobody, make_read_only, open_directory, run_unprivileged
+from tests.unprivileged import give_to_nobody, make_read_only, run_unprivileged
 from zoom_oplog_shipper.errors import StateError
 from zoom_oplog_shipper.state import RunLock, StateStore, reset_state, state_file
 
 T = datetime(2026, 11, 26, tzinfo=UTC)
-
-
-@pytest.fixture
-def open_dir() -> Iterator[Path]:
-    with open_directory() as base:
-        yield base
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import SECRET, FakeClock, FakeZoom, record
+from tests.conftest import FakeClock, FakeZoom, record
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.state import RunLock, state_file
@@ -30,20 +30,6 @@ SUMMARY_KEYS = {
     "stream": str,
     "category": str,
 }
-
-
-@pytest.fixture
-def env(tmp_path: Path, zoom: FakeZoom) -> dict[str, str]:
-    return {
-        "ZOOM_ACCOUNT_ID": "acct-1",
-        "ZOOM_CLIENT_ID": "client-id",
-        "ZOOM_CLIENT_SECRET": SECRET,
-        "ZOOM_API_URL": f"{zoom.base}/v2",
-        "ZOOM_OAUTH_URL": f"{zoom.base}/oauth/token",
-        "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
-        "ZOOM_OPLOG_MAX_RPS": "0",
-        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-    }
 
 
 def run(argv: list[str], env: dict[str, str], clock: Clock | None = None) -> tuple[int, bytes, list[str]]:

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import NOW, SECRET, FakeClock, FakeZoom, record
+from tests.conftest import NOW, FakeClock, FakeZoom, cli_env, record
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.records import canonical
@@ -114,17 +114,10 @@ def test_a_previous_release_store_keeps_working(tmp_path: Path, zoom: FakeZoom, 
     path = state_dir / OLD_NAME
     write_old_store(path, SEEN_TABLES[layout], delivered)
     env = {
-        "ZOOM_ACCOUNT_ID": ACCOUNT,
-        "ZOOM_CLIENT_ID": "client-id",
-        "ZOOM_CLIENT_SECRET": SECRET,
-        "ZOOM_API_URL": f"{zoom.base}/v2",
-        "ZOOM_OAUTH_URL": f"{zoom.base}/oauth/token",
-        "ZOOM_OPLOG_STATE_DIR": str(state_dir),
-        "ZOOM_OPLOG_MAX_RPS": "0",
+        **cli_env(zoom, state_dir, tmp_path / "xdg"),
         "ZOOM_OPLOG_INCLUDE_ORIGINAL": "true",
         # A different start than the old floor: a store taken for new would start over from here.
         "ZOOM_BACKFILL_START": (NOW - timedelta(days=5)).isoformat(),
-        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
     }
 
     before = path.read_bytes()
