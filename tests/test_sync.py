@@ -6,7 +6,7 @@ import io
 import math
 import random
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -348,3 +348,17 @@ def test_state_stays_small(h: Harness) -> None:
     store.close()
     # only the fingerprints inside the lookback (plus time-zone margin) are kept
     assert kept < 200, kept
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+def test_a_last_window_the_api_cannot_serve_yet_ends_the_run(h: Harness, concurrency: int) -> None:
+    """Windows line up so the last one starts after the API's today: it is refused, and nothing is
+    asked for after it (neither a window from its placeholder days nor a repeat)."""
+    start = datetime(2026, 10, 4, tzinfo=UTC)  # the first window: 10-02..10-29, then 10-30..11-26, 11-27..
+    h.zoom.reject_future_to_after = NOW.date().isoformat()
+    h.zoom.records = spread(start, 1500, timedelta(minutes=50))
+    summary = h.run(backfill_start=start, concurrency=concurrency)
+    asked = sorted(r["from"] for r in h.zoom.requests if "from" in r)
+    assert asked[0] >= "2026-10-02", asked[:3]
+    assert summary.emitted == sum(1 for r in h.zoom.records if r["time"] < iso(NOW))
+    assert summary.outcome == "complete" and set(h.ids().values()) == {1}

@@ -267,6 +267,8 @@ class SyncEngine:
 
     def _next(self, slot: _Slot) -> Window | None:
         """The window after ``slot``'s, None when it reached the last day to ask for."""
+        if slot.read is _NOTHING_TO_ASK:  # the API cannot serve its days yet, nor any after them
+            return None
         window = slot.read or slot.window
         if window.end >= self._end:
             return None
