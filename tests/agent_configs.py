@@ -10,6 +10,7 @@ import shutil
 import sys
 import tomllib
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -512,6 +513,33 @@ def start_simulator(account: Account) -> Any:
     sim.add_records(account.records)
     sim.add_records(account.activities, stream=ACTIVITIES)
     return serve_in_thread(sim)
+
+
+@dataclass(frozen=True)
+class Zoom:
+    """A served simulated account."""
+
+    account: Account
+    base_url: str
+    now: datetime
+
+
+@contextmanager
+def served_accounts(seeds: Mapping[str, int]) -> Iterator[dict[str, Zoom]]:
+    """One simulator per account name, with records drawn from its seed; all shut down on leaving."""
+    now = datetime.now(UTC)
+    served: dict[str, Zoom] = {}
+    servers = []
+    try:
+        for name, seed in seeds.items():
+            account = make_account(name, seed, now)
+            server = start_simulator(account)
+            servers.append(server)
+            served[name] = Zoom(account, server.base_url, now)
+        yield served
+    finally:
+        for server in servers:
+            server.shutdown()
 
 
 def zoom_env(base_url: str, now: datetime) -> dict[str, str]:

@@ -14,8 +14,7 @@ import re
 import subprocess
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +32,21 @@ from agent_configs import (
     SPLUNK_PROPS,
     SYSTEMD_SERVICE,
     Account,
+    Zoom,
     base_env,
     console_script,
     credentials_env,
     fgets_records,
     ini_value,
-    make_account,
     newline_frames,
     read_cron_d,
     read_env_file,
     read_ini,
     read_yaml_all,
     relocate,
+    served_accounts,
     splunk_events,
     splunk_time_format,
-    start_simulator,
     to_python_datetime,
     zoom_env,
 )
@@ -60,42 +59,17 @@ CRI_LINE_LIMIT = 16384
 EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-@dataclass(frozen=True)
-class Zoom:
-    """A served simulated account."""
-
-    account: Account
-    base_url: str
-    now: datetime
-
-
 @pytest.fixture(scope="module")
 def zoom() -> Iterator[Zoom]:
-    now = datetime.now(UTC)
-    account = make_account("single", 7, now)
-    server = start_simulator(account)
-    try:
-        yield Zoom(account, server.base_url, now)
-    finally:
-        server.shutdown()
+    with served_accounts({"single": 7}) as served:
+        yield served["single"]
 
 
 @pytest.fixture(scope="module")
 def accounts() -> Iterator[dict[str, Zoom]]:
     """Two accounts, each on its own simulator: the wrong credentials fail against the other."""
-    now = datetime.now(UTC)
-    served: dict[str, Zoom] = {}
-    servers = []
-    try:
-        for name, seed in (("acme", 8), ("globex", 9)):
-            account = make_account(name, seed, now)
-            server = start_simulator(account)
-            servers.append(server)
-            served[name] = Zoom(account, server.base_url, now)
+    with served_accounts({"acme": 8, "globex": 9}) as served:
         yield served
-    finally:
-        for server in servers:
-            server.shutdown()
 
 
 def agent_env(zoom: Zoom, home: Path, credentials: bool = True) -> dict[str, str]:

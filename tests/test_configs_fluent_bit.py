@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -34,19 +33,19 @@ from agent_configs import (
     SPLUNK_PROPS,
     Account,
     FluentBitInput,
+    Zoom,
     base_env,
     credentials_env,
     fgets_records,
     fluent_bit_inputs,
     fluent_bit_pipeline,
     fluent_bit_time_format,
-    make_account,
     program_settings,
     read_fluent_bit_classic,
     read_ini,
     relocate,
+    served_accounts,
     split_shell_command,
-    start_simulator,
     to_python_datetime,
     zoom_env,
 )
@@ -268,31 +267,11 @@ def test_classic_secrets_come_from_the_environment() -> None:
 # End to end: the exact command through /bin/sh -c, stdout read as Fluent Bit reads it.
 
 
-@dataclass(frozen=True)
-class Zoom:
-    """A served simulated account."""
-
-    account: Account
-    base_url: str
-    now: datetime
-
-
 @pytest.fixture(scope="module")
 def accounts() -> Iterator[dict[str, Zoom]]:
     """One simulator per account name the configs use; the wrong credentials fail on the others."""
-    now = datetime.now(UTC)
-    served: dict[str, Zoom] = {}
-    servers = []
-    try:
-        for name, seed in (("single", 21), ("acme", 22), ("globex", 23)):
-            account = make_account(name, seed, now)
-            server = start_simulator(account)
-            servers.append(server)
-            served[name] = Zoom(account, server.base_url, now)
+    with served_accounts({"single": 21, "acme": 22, "globex": 23}) as served:
         yield served
-    finally:
-        for server in servers:
-            server.shutdown()
 
 
 def read_like_fluent_bit(stdout: bytes, item: FluentBitInput) -> list[dict[str, Any]]:

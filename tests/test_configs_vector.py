@@ -42,19 +42,18 @@ from agent_configs import (
     VECTOR_MULTI,
     VECTOR_TOML,
     VECTOR_YAML,
-    Account,
     VectorSource,
+    Zoom,
     all_vector_sources,
     base_env,
     console_script,
     credentials_env,
     iter_strings,
-    make_account,
     newline_frames,
     program_settings,
     read_vector,
     relocate,
-    start_simulator,
+    served_accounts,
     vector_interpolate,
     vector_sources,
     zoom_env,
@@ -308,31 +307,11 @@ def exec_like_vector(source: VectorSource, child_env: dict[str, str]) -> SourceR
     return SourceRun(result.returncode, events, pipes, result.stdout, result.stderr)
 
 
-@dataclass(frozen=True)
-class Zoom:
-    """A served simulated account."""
-
-    account: Account
-    base_url: str
-    now: datetime
-
-
 @pytest.fixture(scope="module")
 def accounts() -> Iterator[dict[str, Zoom]]:
     """One simulator per account name the configs use; the wrong credentials fail on the others."""
-    now = datetime.now(UTC)
-    served: dict[str, Zoom] = {}
-    servers = []
-    try:
-        for name, seed in (("single", 11), ("acme", 12), ("globex", 13)):
-            account = make_account(name, seed, now)
-            server = start_simulator(account)
-            servers.append(server)
-            served[name] = Zoom(account, server.base_url, now)
+    with served_accounts({"single": 11, "acme": 12, "globex": 13}) as served:
         yield served
-    finally:
-        for server in servers:
-            server.shutdown()
 
 
 def vector_env(zoom: Zoom, home: Path, secret: str | None = None) -> dict[str, str]:
