@@ -214,3 +214,32 @@ def test_max_records_splits_a_backfill_into_runs_that_lose_and_repeat_nothing(tm
     ids = Counter(orjson.loads(line)["event"]["id"] for r in (first, second, third) for line in r[1].splitlines())
     assert len(ids) == total and set(ids.values()) == {1}
     assert summaries[-1]["outcome"] == "complete" and summaries[-1]["emitted"] == 0
+
+
+def test_max_records_holds_with_several_windows_in_flight(tmp_path: Path) -> None:
+    """Three windows at once: the pages the others fetched after the limit was reached are not sent."""
+    from zoom_oplog_shipper.simulator import Simulator, SimulatorConfig, serve_in_thread
+
+    sim = Simulator(SimulatorConfig(seed=6, days=80, records_per_day=120, slow_rate=1.0, slow_seconds=0.01))
+    total = len(sim.records())
+    with serve_in_thread(sim) as server:
+        env = {
+            "ZOOM_ACCOUNT_ID": "demo-account",
+            "ZOOM_CLIENT_ID": "demo-client",
+            "ZOOM_CLIENT_SECRET": "demo-secret",
+            "ZOOM_API_URL": f"{server.base_url}/v2",
+            "ZOOM_OAUTH_URL": f"{server.base_url}/oauth/token",
+            "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
+            "ZOOM_OPLOG_MAX_RPS": "0",
+            "ZOOM_OPLOG_CONCURRENCY": "3",
+            "ZOOM_OPLOG_MAX_RECORDS": "1000",
+            "ZOOM_BACKFILL_START": (datetime.now(UTC) - timedelta(days=81)).isoformat(),
+            "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+        }
+        runs = [run(["run", "--log-format", "json"], env, Clock()) for _ in range(12)]
+    summaries = [orjson.loads(r[2][-1]) for r in runs]
+    assert all(r[0] == 0 for r in runs)
+    limited = [s for s in summaries if s["outcome"] == "stopped at --max-records"]
+    assert limited and all(1000 <= s["emitted"] < 1000 + 300 for s in limited), [s["emitted"] for s in limited]
+    ids = Counter(orjson.loads(line)["event"]["id"] for r in runs for line in r[1].splitlines())
+    assert len(ids) == total and set(ids.values()) == {1}

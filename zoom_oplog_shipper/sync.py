@@ -404,9 +404,26 @@ class SyncEngine:
             return "stopped by signal"
         if self.clock.monotonic() >= self._deadline:
             return "stopped at --max-runtime"
+        return self._records_limit()
+
+    def _records_limit(self) -> str | None:
         if 0 < self.config.max_records <= self.summary.emitted:
             return "stopped at --max-records"
         return None
+
+    def _stopping(self, window: Window, reason: str | None) -> bool:
+        """Whether the window's reader stops here (``reason`` given); says so, and why."""
+        if reason is None:
+            return False
+        if not self._failed:
+            self.summary.outcome = reason
+        log.info(
+            "%s before finishing %s..%s; progress is committed, the next run continues",
+            reason,
+            window.start,
+            window.end,
+        )
+        return True
 
     def _progress(self, window: Window, remaining: Window | None) -> None:
         """Every PROGRESS_EVERY seconds, say how far a long run has got."""
@@ -468,16 +485,7 @@ class SyncEngine:
         token = ""
         query = self._resumed(window)
         while True:
-            reason = self._stop_reason()
-            if reason:
-                if not self._failed:
-                    self.summary.outcome = reason
-                log.info(
-                    "%s before finishing %s..%s; progress is committed, the next run continues",
-                    reason,
-                    window.start,
-                    window.end,
-                )
+            if self._stopping(window, self._stop_reason()):
                 return None
             try:
                 page = self.pages.get_page(query, token)
@@ -507,6 +515,10 @@ class SyncEngine:
                 continue
             try:
                 with self._lock:
+                    # Another window may have reached --max-records while this page was on its way:
+                    # it is not sent (nor committed), and the next run asks for it again.
+                    if self._stopping(window, self._records_limit()):
+                        return None
                     self.summary.pages += 1
                     done = self._emit_page(page.records, window, query, cursor, slot)
                     self._progress(window, cursor.remaining)
