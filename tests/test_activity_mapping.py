@@ -1,18 +1,14 @@
 """Sign-in/sign-out activity records mapped to ECS 9.4.0 and OCSF 1.5.0, checked against both schemas.
 
 ECS: every field and category/type pair against tests/data/ecs_fields.json (a subset of ECS 9.4.0's
-ecs_flat.yml), as tests/test_ecs.py checks the operation events. OCSF: ocsf-emitter's generated
-Authentication model and invariants, and py-ocsf-models' base event, as tests/test_ocsf.py does.
+ecs_flat.yml), with tests/schemas.py's check of every stream's events. OCSF: ocsf-emitter's generated
+Authentication model and invariants, py-ocsf-models' base event and tests/schemas.py's attribute walk.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import types
-import typing
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -22,18 +18,18 @@ from hypothesis import strategies as st
 from ocsf_emitter import models as ocsf_models
 from ocsf_emitter import validate as ocsf_validate
 from py_ocsf_models.events.base_event import BaseEvent
-from pydantic import BaseModel
 
+from tests.schemas import assert_ecs_valid as assert_ecs_fields
+from tests.schemas import flatten, unknown_attributes
 from zoom_oplog_shipper.activity_ecs import DATASET, source_ip, to_ecs_activity
 from zoom_oplog_shipper.activity_ocsf import to_ocsf_activity
-from zoom_oplog_shipper.ecs import ECS_VERSION, UNPARSABLE_TIME_TAG, to_raw
+from zoom_oplog_shipper.ecs import UNPARSABLE_TIME_TAG, to_raw
 from zoom_oplog_shipper.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL
 from zoom_oplog_shipper.output import make_formatter
 from zoom_oplog_shipper.records import record_time
 from zoom_oplog_shipper.simulator import generate_activity_records
 from zoom_oplog_shipper.streams import STREAMS, Stream
 
-ECS = json.loads((Path(__file__).parent / "data" / "ecs_fields.json").read_text())
 CREATED = "2026-11-26T12:00:00.000Z"
 CREATED_DT = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 CREATED_MS = 1795694400000
@@ -51,70 +47,10 @@ def ocsf_of(record: Any) -> dict[str, Any]:
     return to_ocsf_activity(record, EVENT_ID, ACCOUNT, CREATED_DT)
 
 
-def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in doc.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
 def assert_ecs_valid(doc: dict[str, Any]) -> None:
-    """Every field is an ECS 9.4.0 field of the right shape, value set and category/type pairing."""
-    fields = ECS["fields"]
-    for name, value in flatten(doc).items():
-        if name.startswith("zoom."):
-            continue  # the integration's own namespace, outside ECS by design
-        assert name in fields, f"{name} is not an ECS 9.4.0 field"
-        spec = fields[name]
-        values = value if isinstance(value, list) else [value]
-        if "array" in spec.get("normalize", []):
-            assert isinstance(value, list), f"{name} must be an array"
-        else:
-            assert not isinstance(value, list | dict), f"{name} must be a scalar"
-        if "allowed_values" in spec:
-            allowed = {v["name"] for v in spec["allowed_values"]}
-            assert set(values) <= allowed, f"{name}: {values} not in {allowed}"
-        if spec["type"] == "ip":
-            for item in values:
-                ipaddress.ip_address(item)
-    expected = {v["name"]: set(v["expected_event_types"]) for v in fields["event.category"]["allowed_values"]}
-    for category in doc["event"]["category"]:
-        for kind in doc["event"]["type"]:
-            assert kind in expected[category], f"type {kind} is not allowed for category {category}"
+    """The ECS 9.4.0 checks of every stream's events, and the activity dataset."""
+    assert_ecs_fields(doc)
     assert doc["event"]["dataset"] == doc["data_stream"]["dataset"] == DATASET
-    assert doc["ecs"]["version"] == ECS_VERSION == ECS["ecs_version"]
-
-
-def _model_of(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        inner = [a for a in typing.get_args(annotation) if a is not type(None)]
-        return _model_of(inner[0]) if inner else (None, False)
-    if origin is list:
-        return _model_of(typing.get_args(annotation)[0])[0], True
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, False
-    return None, False
-
-
-def unknown_attributes(value: Any, model: type[BaseModel], path: str = "") -> list[str]:
-    """Attribute names the OCSF model does not define (its models accept extra keys silently)."""
-    if not model.model_fields or not isinstance(value, dict):
-        return []
-    problems: list[str] = []
-    for key, item in value.items():
-        field = model.model_fields.get(key)
-        if field is None:
-            problems.append(f"{path}{key}")
-            continue
-        sub, is_list = _model_of(field.annotation)
-        if sub is not None:
-            for element in item if is_list and isinstance(item, list) else [item]:
-                problems.extend(unknown_attributes(element, sub, f"{path}{key}."))
-    return problems
 
 
 def assert_ocsf_valid(event: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tests.schemas import ECS, assert_ecs_valid, flatten
 from zoom_oplog_shipper.detail import (
     TAG_ADMIN_ROLE_GRANTED,
     TAG_SECURITY_CONTROL_DISABLED,
@@ -34,49 +35,13 @@ from zoom_oplog_shipper.records import record_time
 from zoom_oplog_shipper.simulator import generate_records
 
 DATA = Path(__file__).parent / "data"
-ECS = json.loads((DATA / "ecs_fields.json").read_text())
 ECS_DETAIL = json.loads((DATA / "ecs_fields_detail.json").read_text(encoding="utf-8"))
 SAMPLES = [json.loads(line) for line in (DATA / "sample_operation_logs.jsonl").read_text().splitlines() if line]
 CREATED = "2026-11-26T12:00:00.000Z"
 
 
-def flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in doc.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            out.update(flatten(value, name + "."))
-        else:
-            out[name] = value
-    return out
-
-
 def map_sample(rec: dict[str, Any], **kw: Any) -> dict[str, Any]:
     return to_ecs(rec, "ab" * 16, "acct-1", CREATED, record_time(rec), **kw)
-
-
-def assert_ecs_valid(doc: dict[str, Any]) -> None:
-    fields = ECS["fields"]
-    for name, value in flatten(doc).items():
-        if name.startswith("zoom."):
-            continue  # the integration's own namespace, outside ECS by design
-        assert name in fields, f"{name} is not an ECS 9.4.0 field"
-        spec = fields[name]
-        if "array" in spec.get("normalize", []):
-            assert isinstance(value, list), f"{name} must be an array"
-        else:
-            assert not isinstance(value, list | dict), f"{name} must be a scalar"
-    allowed_kinds = {v["name"] for v in fields["event.kind"]["allowed_values"]}
-    assert doc["event"]["kind"] in allowed_kinds
-    expected = {v["name"]: set(v["expected_event_types"]) for v in fields["event.category"]["allowed_values"]}
-    all_types = {v["name"] for v in fields["event.type"]["allowed_values"]}
-    for category in doc["event"]["category"]:
-        assert category in expected
-        for kind in doc["event"]["type"]:
-            assert kind in all_types
-            assert kind in expected[category], f"type {kind} is not allowed for category {category}"
-    assert "-" not in doc["data_stream"]["dataset"] and "-" not in doc["data_stream"]["namespace"]
-    assert doc["event"]["dataset"] == doc["data_stream"]["dataset"]
 
 
 @pytest.mark.parametrize("rec", SAMPLES, ids=lambda r: str(r.get("operation_detail"))[:40])

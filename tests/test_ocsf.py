@@ -10,8 +10,6 @@ Two model packages do the checking, neither of them hand-written here:
 from __future__ import annotations
 
 import json
-import types
-import typing
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from ocsf_emitter import validate as ocsf_validate
 from py_ocsf_models.events.base_event import BaseEvent
 from pydantic import BaseModel
 
+from tests.schemas import unknown_attributes
 from zoom_oplog_shipper.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL, to_ocsf
 
 DATA = Path(__file__).parent / "data"
@@ -36,45 +35,6 @@ MODELS: dict[int, type[BaseModel]] = {3001: ocsf_models.AccountChange, 3004: ocs
 def sample_records() -> list[dict[str, Any]]:
     lines = (DATA / "sample_operation_logs.jsonl").read_text(encoding="utf-8").splitlines()
     return [json.loads(line) for line in lines if line.strip()]
-
-
-def _model_of(annotation: Any) -> tuple[type[BaseModel] | None, bool]:
-    """The pydantic model inside ``annotation`` (``X | None``, ``list[X]``) and whether it is a list."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(annotation):
-            if arg is not type(None):
-                return _model_of(arg)
-        return None, False
-    if origin is list:
-        model, _ = _model_of(typing.get_args(annotation)[0])
-        return model, True
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation, False
-    return None, False
-
-
-def unknown_attributes(value: Any, model: type[BaseModel], path: str = "") -> list[str]:
-    """Attribute names in ``value`` that the generated OCSF model does not define.
-
-    The generated models allow extra keys (OCSF objects are extensible), so a misspelt attribute
-    would pass ``model_validate``; this walk catches it. Free-form objects (no fields, such as
-    ``unmapped``) and ``Any`` attributes (``entity.data``) are not descended into.
-    """
-    if not model.model_fields or not isinstance(value, dict):
-        return []
-    problems: list[str] = []
-    for key, item in value.items():
-        field = model.model_fields.get(key)
-        if field is None:
-            problems.append(f"{path}{key}")
-            continue
-        sub, is_list = _model_of(field.annotation)
-        if sub is None:
-            continue
-        for element in item if is_list and isinstance(item, list) else [item]:
-            problems.extend(unknown_attributes(element, sub, f"{path}{key}."))
-    return problems
 
 
 def assert_valid_ocsf(event: dict[str, Any]) -> BaseModel:
