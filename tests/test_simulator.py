@@ -18,7 +18,7 @@ import signal
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -658,16 +658,23 @@ def test_late_fraction_is_seeded(clock: Clock) -> None:
 # ------------------------------------------------------------------------------------- data
 
 
-def test_generator_is_deterministic_and_realistic() -> None:
-    records = generate_records(5, 20, 100, NOW)
-    assert records == generate_records(5, 20, 100, NOW)
-    assert records != generate_records(6, 20, 100, NOW)
+def seeded_days(generate: Callable[[int, int, int, datetime], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """Seed 5's records for 20 days at 100 a day, checked to be the seed's own, sorted and 100 on each day."""
+    records = generate(5, 20, 100, NOW)
+    assert records == generate(5, 20, 100, NOW)
+    assert records != generate(6, 20, 100, NOW)
     assert len(records) == 2000
     times = [r["time"] for r in records]
     assert times == sorted(times)
     assert stamp(NOW - timedelta(days=20)) <= times[0] and times[-1] < stamp(NOW)
     per_day = Counter((datetime.fromisoformat(t) - (NOW - timedelta(days=20))).days for t in times)
     assert set(per_day.values()) == {100}
+    return records
+
+
+def test_generator_is_deterministic_and_realistic() -> None:
+    records = seeded_days(generate_records)
+    times = [r["time"] for r in records]
     assert {r["category_type"] for r in records} == {
         "User", "User Settings", "Account", "Billing", "IM", "Recording", "Phone Contacts", "Webinar",
         "Sub Account", "Role", "Zoom Rooms", "User Group",
@@ -1204,15 +1211,7 @@ def test_generator_output_is_pinned(generate: Any, digest: str) -> None:
 
 
 def test_activity_generator_is_deterministic_and_realistic() -> None:
-    records = generate_activity_records(5, 20, 100, NOW)
-    assert records == generate_activity_records(5, 20, 100, NOW)
-    assert records != generate_activity_records(6, 20, 100, NOW)
-    assert len(records) == 2000
-    times = [r["time"] for r in records]
-    assert times == sorted(times)
-    assert stamp(NOW - timedelta(days=20)) <= times[0] and times[-1] < stamp(NOW)
-    per_day = Counter((datetime.fromisoformat(t) - (NOW - timedelta(days=20))).days for t in times)
-    assert set(per_day.values()) == {100}
+    records = seeded_days(generate_activity_records)
     fields = ("client_type", "email", "ip_address", "time", "type", "version")
     assert all(list(r) == [f for f in fields if f in r] for r in records)  # Zoom's order, some missing
     assert {name: sum(1 for r in records if name not in r) > 0 for name in fields} == {
