@@ -169,12 +169,12 @@ def _flag_value(args: list[str], flag: str) -> str | None:
 
 def _log_as_asked(args: list[str], env: Mapping[str, str], err: TextIO) -> None:
     """Log as the flag or environment asks (when valid), before the settings are validated."""
-    level = (_flag_value(args, "--log-level") or env.get("ZOOM_OPLOG_LOG_LEVEL", "")).lower()
-    fmt = (_flag_value(args, "--log-format") or env.get("ZOOM_OPLOG_LOG_FORMAT", "")).lower()
+    level = _early_setting(args, env, "log_level").lower()
+    fmt = _early_setting(args, env, "log_format").lower()
     setup_logging(
         level if level in LOG_LEVELS else "info",
         fmt if fmt in LOG_FORMATS else "text",
-        (env.get("ZOOM_CLIENT_SECRET", ""),),
+        (env.get(BY_NAME["client_secret"].env, ""),),
         stream=err,
     )
 

@@ -12,6 +12,7 @@ from typing import BinaryIO
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import load_config
 from zoom_oplog_shipper.logs import LOGGER_NAME
+from zoom_oplog_shipper.settings import BY_NAME
 from zoom_oplog_shipper.streams import BY_KEY
 
 log = logging.getLogger(LOGGER_NAME)
@@ -46,18 +47,19 @@ def run_demo(args: argparse.Namespace, out: BinaryIO, clock: Clock) -> int:
             len(sim.records(stream=args.stream)),
             args.days,
         )
-        env = {
-            "ZOOM_ACCOUNT_ID": DEMO_ACCOUNT,
-            "ZOOM_CLIENT_ID": DEMO_CLIENT,
-            "ZOOM_CLIENT_SECRET": DEMO_SECRET,
-            "ZOOM_API_URL": f"{server.base_url}/v2",
-            "ZOOM_OAUTH_URL": f"{server.base_url}/oauth/token",
-            "ZOOM_OPLOG_STATE_DIR": str(Path(state_dir)),
-            "ZOOM_OPLOG_MAX_RPS": "0",
-            "ZOOM_OPLOG_FORMAT": args.format,
-            "ZOOM_OPLOG_STREAM": args.stream,
-            "ZOOM_BACKFILL_START": (now - timedelta(days=args.days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        settings = {
+            "account_id": DEMO_ACCOUNT,
+            "client_id": DEMO_CLIENT,
+            "client_secret": DEMO_SECRET,
+            "api_url": f"{server.base_url}/v2",
+            "oauth_url": f"{server.base_url}/oauth/token",
+            "state_dir": str(Path(state_dir)),
+            "max_rps": "0",
+            "format": args.format,
+            "stream": args.stream,
+            "backfill_start": (now - timedelta(days=args.days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
+        env = {BY_NAME[name].env: value for name, value in settings.items()}
         config = load_config({}, env, now)
         report = RunReport(clock, config.account_id, config.category_type, None)
         # A closed stdout (`demo | head`) raises here; the command line ends that quietly with exit 0.
