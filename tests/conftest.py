@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
@@ -17,6 +17,9 @@ from werkzeug import Request, Response
 from tests.unprivileged import open_directory
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
+
+if TYPE_CHECKING:
+    from zoom_oplog_shipper.simulator import Simulator
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 SECRET = "s3cr3t-Value-that-must-never-leak"
@@ -163,6 +166,21 @@ def open_dir() -> Iterator[Path]:
     """A directory the unprivileged user can reach, removed afterwards."""
     with open_directory() as base:
         yield base
+
+
+def simulator_env(sim: Simulator, base_url: str, tmp_path: Path) -> dict[str, str]:
+    """The command line's environment against a served simulator: its credentials and URLs, no rate
+    limit, the state and XDG config directories in ``tmp_path``."""
+    return {
+        "ZOOM_ACCOUNT_ID": sim.config.account_id,
+        "ZOOM_CLIENT_ID": sim.config.client_id,
+        "ZOOM_CLIENT_SECRET": sim.config.client_secret,
+        "ZOOM_API_URL": f"{base_url}/v2",
+        "ZOOM_OAUTH_URL": f"{base_url}/oauth/token",
+        "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
+        "ZOOM_OPLOG_MAX_RPS": "0",
+        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
+    }
 
 
 def make_config(tmp_path: Any, base: str, **overrides: Any) -> Config:

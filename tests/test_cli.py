@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import NOW, SECRET, FakeClock, FakeZoom, record
+from tests.conftest import NOW, SECRET, FakeClock, FakeZoom, record, simulator_env
 from zoom_oplog_shipper import __version__
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.state import RunLock, state_file
@@ -198,13 +198,7 @@ def sim_env(tmp_path: Path) -> Any:
     server = serve_in_thread(sim)
     env = {
         **os.environ,
-        "ZOOM_ACCOUNT_ID": "demo-account",
-        "ZOOM_CLIENT_ID": "demo-client",
-        "ZOOM_CLIENT_SECRET": "demo-secret",
-        "ZOOM_API_URL": f"{server.base_url}/v2",
-        "ZOOM_OAUTH_URL": f"{server.base_url}/oauth/token",
-        "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
-        "ZOOM_OPLOG_MAX_RPS": "0",
+        **simulator_env(sim, server.base_url, tmp_path),
         "ZOOM_BACKFILL_START": (datetime.now(UTC) - timedelta(days=15)).isoformat(),
     }
     yield env

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import SECRET, FakeClock, FakeZoom
+from tests.conftest import SECRET, FakeClock, FakeZoom, simulator_env
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.state import state_file
 
@@ -201,16 +201,9 @@ def sim(tmp_path: Path) -> Iterator[tuple[Any, dict[str, str]]]:
     server = serve_in_thread(simulator)
     env = {
         **os.environ,
-        "ZOOM_ACCOUNT_ID": "demo-account",
-        "ZOOM_CLIENT_ID": "demo-client",
-        "ZOOM_CLIENT_SECRET": "demo-secret",
-        "ZOOM_API_URL": f"{server.base_url}/v2",
-        "ZOOM_OAUTH_URL": f"{server.base_url}/oauth/token",
-        "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
-        "ZOOM_OPLOG_MAX_RPS": "0",
+        **simulator_env(simulator, server.base_url, tmp_path),
         "ZOOM_OPLOG_LOG_FORMAT": "json",
         "ZOOM_BACKFILL_START": (datetime.now(UTC) - timedelta(days=15)).isoformat(),
-        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
     }
     yield simulator, env
     server.shutdown()

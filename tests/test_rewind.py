@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, simulator_env
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.simulator import RunningServer, Simulator, SimulatorConfig, serve_in_thread
 
@@ -27,16 +27,7 @@ class Shipper:
         config = SimulatorConfig(account_id="rw-acct", client_id="rw-client", client_secret="rw-secret", **sim)
         self.sim = Simulator(config, now=self.clock.now, sleep=self.clock.sleep)
         self.server: RunningServer = serve_in_thread(self.sim)
-        self.env = {
-            "ZOOM_ACCOUNT_ID": "rw-acct",
-            "ZOOM_CLIENT_ID": "rw-client",
-            "ZOOM_CLIENT_SECRET": "rw-secret",
-            "ZOOM_API_URL": f"{self.server.base_url}/v2",
-            "ZOOM_OAUTH_URL": f"{self.server.base_url}/oauth/token",
-            "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
-            "ZOOM_OPLOG_MAX_RPS": "0",
-            "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-        }
+        self.env = simulator_env(self.sim, self.server.base_url, tmp_path)
 
     def cli(self, *argv: str) -> tuple[int, list[dict[str, Any]], str]:
         out, err = io.BytesIO(), io.StringIO()

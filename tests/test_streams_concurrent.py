@@ -21,6 +21,7 @@ from typing import Any
 import orjson
 import pytest
 
+from tests.conftest import simulator_env
 from zoom_oplog_shipper.records import canonical, record_time
 from zoom_oplog_shipper.simulator import Simulator, SimulatorConfig, serve_in_thread
 from zoom_oplog_shipper.state import state_file
@@ -71,16 +72,9 @@ def world(tmp_path: Path) -> Iterator[tuple[Simulator, Hold, dict[str, str]]]:
     server = serve_in_thread(sim)
     env = {
         **os.environ,
-        "ZOOM_ACCOUNT_ID": ACCOUNT,
-        "ZOOM_CLIENT_ID": "conc-client",
-        "ZOOM_CLIENT_SECRET": "conc-secret",
-        "ZOOM_API_URL": f"{server.base_url}/v2",
-        "ZOOM_OAUTH_URL": f"{server.base_url}/oauth/token",
-        "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
-        "ZOOM_OPLOG_MAX_RPS": "0",
+        **simulator_env(sim, server.base_url, tmp_path),
         "ZOOM_OPLOG_INCLUDE_ORIGINAL": "true",
         "ZOOM_BACKFILL_START": (datetime.now(UTC) - timedelta(days=2)).isoformat(),
-        "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
     }
     try:
         yield sim, hold, env

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import FakeClock, FakeZoom, record
+from tests.conftest import FakeClock, FakeZoom, record, simulator_env
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.state import RunLock, state_file
@@ -192,16 +192,9 @@ def test_max_records_splits_a_backfill_into_runs_that_lose_and_repeat_nothing(tm
     total = len(sim.records())
     with serve_in_thread(sim) as server:
         env = {
-            "ZOOM_ACCOUNT_ID": "demo-account",
-            "ZOOM_CLIENT_ID": "demo-client",
-            "ZOOM_CLIENT_SECRET": "demo-secret",
-            "ZOOM_API_URL": f"{server.base_url}/v2",
-            "ZOOM_OAUTH_URL": f"{server.base_url}/oauth/token",
-            "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
-            "ZOOM_OPLOG_MAX_RPS": "0",
+            **simulator_env(sim, server.base_url, tmp_path),
             "ZOOM_OPLOG_MAX_RECORDS": str(total // 2),
             "ZOOM_BACKFILL_START": (datetime.now(UTC) - timedelta(days=4)).isoformat(),
-            "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
         }
         first = run(["run", "--log-format", "json"], env, Clock())
         second = run(["run", "--log-format", "json"], env, Clock())
@@ -224,17 +217,10 @@ def test_max_records_holds_with_several_windows_in_flight(tmp_path: Path) -> Non
     total = len(sim.records())
     with serve_in_thread(sim) as server:
         env = {
-            "ZOOM_ACCOUNT_ID": "demo-account",
-            "ZOOM_CLIENT_ID": "demo-client",
-            "ZOOM_CLIENT_SECRET": "demo-secret",
-            "ZOOM_API_URL": f"{server.base_url}/v2",
-            "ZOOM_OAUTH_URL": f"{server.base_url}/oauth/token",
-            "ZOOM_OPLOG_STATE_DIR": str(tmp_path / "state"),
-            "ZOOM_OPLOG_MAX_RPS": "0",
+            **simulator_env(sim, server.base_url, tmp_path),
             "ZOOM_OPLOG_CONCURRENCY": "3",
             "ZOOM_OPLOG_MAX_RECORDS": "1000",
             "ZOOM_BACKFILL_START": (datetime.now(UTC) - timedelta(days=81)).isoformat(),
-            "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
         }
         runs = [run(["run", "--log-format", "json"], env, Clock()) for _ in range(12)]
     summaries = [orjson.loads(r[2][-1]) for r in runs]
