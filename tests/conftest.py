@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -15,6 +16,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from tests.unprivileged import open_directory
+from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
 
@@ -139,6 +141,24 @@ class FakeZoom:
 @pytest.fixture
 def zoom(httpserver: HTTPServer) -> Iterator[FakeZoom]:
     yield FakeZoom(httpserver)
+
+
+class Run:
+    """What one in-process command line run returned: exit code, stdout bytes, stderr text."""
+
+    def __init__(self, code: int, out: bytes, err: str) -> None:
+        self.code, self.out, self.err = code, out, err
+
+    def docs(self) -> list[dict[str, Any]]:
+        """The stdout lines as JSON documents."""
+        return [orjson.loads(line) for line in self.out.splitlines()]
+
+
+def cli(argv: list[str], env: dict[str, str], clock: FakeClock | None = None) -> Run:
+    """``main(argv)`` in-process with ``env`` and a clock that never sleeps."""
+    out, err = io.BytesIO(), io.StringIO()
+    code = main(argv, env=env, stdout=out, stderr=err, clock=clock or FakeClock())
+    return Run(code, out.getvalue(), err.getvalue())
 
 
 def cli_env(zoom: FakeZoom, state_dir: Path, xdg: Path) -> dict[str, str]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import signal
 import subprocess
@@ -14,24 +13,10 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.conftest import NOW, SECRET, FakeClock, FakeZoom, record, simulator_env
+from tests.conftest import NOW, SECRET, FakeClock, FakeZoom, cli, record, simulator_env
 from zoom_oplog_shipper import __version__
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.state import RunLock, state_file
-
-
-class Run:
-    def __init__(self, code: int, out: bytes, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def docs(self) -> list[dict[str, Any]]:
-        return [orjson.loads(line) for line in self.out.splitlines()]
-
-
-def cli(argv: list[str], env: dict[str, str], clock: FakeClock | None = None) -> Run:
-    out, err = io.BytesIO(), io.StringIO()
-    code = main(argv, env=env, stdout=out, stderr=err, clock=clock or FakeClock())
-    return Run(code, out.getvalue(), err.getvalue())
 
 
 def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:

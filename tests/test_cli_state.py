@@ -6,31 +6,16 @@ import io
 import os
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import orjson
 import platformdirs  # noqa: F401 - imported before the unprivileged child needs it
 import pytest
 
 import zoom_oplog_shipper.state_cli  # noqa: F401 - imported before the unprivileged child needs it
-from tests.conftest import NOW, FakeClock, FakeZoom, cli_env, record
+from tests.conftest import NOW, FakeClock, FakeZoom, cli, cli_env, record
 from tests.unprivileged import give_to_nobody, make_read_only, run_unprivileged
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.state import RunLock, StateStore, state_file
-
-
-class Run:
-    def __init__(self, code: int, out: bytes, err: str) -> None:
-        self.code, self.out, self.err = code, out, err
-
-    def docs(self) -> list[dict[str, Any]]:
-        return [orjson.loads(line) for line in self.out.splitlines()]
-
-
-def cli(argv: list[str], env: dict[str, str], clock: FakeClock | None = None) -> Run:
-    out, err = io.BytesIO(), io.StringIO()
-    code = main(argv, env=env, stdout=out, stderr=err, clock=clock or FakeClock())
-    return Run(code, out.getvalue(), err.getvalue())
 
 
 def store_path(env: dict[str, str]) -> Path:
