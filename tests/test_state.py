@@ -126,7 +126,6 @@ def test_reset_removes_side_files(path: Path) -> None:
 
 
 def _foreign_sqlite(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE notes (body TEXT)")
         conn.execute("INSERT INTO notes VALUES ('someone else''s data')")
@@ -134,7 +133,6 @@ def _foreign_sqlite(path: Path) -> None:
 
 
 def _meta_without_marker(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     with sqlite3.connect(path) as conn:
         conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         conn.execute("CREATE TABLE seen (t INTEGER NOT NULL, fp BLOB NOT NULL, PRIMARY KEY (t, fp)) WITHOUT ROWID")
@@ -142,12 +140,10 @@ def _meta_without_marker(path: Path) -> None:
 
 
 def _empty(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"")
 
 
 def _not_sqlite(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"\x00" * 4096)
 
 
@@ -162,6 +158,7 @@ def _not_sqlite(path: Path) -> None:
     ids=["zero-bytes", "zeros", "foreign-sqlite", "no-marker"],
 )
 def test_unusable_store_is_refused_and_left_byte_for_byte(path: Path, make: Any, needle: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     make(path)
     before = path.read_bytes()
     for create in (True, False):
