@@ -3,8 +3,9 @@
 The fields that :mod:`zoom_oplog_shipper.detail` parses out of ``operation_detail`` are mapped here
 too (:func:`detail_fields`). That mapping runs for every record, so it is compiled once per detail
 *shape*: the text with its e-mail addresses and numbers replaced by numbered placeholders. A shape
-is parsed once, and its fields become a small compiled function that merges them into an event
-as literals, each placeholder read from the record's own values.
+is parsed once, and the whole event of each form (operator as a name or an address, untimed, with
+``event.original``) becomes a small compiled function that returns it as one literal, the record's
+own values read from its parameters.
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from datetime import datetime
-from functools import lru_cache
-from typing import Any, Final
+from functools import lru_cache, partial
+from typing import Any, Final, cast
 
 import orjson
 
@@ -32,8 +33,6 @@ ECS_VERSION = "9.4.0"
 DATASET = "zoom.operation"
 UNPARSABLE_TIME_TAG = "zoom_time_unparsable"
 
-#: The record's own fields, in the order `zoom.operation` lists them.
-_RECORD_FIELDS = ("action", "category_type", "operation_detail", "operator")
 _NON_WORD = re.compile(r"[^a-z0-9]+")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -99,25 +98,65 @@ def to_ecs(
     and the event is tagged), ``created`` the RFC 3339 time the run read the record.
     """
     get = record.get
-    # A field counts only when it is a non-empty string; they are kept as `zoom.operation.*`.
-    raw: dict[str, str] = {}
-    for key in _RECORD_FIELDS:
-        value = get(key)
-        if isinstance(value, str) and value:
-            raw[key] = value
-    action = raw.get("action")
-    category_type = raw.get("category_type")
-    detail = raw.get("operation_detail")
-    operator = raw.get("operator")
-    raw_time = get("time")
+    # A field counts only when it is a non-empty string.
+    action = get("action")
+    if not isinstance(action, str) or not action:
+        action = None
+    category_type = get("category_type")
+    if not isinstance(category_type, str) or not category_type:
+        category_type = None
+    detail = get("operation_detail")
+    if not isinstance(detail, str) or not detail:
+        detail = None
+    operator = get("operator")
+    if not isinstance(operator, str) or not operator:
+        operator = None
     if time is None:
         timestamp = created
-    elif isinstance(raw_time, str) and len(raw_time) == 20 and raw_time[19] == "Z":
-        timestamp = raw_time[:19] + ".000Z"  # Zoom's usual form, already UTC: no need to format a datetime
+        form = _UNTIMED
     else:
-        timestamp = rfc3339_millis(time)
-    categories, types, normalized_action = _event_kind(category_type, action)
+        raw_time = get("time")
+        if isinstance(raw_time, str) and len(raw_time) == 20 and raw_time[19] == "Z":
+            timestamp = raw_time[:19] + ".000Z"  # Zoom's usual form, already UTC: no need to format a datetime
+        else:
+            timestamp = rfc3339_millis(time)
+        form = 0
+    if operator is not None:
+        form += _EMAIL_OPERATOR if _is_email(operator) else _NAMED_OPERATOR
+    original = None
+    if include_original:
+        form += _ORIGINAL
+        original = orjson.dumps(record).decode()
+    shape, values = _plan(detail, category_type, action)
+    return shape[form](event_id, account_id, created, timestamp, detail, operator, values, original)
 
+
+#: The forms of an event beside its detail shape, added up: how the operator is written (none, a
+#: name, an address), whether the record had no usable time, whether ``event.original`` is kept.
+_NAMED_OPERATOR: Final = 1
+_EMAIL_OPERATOR: Final = 2
+_UNTIMED: Final = 3
+_ORIGINAL: Final = 6
+
+
+def _event(
+    form: int,
+    fields: dict[str, Any],
+    category_type: str | None,
+    action: str | None,
+    event_id: str,
+    account_id: str,
+    created: str,
+    timestamp: str,
+    detail: str | None,
+    operator: str | None,
+    original: str | None,
+) -> dict[str, Any]:
+    """The event of one form with the detail's ``fields`` merged in, built step by step.
+
+    This is the mapping's definition: the compiled builders are what it returns for a shape, as literals.
+    """
+    categories, types, normalized_action = _event_kind(category_type, action)
     event: dict[str, Any] = {
         "kind": "event",
         "id": event_id,
@@ -129,9 +168,17 @@ def to_ecs(
     }
     if normalized_action is not None:
         event["action"] = normalized_action
-    if include_original:
-        event["original"] = orjson.dumps(record).decode()
-
+    if form >= _ORIGINAL:
+        event["original"] = original
+    raw: dict[str, Any] = {}  # the record's own fields, kept as zoom.operation.*
+    for key, value in (
+        ("action", action),
+        ("category_type", category_type),
+        ("operation_detail", detail),
+        ("operator", operator),
+    ):
+        if value is not None:
+            raw[key] = value
     doc: dict[str, Any] = {
         "@timestamp": timestamp,
         "ecs": {"version": ECS_VERSION},
@@ -140,22 +187,46 @@ def to_ecs(
         "data_stream": {"type": "logs", "dataset": DATASET, "namespace": "default"},
         "zoom": {"operation": raw},
     }
-    if time is None:
+    if form % _ORIGINAL >= _UNTIMED:
         doc["tags"] = [UNPARSABLE_TIME_TAG]
     if detail is not None:
         doc["message"] = detail
     if operator is not None:
-        doc["user"] = {"name": operator, "email": operator} if _is_email(operator) else {"name": operator}
+        doc["user"] = (
+            {"name": operator, "email": operator} if form % _UNTIMED == _EMAIL_OPERATOR else {"name": operator}
+        )
         doc["related"] = {"user": [operator]}
-    if detail is not None:
-        plan = _detail_plan(detail, category_type, action)
-        if plan is not None:
-            merge, values = plan
-            merge(doc, values)
-            if categories[0] != "iam" and "admin" in event["type"]:
-                # `admin` is an IAM type; a role grant filed under another category keeps its tag only.
-                event["type"].remove("admin")
+    if fields:
+        _merge(doc, fields)
+        if categories[0] != "iam" and "admin" in event["type"]:
+            # `admin` is an IAM type; a role grant filed under another category keeps its tag only.
+            event["type"].remove("admin")
     return doc
+
+
+def _merge(doc: dict[str, Any], fields: dict[str, Any]) -> None:
+    """Merge :func:`detail_fields` into an event: dicts key by key after the event's own keys;
+    ``related.user``, ``tags`` and ``event.type`` unioned (the event's order first)."""
+    for key, value in fields.items():
+        current: Any = doc.get(key)
+        if key == "zoom":  # the event has zoom.operation, and nothing else under zoom
+            for name, part in value.items():
+                if name == "operation":
+                    current["operation"].update(part)
+                else:
+                    current[name] = part
+        elif key == "event":
+            _union(current["type"], value["type"])
+        elif current is None:
+            doc[key] = value
+        elif key == "user":
+            current.update(value)
+        elif key == "related":
+            _union(current["user"], value["user"])
+        elif key == "tags":
+            _union(current, value)
+        else:  # pragma: no cover - detail_fields sets nothing else the event has
+            doc[key] = value
 
 
 @lru_cache(maxsize=1024)
@@ -244,8 +315,21 @@ _TWO_DIGITS_RE: Final = re.compile(r"\d\d")
 # Letters with only these around them hold no address and no number: no need for the expression.
 _PUNCTUATION: Final = "-:()[]{},.;!?'\"/&*+"
 
-#: Merges one detail's fields into the event :func:`to_ecs` built: (event, the detail's values).
-_Merge = Callable[[dict[str, Any], Sequence[str]], None]
+#: Builds one event: (event id, account id, created, @timestamp, detail, operator, the detail's
+#: values, event.original); absent fields are None.
+_Build = Callable[[str, str, str, str, str | None, str | None, Sequence[str], str | None], dict[str, Any]]
+
+# While a builder is compiled, its inputs are these markers (private-use characters) in the
+# event; a text, category or action holding one is mapped without compiling.
+_SLOT: Final = "\ue000"
+_SLOT_END: Final = "\ue001"
+_SLOT_RE: Final = re.compile(f"{_SLOT}(\\w+){_SLOT_END}")
+#: The builder's parameters, in order, by marker name (``v3`` is the detail's fourth value).
+_PARAMETERS: Final = ("i", "a", "c", "t", "d", "o", "v", "r")
+
+
+def _marker(name: str) -> str:
+    return f"{_SLOT}{name}{_SLOT_END}"
 
 
 def _mask(text: str) -> tuple[str, list[str]]:
@@ -277,114 +361,138 @@ def _union(current: list[Any], new: list[Any]) -> None:
             current.append(item)
 
 
-def _unfillable(doc: dict[str, Any], values: Sequence[str]) -> None:  # pragma: no cover - a marker
-    msg = "a detail shape that cannot be filled in is never merged"
-    raise AssertionError(msg)
+def _with_first(first: str, new: list[Any]) -> list[Any]:
+    """``[first]`` unioned with ``new``: the operator first in ``related.user``."""
+    current = [first]
+    _union(current, new)
+    return current
 
 
-def _literal(value: Any, slots: int | None) -> str | None:
-    """Python source of a fresh copy of ``value``; placeholder ``n`` reads ``v[n]`` (no placeholders
-    when ``slots`` is None). None when the parser changed a placeholder (it joins the digits of an
-    id written in groups, ``123 456 7890``): such a shape cannot be filled in."""
+def _slotted(value: Any, slots: int) -> Any:
+    """``value`` with placeholder ``n`` as the marker of value ``n``; None when the parser changed a
+    placeholder (it joins the digits of an id written in groups, ``123 456 7890``): such a shape
+    cannot be filled in."""
     if isinstance(value, dict):
-        items = [(repr(key), _literal(item, slots)) for key, item in value.items()]
-        if any(item is None for _, item in items):
-            return None
-        return "{" + ", ".join(f"{key}: {item}" for key, item in items) + "}"
+        items = {key: _slotted(item, slots) for key, item in value.items()}
+        return None if any(item is None for item in items.values()) else items
     if isinstance(value, list):
-        elements = [_literal(item, slots) for item in value]
-        if any(item is None for item in elements):
-            return None
-        return "[" + ", ".join(item for item in elements if item is not None) + "]"
+        elements = [_slotted(item, slots) for item in value]
+        return None if any(item is None for item in elements) else elements
     if not isinstance(value, str):
-        return None
-    if slots is None:
-        return repr(value)
+        return value
     pieces: list[str] = []
-    literals: list[str] = []
     done = 0
     for match in _PLACEHOLDER_RE.finditer(value):
         index = int(match.group(1) or match.group(2))
         if index >= slots:
             return None
-        literals.append(value[done : match.start()])
-        pieces += [repr(literals[-1]), f"v[{index}]"]
+        pieces += [value[done : match.start()], _marker(f"v{index}")]
         done = match.end()
-    literals.append(value[done:])
-    if any("8800" in text or "zmask" in text for text in literals):
+    pieces.append(value[done:])
+    if any("8800" in text or "zmask" in text for text in pieces[::2]):
         return None  # what is left of a placeholder the parser cut or joined with other digits
-    pieces.append(repr(literals[-1]))
-    pieces = [piece for piece in pieces if piece != "''"] or ["''"]
-    return pieces[0] if len(pieces) == 1 else "(" + " + ".join(pieces) + ")"
+    return "".join(pieces)
 
 
-#: How the compiled merge adds a field the event already has; ``{}`` is the field's literal.
-_MERGE_INTO: Final = {
-    "user": "current.update({})",
-    "related": "_union(current['user'], {})",
-    "tags": "_union(current, {})",
-}
+def _source(value: Any, path: tuple[str, ...], operator: bool) -> str:
+    """Python source of a fresh copy of ``value``, each marker read from its parameter."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{key!r}: {_source(item, (*path, key), operator)}" for key, item in value.items()) + "}"
+    if isinstance(value, list):
+        items = [_source(item, path, operator) for item in value]
+        if operator and path == ("related", "user") and len(items) > 1:
+            # The detail's users are unioned with the operator's as the record's values come.
+            return f"_with_first({items[0]}, [{', '.join(items[1:])}])"
+        return "[" + ", ".join(items) + "]"
+    if not isinstance(value, str):
+        return repr(value)
+    pieces = _SLOT_RE.split(value)
+    sources = [
+        repr(piece) if n % 2 == 0 else (f"v[{piece[1:]}]" if piece[0] == "v" else piece)
+        for n, piece in enumerate(pieces)
+        if piece or n % 2
+    ]
+    return " + ".join(sources) or "''"
 
 
-def _compile(fields: dict[str, Any], slots: int | None) -> _Merge:
-    """The merge of ``fields`` into an event, compiled: each field is a literal, so every event
-    gets fresh dicts and lists without a copy or a decode. The merge is :func:`detail_fields`'
-    contract: dicts key by key after the event's own keys, ``related.user``, ``tags`` and
-    ``event.type`` unioned (the event's order first). Every string in the source is a ``repr``.
-    """
-    body: list[str] = []
-    for key, value in fields.items():
-        source = _literal(value, slots)
-        if source is None:
-            return _unfillable
-        if key == "zoom":  # the event has zoom.operation, and nothing else under zoom
-            body.append("zoom = doc['zoom']")
-            for name, part in value.items():
-                part_source = _literal(part, slots)
-                if name == "operation":
-                    body.append(f"zoom['operation'].update({part_source})")
-                else:
-                    body.append(f"zoom[{name!r}] = {part_source}")
-        elif key == "event":  # the event's own event.type
-            body.append(f"_union(doc['event']['type'], {_literal(value['type'], slots)})")
-        elif key in _MERGE_INTO:  # the event may have these already (operator, untimed)
-            inner = _literal(value["user"] if key == "related" else value, slots)
-            body += [
-                f"current = doc.get({key!r})",
-                f"if current is None: doc[{key!r}] = {source}",
-                f"else: {_MERGE_INTO[key].format(inner)}",
-            ]
-        else:  # not in the event
-            body.append(f"doc[{key!r}] = {source}")
-    code = "def merge(doc, v):\n    " + "\n    ".join(body or ["pass"]) + "\n"
-    namespace: dict[str, Any] = {"_union": _union}
-    exec(compile(code, "<operation_detail shape>", "exec"), namespace)
-    compiled: _Merge = namespace["merge"]
-    return compiled
+class _Shape(dict[int, _Build]):
+    """The builders of one detail shape's events (for one category and action), one per form,
+    compiled when a form is first needed."""
+
+    def __init__(
+        self, fields: dict[str, Any], category_type: str | None, action: str | None, detail: bool, compiled: bool
+    ) -> None:
+        super().__init__()
+        self.fields = fields
+        self.category_type = category_type
+        self.action = action
+        self.detail = detail
+        self.compiled = compiled
+
+    def __missing__(self, form: int) -> _Build:
+        build = self[form] = self._compile(form) if self.compiled else partial(self._build, form)
+        return build
+
+    def _build(self, form: int, *inputs: Any) -> dict[str, Any]:
+        """The event built step by step (a text holding a marker character)."""
+        i, a, c, t, d, o, _values, r = inputs
+        fields = orjson.loads(orjson.dumps(self.fields))
+        return _event(form, fields, self.category_type, self.action, i, a, c, t, d, o, r)
+
+    def _compile(self, form: int) -> _Build:
+        """The event of one form as one literal: every dict and list fresh, every string a ``repr`` or
+        a parameter, and nothing decoded or merged per record."""
+        operator = form % _UNTIMED != 0
+        doc = _event(
+            form,
+            orjson.loads(orjson.dumps(self.fields)),
+            self.category_type,
+            self.action,
+            _marker("i"),
+            _marker("a"),
+            _marker("c"),
+            _marker("t"),
+            _marker("d") if self.detail else None,
+            _marker("o") if operator else None,
+            _marker("r") if form >= _ORIGINAL else None,
+        )
+        code = f"def build({', '.join(_PARAMETERS)}):\n    return {_source(doc, (), operator)}\n"
+        namespace: dict[str, Any] = {"_with_first": _with_first}
+        exec(compile(code, "<ECS event shape>", "exec"), namespace)
+        compiled: _Build = namespace["build"]
+        return compiled
 
 
 @lru_cache(maxsize=2048)
-def _shape_merge(text: str, slots: int | None, category_type: str | None, action: str | None) -> _Merge | None:
-    """The compiled merge of one detail shape's fields (None when it has none); ``slots`` is the
-    number of placeholders, or None for a text taken as it is."""
-    fields = detail_fields(parse_detail(text, category_type, action, max_chars=None))
-    return _compile(fields, slots) if fields else None
+def _shape(text: str | None, slots: int | None, category_type: str | None, action: str | None) -> _Shape | None:
+    """One detail shape's builders; ``slots`` is the number of placeholders, or None for a text taken
+    as it is. None when the parser changed a placeholder."""
+    fields = detail_fields(parse_detail(text, category_type, action, max_chars=None)) if text is not None else {}
+    marked = any(_SLOT in part for part in (text, category_type, action) if part is not None)
+    if slots is not None:
+        slotted = None if marked else _slotted(fields, slots)
+        if slotted is None:
+            return None
+        fields = slotted
+    return _Shape(fields, category_type, action, text is not None, not marked)
 
 
 # Half the records of a large account repeat an earlier text; 8192 texts keep most of those repeats
 # at about 2 MB.
 @lru_cache(maxsize=8192)
-def _detail_plan(text: str, category_type: str | None, action: str | None) -> tuple[_Merge, tuple[str, ...]] | None:
-    """How to merge one exact detail's fields: the shape's merge and the text's values (None: no fields)."""
+def _plan(text: str | None, category_type: str | None, action: str | None) -> tuple[_Shape, Sequence[str]]:
+    """How to build the event of one exact detail (None: no detail): its shape, and the text's values."""
+    if text is None:
+        return cast(_Shape, _shape(None, None, category_type, action)), ()
     bounded = text[:MAX_PARSE_CHARS]
     if "@" in bounded or _TWO_DIGITS_RE.search(bounded):
         masked, values = _mask(bounded)
         if values:
-            merge = _shape_merge(masked, len(values), category_type, action)
-            if merge is not _unfillable:
-                return None if merge is None else (merge, tuple(values))
-    merge = _shape_merge(bounded, None, category_type, action)
-    return None if merge is None else (merge, ())
+            shape = _shape(masked, len(values), category_type, action)
+            if shape is not None:  # None: a marker character, or a placeholder the parser changed
+                return shape, values
+    # Taken as it is, a text has no placeholder to change: its shape is never None.
+    return cast(_Shape, _shape(bounded, None, category_type, action)), ()
 
 
 def to_raw(record: Any, event_id: str) -> dict[str, Any]:
