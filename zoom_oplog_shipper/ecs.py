@@ -333,16 +333,36 @@ def _marker(name: str) -> str:
 
 
 def _mask(text: str) -> tuple[str, list[str]]:
-    """The text's shape (whitespace collapsed, as the parser reads it) and the values taken out.
+    """The text's shape (whitespace collapsed, as the parser reads it) and the values taken out
+    (none: the text as it is).
 
     Neither an address nor a number spans whitespace, so the text is masked word by word, and
-    only the words that can hold one go through the regular expression.
+    only the words that can hold one go through the regular expression: those with an ``@``, and
+    when the text has two digits, those with a digit.
     """
+    if text.isascii():  # count the digits without the expression, which is slower
+        raw = text.encode()
+        digits = len(raw) - len(raw.translate(None, b"0123456789")) > 1
+    else:
+        digits = _TWO_DIGITS_RE.search(text) is not None
+    if not digits and "@" not in text:
+        return text, []
     words = text.split()
     values: list[str] = []
     for at, word in enumerate(words):
-        if word.isalpha() or ("@" not in word and word.strip(_PUNCTUATION).isalpha()):
+        if word.isalpha():
             continue
+        if "@" not in word:
+            if not digits:
+                continue
+            if word.isdecimal():  # all one number, if it has two digits
+                if len(word) > 1:
+                    words[at] = f"8800{len(values)}88"
+                    values.append(word)
+                continue
+            letters = word.strip(_PUNCTUATION)
+            if not letters or letters.isalpha():
+                continue
         parts = _VARIABLE_RE.split(word)
         if len(parts) == 1:
             continue
@@ -485,12 +505,11 @@ def _plan(text: str | None, category_type: str | None, action: str | None) -> tu
     if text is None:
         return cast(_Shape, _shape(None, None, category_type, action)), ()
     bounded = text[:MAX_PARSE_CHARS]
-    if "@" in bounded or _TWO_DIGITS_RE.search(bounded):
-        masked, values = _mask(bounded)
-        if values:
-            shape = _shape(masked, len(values), category_type, action)
-            if shape is not None:  # None: a marker character, or a placeholder the parser changed
-                return shape, values
+    masked, values = _mask(bounded)
+    if values:
+        shape = _shape(masked, len(values), category_type, action)
+        if shape is not None:  # None: a marker character, or a placeholder the parser changed
+            return shape, values
     # Taken as it is, a text has no placeholder to change: its shape is never None.
     return cast(_Shape, _shape(bounded, None, category_type, action)), ()
 
