@@ -25,15 +25,16 @@ def fingerprint(account_id: str, canonical_record: bytes, occurrence: int) -> by
     The occurrence number keeps two genuinely identical records (a batch of the same change) apart,
     while a re-read of the same query gives every record the same fingerprint again.
     """
-    h = _account_hash(account_id).copy()
+    h = account_hash(account_id).copy()
     h.update(canonical_record)
     h.update(b"\0%d" % occurrence)
     return h.digest()
 
 
 @lru_cache(maxsize=16)
-def _account_hash(account_id: str) -> hashlib.blake2b:
-    """The hash state after the account's part, copied for each record instead of hashed again."""
+def account_hash(account_id: str) -> hashlib.blake2b:
+    """The hash state after the account's part, copied for each record instead of hashed again
+    (:func:`fingerprint` adds the canonical record and the occurrence to a copy)."""
     h = hashlib.blake2b(digest_size=FINGERPRINT_BYTES)
     h.update(account_id.encode())
     h.update(b"\0")

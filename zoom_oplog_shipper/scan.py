@@ -9,10 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from zoom_oplog_shipper.records import canonical, epoch, fingerprint, record_time
+import orjson
+
+from zoom_oplog_shipper.records import account_hash, record_time
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECOND = timedelta(seconds=1)
 
 #: Builds the output document for (record, event id hex, record time or None, created RFC 3339).
 Formatter = Callable[[dict[str, Any], str, datetime | None, str], dict[str, Any]]
@@ -75,12 +80,22 @@ def scan_page(
     newest: datetime | None = None
     oldest: datetime | None = None
     to_inclusive = False
+    # record_time, canonical and fingerprint, inlined where they cost most: this runs for every record.
+    account = account_hash(account_id)
+    dumps, sort_keys, from_iso = orjson.dumps, orjson.OPT_SORT_KEYS, datetime.fromisoformat
     for rec in records:
         if not isinstance(rec, dict):
             skipped.append(rec)
             continue
-        t = record_time(rec)
-        canon = canonical(rec)
+        value = rec.get("time")
+        if value.__class__ is str and len(value) == 20 and value[19] == "Z" and value[10] == "T":
+            try:
+                t = from_iso(value)
+            except ValueError:
+                t = None
+        else:
+            t = record_time(rec)
+        canon = dumps(rec, option=sort_keys)
         if t is None:
             bucket = untimed_counts
         else:
@@ -106,7 +121,10 @@ def scan_page(
         bucket[canon] = n + 1
         if t is not None and t < cutoff:
             continue
-        fp = fingerprint(account_id, canon, n)
+        h = account.copy()
+        h.update(canon)
+        h.update(b"\0%d" % n)
+        fp = h.digest()
         if fp not in seen:
             candidates.append((fp, rec, t))
     done = direction == -1 and ordered and newest is not None and newest < cutoff
@@ -142,8 +160,10 @@ def render_page(
     untimed: list[str] = []
     for fp, rec, t in candidates:
         hexid = fp.hex()
+        lines.append(encoder(formatter(rec, hexid, t, created)))
         if t is None:
             untimed.append(hexid)
-        lines.append(encoder(formatter(rec, hexid, t, created)))
-        entries.append((fp, epoch(t) if t is not None else fallback_epoch))
+            entries.append((fp, fallback_epoch))
+        else:  # epoch(t), inlined: a candidate's time is aware (record_time)
+            entries.append((fp, (t - _EPOCH) // _SECOND))
     return Rendered(lines, entries, untimed)
