@@ -151,7 +151,8 @@ TZS = [-12 * 60, -5 * 60 - 30, 0, 5 * 60 + 45, 14 * 60]
 @pytest.mark.parametrize("tz", TZS)
 def test_backfill_then_hourly(world: Any, seed: int, order: str, tz: int) -> None:
     w = world(seed=seed, days=120, records_per_day=30, order=order, tz_offset_minutes=tz,
-              future_to="reject" if seed == 2 else "accept")  # fmt: skip
+              future_to="reject" if seed == 2 else "accept",
+              to_day="exclusive" if seed == 1 else "inclusive")  # fmt: skip
     since = START - timedelta(days=100)
     rng = random.Random(seed)
     assert w.run("--backfill-start", since.isoformat()) == 0
@@ -160,6 +161,25 @@ def test_backfill_then_hourly(world: Any, seed: int, order: str, tz: int) -> Non
         add_recent(w, rng, 40, timedelta(hours=1))
         assert w.run() == 0
     w.verify(since, w.clock.now())
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+def test_exclusive_to_that_cannot_be_after_today_delivers_today_tomorrow(world: Any, order: str) -> None:
+    """An API whose `to` is exclusive and may not be after its today never serves today's records
+    today: they must arrive the next day, once, and nothing before today may be missing."""
+    w = world(seed=22, days=60, records_per_day=40, order=order, future_to="reject", to_day="exclusive")
+    since = START - timedelta(days=40)
+    rng = random.Random(22)
+    assert w.run("--backfill-start", since.isoformat()) == 0
+    for _ in range(4):
+        w.clock.advance(3600)
+        add_recent(w, rng, 20, timedelta(hours=1))
+        assert w.run() == 0
+    today = datetime.combine(w.clock.now().date(), datetime.min.time(), tzinfo=UTC)
+    w.verify(since, today)  # everything before the API's today is out; today's records are not yet
+    w.clock.advance(86_400)
+    assert w.run() == 0
+    w.verify(since, today + timedelta(days=1))
 
 
 @pytest.mark.parametrize("seed", [3, 4, 5])

@@ -438,6 +438,13 @@ def test_future_to_switch(clock: Clock, future_to: str, tz: int, end: str, ok: b
         assert result.json()["code"] == 300
 
 
+@pytest.mark.parametrize(("to_day", "expected"), [("inclusive", ["d2", "d1"]), ("exclusive", ["d1"])])
+def test_to_day_switch(clock: Clock, to_day: str, expected: list[str]) -> None:
+    records = [rec("2024-06-08T23:00:00Z", detail="d1"), rec("2024-06-09T01:00:00Z", detail="d2")]
+    result = make(clock, records, to_day=to_day).logs("from=2024-06-08&to=2024-06-09")
+    assert [r["operation_detail"] for r in result.json()["operation_logs"]] == expected
+
+
 # ----------------------------------------------------------------------------------- content
 
 

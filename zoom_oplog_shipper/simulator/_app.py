@@ -698,7 +698,8 @@ class Simulator:
                 blobs, offset = run.blobs, token.offset
             else:
                 start_ts = day_start_epoch(q.start, cfg.tz_offset_minutes)
-                end_ts = day_start_epoch(q.end + timedelta(days=1), cfg.tz_offset_minutes)
+                last = q.end + timedelta(days=1) if cfg.to_day == "inclusive" else q.end
+                end_ts = day_start_epoch(last, cfg.tz_offset_minutes)
                 blobs = store.between(start_ts, end_ts, q.category)
                 if cfg.order == "newest":
                     blobs.reverse()

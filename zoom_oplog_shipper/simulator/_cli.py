@@ -102,6 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     api.add_argument("--order", choices=("newest", "oldest"), default="newest")
     api.add_argument("--future-to", choices=("accept", "reject"), default="accept")
+    api.add_argument("--to-day", choices=("inclusive", "exclusive"), default="inclusive")
     api.add_argument(
         "--max-range-days",
         type=int,

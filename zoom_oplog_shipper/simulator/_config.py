@@ -159,6 +159,8 @@ class SimulatorConfig:
     tz_offset_minutes: int = 0
     order: Order = "newest"
     future_to: FutureTo = "accept"
+    #: Whether `to` itself is in the range (UNDOCUMENTED by Zoom): "inclusive" or "exclusive".
+    to_day: str = "inclusive"
     max_range_days: int | None = None
     retention_months: int = 6
     max_page_size: int = 300
@@ -198,6 +200,8 @@ class SimulatorConfig:
             problems.append(str(exc))
         if self.order not in ("newest", "oldest"):
             problems.append(f"order must be newest or oldest, not {self.order!r}")
+        if self.to_day not in ("inclusive", "exclusive"):
+            problems.append(f"to_day must be inclusive or exclusive, not {self.to_day!r}")
         if self.future_to not in ("accept", "reject"):
             problems.append(f"future_to must be accept or reject, not {self.future_to!r}")
         if self.page_size_over_max not in ("reject", "clamp"):
