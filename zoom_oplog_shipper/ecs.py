@@ -421,7 +421,11 @@ def _source(value: Any, path: tuple[str, ...], operator: bool) -> str:
     if isinstance(value, list):
         items = [_source(item, path, operator) for item in value]
         if operator and path == ("related", "user") and len(items) > 1:
-            # The detail's users are unioned with the operator's as the record's values come.
+            # The detail's users are unioned with the operator's as the record's values come; one
+            # user (the usual case) is compared in place, without a call.
+            if len(items) == 2:
+                first, user = items[0], f"({items[1]})"
+                return f"([{first}, {user}] if {user} != {first} else [{first}])"
             return f"_with_first({items[0]}, [{', '.join(items[1:])}])"
         return "[" + ", ".join(items) + "]"
     if not isinstance(value, str):
