@@ -21,7 +21,7 @@ import orjson
 
 from benchmarks.harness import SIM_ACCOUNT, summarize
 from zoom_oplog_shipper.config import DEFAULT_MAX_LINE_BYTES
-from zoom_oplog_shipper.output import encode, make_formatter
+from zoom_oplog_shipper.output import encode, make_encoder, make_formatter
 from zoom_oplog_shipper.records import canonical, epoch, fingerprint, record_time, rfc3339_millis
 from zoom_oplog_shipper.scan import Cursor, render_page, scan_page
 from zoom_oplog_shipper.simulator import generate_records
@@ -48,7 +48,7 @@ def ours(pages: list[bytes]) -> int:
     account = SIM_ACCOUNT
     formatter = make_formatter("ecs", account, False)
     max_bytes = DEFAULT_MAX_LINE_BYTES
-    encoder = lambda doc: encode(doc, max_bytes)  # noqa: E731 - as the pipeline builds it
+    encoder = make_encoder(max_bytes)  # as the pipeline builds it
     now = datetime.now(UTC)
     created = rfc3339_millis(now)
     cutoff = now - timedelta(days=365)

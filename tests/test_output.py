@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from zoom_oplog_shipper.ecs import to_ecs
 from zoom_oplog_shipper.errors import OutputClosedError
-from zoom_oplog_shipper.output import TRUNCATED_TAG, PageWriter, encode, make_formatter
+from zoom_oplog_shipper.output import TRUNCATED_TAG, PageWriter, encode, make_encoder, make_formatter
 from zoom_oplog_shipper.records import record_time
 
 REC = {"time": "2026-01-01T00:00:00Z", "operator": "a@b.io", "operation_detail": "Ünïcode detail " * 400}
@@ -197,3 +197,9 @@ def test_no_line_ever_exceeds_the_limit(
     assert len(line) <= limit
     parsed = orjson.loads(line)
     assert marked_truncated(parsed) == (full > limit)
+
+
+@pytest.mark.parametrize("max_bytes", [200, 1000, 4096, 1_000_000])
+def test_the_engines_encoder_writes_what_encode_writes(max_bytes: int) -> None:
+    line = make_encoder(max_bytes)(doc(include_original=True))
+    assert line == encode(doc(include_original=True), max_bytes) and len(line) <= max_bytes

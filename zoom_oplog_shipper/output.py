@@ -286,3 +286,14 @@ def make_formatter(
         return mapper(record, event_id, account_id, created, time, include_original=include_original)
 
     return ecs
+
+
+def make_encoder(max_bytes: int) -> Callable[[dict[str, Any]], bytes]:
+    """The function that turns a document into its line: :func:`encode` within ``max_bytes``."""
+    dumps = orjson.dumps
+
+    def encoder(doc: dict[str, Any]) -> bytes:
+        line = dumps(doc)  # encode's first step, here: most lines fit, and this runs per record
+        return line if len(line) <= max_bytes else encode(doc, max_bytes)
+
+    return encoder

@@ -113,7 +113,7 @@ def run_pass(
     Without ``stop``, SIGTERM/SIGINT handlers are installed for the pass itself. ``log_type`` is the
     stream the settings select unless given.
     """
-    from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
+    from zoom_oplog_shipper.output import PageWriter, make_encoder, make_formatter
     from zoom_oplog_shipper.state import RunLock, StateStore
     from zoom_oplog_shipper.sync import SyncEngine
     from zoom_oplog_shipper.zoom_client import ZoomClient
@@ -143,7 +143,6 @@ def run_pass(
         code = int(ExitCode.FAILURE)
         try:
             client = ZoomClient(config, clock=clock, session=session)
-            max_bytes = config.max_line_bytes
             flag = stop or StopFlag()
             engine = SyncEngine(
                 config,
@@ -151,7 +150,7 @@ def run_pass(
                 store,
                 PageWriter(cast(BinaryIO, PageGuard(out, flag))),
                 make_formatter(config.output_format, config.account_id, config.include_original, log_type),
-                lambda doc: encode(doc, max_bytes),
+                make_encoder(config.max_line_bytes),
                 clock,
                 should_stop=flag,
             )
