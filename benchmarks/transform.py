@@ -3,14 +3,16 @@
 ``ours`` runs, page by page, the functions the engine runs (no copy of its loop): ``scan_page``
 (record time, canonical form, fingerprint with the occurrence count, cutoff and remembered
 fingerprints) and ``render_page`` (the ``ecs`` formatter and the encoder within the line limit, the
-state entries), then joins the page's lines as the writer does. ``ceiling`` is ``orjson.loads`` of
-the page and ``orjson.dumps`` of each record: no Python-level work per record at all, the
-practical ceiling for any JSON-in/JSON-out Python program.
+state entries), then writes the page's lines with the engine's ``PageWriter`` (to /dev/null).
+``ceiling`` is ``orjson.loads`` of the page and ``orjson.dumps`` of each record, written the same
+way: no Python-level work per record at all, the practical ceiling for any JSON-in/JSON-out
+Python program.
 """
 
 from __future__ import annotations
 
 import gc
+import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,7 +23,7 @@ import orjson
 
 from benchmarks.harness import SIM_ACCOUNT, summarize
 from zoom_oplog_shipper.config import DEFAULT_MAX_LINE_BYTES
-from zoom_oplog_shipper.output import encode, make_encoder, make_formatter
+from zoom_oplog_shipper.output import PageWriter, encode, make_encoder, make_formatter
 from zoom_oplog_shipper.records import canonical, epoch, fingerprint, record_time, rfc3339_millis
 from zoom_oplog_shipper.scan import Cursor, render_page, scan_page
 from zoom_oplog_shipper.simulator import generate_records
@@ -55,20 +57,22 @@ def ours(pages: list[bytes]) -> int:
     seen: set[bytes] = set()
     cursor = Cursor()
     emitted = 0
-    for body in pages:
-        scan = scan_page(
-            orjson.loads(body)[OPERATIONS.report.records_field],
-            cursor,
-            account_id=account,
-            cutoff=cutoff,
-            seen=seen,
-            ordered=True,
-            inclusive_bound=None,
-        )
-        cursor = scan.cursor
-        page = render_page(scan.candidates, formatter, encoder, created, epoch(now))
-        out = b"\n".join(page.lines) + b"\n"
-        emitted += out.count(b"\n")
+    with open(os.devnull, "wb") as sink:
+        writer = PageWriter(sink)  # the engine's writer: the lines are written, and not kept
+        for body in pages:
+            scan = scan_page(
+                orjson.loads(body)[OPERATIONS.report.records_field],
+                cursor,
+                account_id=account,
+                cutoff=cutoff,
+                seen=seen,
+                ordered=True,
+                inclusive_bound=None,
+            )
+            cursor = scan.cursor
+            page = render_page(scan.candidates, formatter, encoder, created, epoch(now))
+            writer.write_page(page.lines)
+            emitted += len(page.lines)
     return emitted
 
 
@@ -76,9 +80,12 @@ def ceiling(pages: list[bytes]) -> int:
     """``orjson.loads`` + ``orjson.dumps`` of the same records; returns the number of lines."""
     dumps = orjson.dumps
     emitted = 0
-    for body in pages:
-        out = b"\n".join([dumps(r) for r in orjson.loads(body)[OPERATIONS.report.records_field]]) + b"\n"
-        emitted += out.count(b"\n")
+    with open(os.devnull, "wb") as sink:
+        writer = PageWriter(sink)
+        for body in pages:
+            lines = [dumps(r) for r in orjson.loads(body)[OPERATIONS.report.records_field]]
+            writer.write_page(lines)
+            emitted += len(lines)
     return emitted
 
 
