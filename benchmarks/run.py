@@ -576,8 +576,13 @@ def profile(ctx: Context, size: int, out_dir: Path) -> dict[str, Any]:
     start, *_ = _backfill_range(datetime.now(UTC).date(), BACKFILL_DAYS)
     prof = out_dir / f"profile-{size}.pstats"
     with SimulatorProcess(sim_args, child_env(ctx.pycache), sim_dir / "simulator.log", start_timeout=900) as sim:
+        # One window at a time: cProfile sees only the thread that started it.
         env = shipper_env(
-            sim.base_url, ctx.fresh_dir("state-profile"), ctx.pycache, ZOOM_BACKFILL_START=start.isoformat()
+            sim.base_url,
+            ctx.fresh_dir("state-profile"),
+            ctx.pycache,
+            ZOOM_BACKFILL_START=start.isoformat(),
+            ZOOM_OPLOG_CONCURRENCY="1",
         )
         argv = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "zoom_oplog_shipper", "run"]
         run = run_child(argv, env, sim_dir / "out.ndjson", timeout=3600)
