@@ -98,19 +98,11 @@ def to_ecs(
     and the event is tagged), ``created`` the RFC 3339 time the run read the record.
     """
     get = record.get
-    # A field counts only when it is a non-empty string.
-    action = get("action")
-    if not isinstance(action, str) or not action:
-        action = None
-    category_type = get("category_type")
-    if not isinstance(category_type, str) or not category_type:
-        category_type = None
-    detail = get("operation_detail")
-    if not isinstance(detail, str) or not detail:
-        detail = None
-    operator = get("operator")
-    if not isinstance(operator, str) or not operator:
-        operator = None
+    # A field counts only when it is a non-empty string (inline: this runs for every record).
+    action = v if isinstance(v := get("action"), str) and v else None
+    category_type = v if isinstance(v := get("category_type"), str) and v else None
+    detail = v if isinstance(v := get("operation_detail"), str) and v else None
+    operator = v if isinstance(v := get("operator"), str) and v else None
     if time is None:
         timestamp = created
         form = _UNTIMED
