@@ -123,10 +123,6 @@ class RunSummary:
         )
 
 
-#: Returned for a window the API will not serve yet (its days are after the API's today).
-_NOTHING_TO_ASK = Window(date.min, date.min)
-
-
 class _RestartWindow(Exception):
     """Read the current window again from page one."""
 
@@ -154,6 +150,8 @@ class _Slot:
     #: The window as read (its end may have moved), None when the run stopped first.
     read: Window | None = None
     finished: bool = False
+    #: The API cannot serve the window's days yet (they are after its today), nor any after them.
+    unservable: bool = False
 
     def keys(self) -> list[tuple[str, str]]:
         """The (start, end) days its resume points are stored under."""
@@ -267,7 +265,7 @@ class SyncEngine:
 
     def _next(self, slot: _Slot) -> Window | None:
         """The window after ``slot``'s, None when it reached the last day to ask for."""
-        if slot.read is _NOTHING_TO_ASK:  # the API cannot serve its days yet, nor any after them
+        if slot.unservable:
             return None
         window = slot.read or slot.window
         if window.end >= self._end:
@@ -336,7 +334,7 @@ class SyncEngine:
         """Move the watermark over the finished windows, oldest first; False once a window stopped the run."""
         while slots and slots[0].finished:
             slot = slots.pop(0)
-            if slot.read is None or slot.read is _NOTHING_TO_ASK:
+            if slot.read is None:
                 slots.clear()
                 return False
             self.summary.windows += 1
@@ -477,7 +475,8 @@ class SyncEngine:
         return query
 
     def _read_window(self, slot: _Slot, today: date) -> Window | None:
-        """Read a whole window; returns it (possibly narrowed), or None when the run must stop first."""
+        """Read a whole window; returns it (possibly narrowed), or None when the run must stop first
+        or the API cannot serve the window yet (``slot.unservable``)."""
         window = slot.window
         restarts = 0
         retention_shifts = 0
@@ -506,7 +505,8 @@ class SyncEngine:
                 with self._lock:
                     narrowed = self._after_refusal(query, today, exc, retention_shifts)
                 if narrowed is None:
-                    return _NOTHING_TO_ASK
+                    slot.unservable = True
+                    return None
                 if narrowed.start != query.start:
                     retention_shifts += 1
                 if narrowed.end != query.end and query == window:
