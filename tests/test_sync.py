@@ -18,7 +18,8 @@ from zoom_oplog_shipper.errors import ApiError, ConfigError, DailyLimitError
 from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
 from zoom_oplog_shipper.state import StateStore, state_file
 from zoom_oplog_shipper.streams import OPERATIONS
-from zoom_oplog_shipper.sync import RunSummary, SyncEngine
+from zoom_oplog_shipper.summary import RunSummary
+from zoom_oplog_shipper.sync import SyncEngine
 from zoom_oplog_shipper.zoom_client import ZoomClient
 
 

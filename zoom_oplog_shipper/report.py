@@ -18,7 +18,7 @@ from zoom_oplog_shipper.errors import ExitCode, OutputClosedError, ShipperError
 from zoom_oplog_shipper.logs import LOGGER_NAME, log_summary
 from zoom_oplog_shipper.records import rfc3339_millis
 from zoom_oplog_shipper.streams import Stream
-from zoom_oplog_shipper.sync import RunSummary
+from zoom_oplog_shipper.summary import RunSummary
 
 log = logging.getLogger(LOGGER_NAME)
 
