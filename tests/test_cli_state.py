@@ -265,3 +265,16 @@ def test_state_commands_act_on_the_chosen_streams_store(tmp_path: Path) -> None:
     shown = io.BytesIO()
     assert main(["state", "show", "--json"], env={**env, "ZOOM_OPLOG_STREAM": "operations"}, stdout=shown) == 0
     assert orjson.loads(shown.getvalue())["exists"] is True
+
+
+@pytest.mark.parametrize("command", [["run"], ["check"]])
+def test_a_state_directory_that_cannot_be_made_is_exit_5_for_run_and_check(
+    command: list[str], zoom: FakeZoom, tmp_path: Path
+) -> None:
+    """`run` and `check` agree: the directory is named, with the fix, and the exit code is 5 (state)."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state directory's parent should be")
+    result = cli(command, cli_env(zoom, blocker / "state", tmp_path / "xdg"))
+    assert result.code == 5, result.err
+    assert f"cannot create state directory {blocker / 'state'}" in result.err
+    assert "set --state-dir to a writable directory" in result.err and "state reset" not in result.err

@@ -14,7 +14,7 @@ from typing import Any, TextIO
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.errors import ExitCode, ShipperError, StateError
-from zoom_oplog_shipper.state import RunLock, StateStore
+from zoom_oplog_shipper.state import RunLock, StateStore, make_state_dir
 from zoom_oplog_shipper.streams import Stream, stream_of
 from zoom_oplog_shipper.windows import Window
 from zoom_oplog_shipper.zoom_client import ZoomClient
@@ -130,12 +130,9 @@ def _check_state(config: Config, report: _Report, log_type: Stream) -> None:
 def probe_directory(directory: Path) -> str | None:
     """Create ``directory`` if needed and write and delete a file in it; the problem and its fix, or None."""
     try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        return (
-            f"cannot create state directory {directory} ({exc.strerror}); "
-            "set --state-dir to a writable directory or fix the permissions of its parent"
-        )
+        make_state_dir(directory)
+    except StateError as exc:
+        return str(exc)
     probe = directory / f".zoom-oplog-shipper-check-{os.getpid()}"
     try:
         fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)

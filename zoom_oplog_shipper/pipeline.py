@@ -14,7 +14,7 @@ from typing import Any, BinaryIO, cast
 
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
-from zoom_oplog_shipper.errors import ConfigError, ExitCode
+from zoom_oplog_shipper.errors import ExitCode
 from zoom_oplog_shipper.logs import LOGGER_NAME
 from zoom_oplog_shipper.report import RunReport, classify
 from zoom_oplog_shipper.streams import Stream, stream_of
@@ -114,7 +114,7 @@ def run_pass(
     stream the settings select unless given.
     """
     from zoom_oplog_shipper.output import PageWriter, make_encoder, make_formatter
-    from zoom_oplog_shipper.state import RunLock, StateStore
+    from zoom_oplog_shipper.state import RunLock, StateStore, make_state_dir
     from zoom_oplog_shipper.sync import SyncEngine
     from zoom_oplog_shipper.zoom_client import ZoomClient
 
@@ -122,11 +122,7 @@ def run_pass(
     report = report or RunReport(clock, config.account_id, config.category_type, config.metrics_file)
     report.use(config, log_type)
     path = log_type.state_path(config)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    except OSError as exc:
-        msg = f"cannot create state directory {path.parent} ({exc.strerror}); set --state-dir to a writable directory"
-        raise ConfigError(msg) from None
+    make_state_dir(path.parent)
     lock = RunLock(path)
     if not lock.acquire():
         log.warning(

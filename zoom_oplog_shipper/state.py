@@ -219,6 +219,18 @@ def _meta_value(meta: dict[str, str], key: str, path: Path, parse: Callable[[str
         raise StateError(msg) from None
 
 
+def make_state_dir(directory: Path) -> None:
+    """Create the state directory (0700) if needed; StateError (exit 5) naming it and the fix otherwise."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        msg = (
+            f"cannot create state directory {directory} ({exc.strerror}); "
+            "set --state-dir to a writable directory or fix the permissions of its parent"
+        )
+        raise StateError(msg) from None
+
+
 class RunLock:
     """An exclusive, non-blocking lock per (account, category), released on exit or crash."""
 
@@ -262,14 +274,7 @@ class StateStore:
         opens an existing store without writing anything, even on a read-only filesystem.
         """
         if not readonly:
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-            except OSError as exc:
-                msg = (
-                    f"cannot create state directory {path.parent} ({exc.strerror}); "
-                    "set --state-dir to a writable directory"
-                )
-                raise StateError(msg) from None
+            make_state_dir(path.parent)
         if not path.exists():
             if readonly or not create:
                 msg = f"no state at {path} yet; it is created by the first `zoom-oplog-shipper run`"
