@@ -198,7 +198,7 @@ _OBJECT_VERBS: Final = frozenset(
 
 _OBJECT_HEAD_RE: Final = re.compile(
     r"(?:batch )?(?P<verb>[^\W\d_]+) "
-    r"(?P<obj>user groups?|groups?|users?|roles?|meetings?|webinars?"
+    r"(?P<obj>(?:user |im )?groups?|users?|roles?|meetings?|webinars?"
     r"|(?:cloud |local )?recordings?)"
     r"(?: (?P<name>.+))?",
     re.IGNORECASE,
@@ -223,6 +223,8 @@ _SET_TO_RE: Final = re.compile(r"(?P<key>.+?):? set to(?: (?P<new>.*))?", re.IGN
 _BARE_FROM_TO_RE: Final = re.compile(r"(?P<key>.+?) from (?P<old>.+?) to(?: (?P<new>.*))?", re.I)
 _ASSIGN_RE: Final = re.compile(r"(?P<key>[^:]+?) ?: ?(?P<new>.*)")
 
+# Parts that add or remove a group's members ("Add Member: a@x.io"): the address is the target user.
+_MEMBER_SETTING_RE: Final = re.compile(r"(?:add|added|remove|removed|delete|deleted)(?: group)? members?", re.I)
 # Settings that hold a user's role ("User Role", "Role"), not e.g. "Role Members".
 _ROLE_SETTING_RE: Final = re.compile(r"(?:(?:user|account|assigned|zoom) )?role(?: name)?", re.IGNORECASE)
 _LEADING_VERB_RE: Final = re.compile(
@@ -322,7 +324,7 @@ def _parse_head(head: str, b: _Builder, *, has_parts: bool) -> bool:
         return False
     obj = m["obj"].lower()
     name = (m["name"] or "").strip() or None
-    if obj.startswith(("user group", "group")):
+    if obj.startswith(("user group", "im group", "group")):
         b.object_type = "group"
         b.group_name = name
     elif obj.startswith("user"):
@@ -412,6 +414,10 @@ def _keyed_change(
         if b.object_type in (None, "role") and b.role is None:
             # "Change Role - a@b: from X to Y": the object is the user, the role its attribute.
             b.object_type = "user"
+    elif new is not None and "@" in new and _MEMBER_SETTING_RE.fullmatch(key):
+        # "Edit IM Group x  - Add Member: a@x.io": the member added or removed is the user acted on.
+        for member in _EMAIL_RE.findall(new):
+            b.set_target_email(member)
     b.add_change(section, key, old, new)
 
 
