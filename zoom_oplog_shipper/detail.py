@@ -33,6 +33,7 @@ __all__ = [
     "change_as_dict",
     "object_and_changes",
     "parse_detail",
+    "setting_to",
 ]
 
 # Longer details exist (bulk edits) but nothing useful sits past this; bounding the input bounds
@@ -177,6 +178,7 @@ _EMAIL_CHARS = r"[^\s@()<>\[\],;:\"'|]"
 _DOMAIN_CHARS = r"[^\s@()<>\[\],;:\"'|.]"
 _EMAIL = rf"{_EMAIL_CHARS}+@{_DOMAIN_CHARS}+(?:\.{_DOMAIN_CHARS}+)+"
 _EMAIL_RE: Final = re.compile(_EMAIL)
+_EMAIL_SPLIT_RE: Final = re.compile(f"({_EMAIL})")
 #: The regular expression (text) the parser reads an e-mail address with.
 EMAIL_PATTERN: Final = _EMAIL
 
@@ -564,11 +566,29 @@ def object_and_changes(detail: Detail) -> dict[str, Any]:
 
 
 def change_as_dict(ch: Change) -> dict[str, str]:
-    """``{section, setting, from, to}`` for one change, leaving out the parts that are absent."""
+    """``{section, setting, from, to, setting_to}`` for one change, leaving out the parts that are absent."""
     d = {"section": ch.section} if ch.section else {}
     d["setting"] = ch.setting
     if ch.old is not None:
         d["from"] = ch.old
     if ch.new is not None:
         d["to"] = ch.new
+        d["setting_to"] = setting_to(ch)
     return d
+
+
+def setting_to(ch: Change) -> str:
+    """One term for "this setting now has this value": ``security - waiting room: off``.
+
+    ``<section> - <setting>: <new value>`` (without a section, ``<setting>: <new value>``), in lower
+    case except e-mail addresses (kept as written), the new value ``on`` or ``off`` when it is
+    on-like or off-like (``Enabled``, ``OFF``, ``true``...). A search index stores a list of
+    changes as independent lists of settings and values, so a query for a setting AND a value may
+    match two different changes of one record; this one term can only match one change.
+    """
+    value = _value_state(ch.new) or ch.new or ""
+    text = f"{ch.section} - {ch.setting}: {value}" if ch.section else f"{ch.setting}: {value}"
+    if "@" not in text:
+        return text.lower()
+    parts = _EMAIL_SPLIT_RE.split(text)  # odd items are addresses
+    return "".join(part if i % 2 else part.lower() for i, part in enumerate(parts))

@@ -132,6 +132,10 @@ def _drop_changes(doc: dict[str, Any], excess: int) -> bool:
     return dropped_any
 
 
+#: The text fields of a parsed change, cut like the free text when a line is too long.
+_CHANGE_TEXTS = ("section", "setting", "from", "to", "setting_to")
+
+
 def _change_texts(doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     """The text fields of the parsed changes that are left."""
     targets: list[tuple[dict[str, Any], str]] = []
@@ -140,9 +144,7 @@ def _change_texts(doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
         changes = holder.get("changes") if holder is not None else None
         for change in changes if isinstance(changes, list) else ():
             if isinstance(change, dict):
-                targets.extend(
-                    (change, k) for k in ("section", "setting", "from", "to") if isinstance(change.get(k), str)
-                )
+                targets.extend((change, k) for k in _CHANGE_TEXTS if isinstance(change.get(k), str))
     return targets
 
 
