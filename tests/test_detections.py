@@ -172,3 +172,10 @@ def test_loki_reads_one_change_of_a_batched_detail(term: str, matches: bool) -> 
     assert regex is not None
     text = orjson.dumps(changes).decode()  # compact, as Vector and Fluent Bit write JSON
     assert (re.fullmatch(str(regex.regexp), text) is not None) is matches
+
+
+def test_the_docs_list_every_rule() -> None:
+    text = DOCS.read_text(encoding="utf-8")
+    names = [rule_name(rule) for rule in load_rules().rules if alerts(rule)]
+    names += [path.stem for path in (ROOT / "detections" / "native").glob("*.yml")]
+    assert [name for name in names if f"| `{name}`" not in text] == []
