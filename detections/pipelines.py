@@ -25,7 +25,7 @@ The placeholder ``%org_domains%`` is filled from ``detections/vars.yml``.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -97,15 +97,25 @@ def _for_stream(service: str) -> list[RuleProcessingCondition]:
     return [LogsourceCondition(product="zoom", service=service)]
 
 
-def _dataset_conditions(identifier: str) -> list[ProcessingItem]:
+def _per_stream(
+    identifier: str, transformation: Callable[[str, str, str], PreprocessingTransformation]
+) -> list[ProcessingItem]:
+    """One processing item per stream: ``transformation(dataset, data streams, sourcetype)`` for its rules."""
     return [
         ProcessingItem(
-            identifier=f"{identifier}_{service}_dataset",
-            transformation=AddConditionTransformation({"event.dataset": dataset}, name="zoom_dataset"),
+            identifier=f"{identifier}_{service}",
+            transformation=transformation(*names),
             rule_conditions=_for_stream(service),
         )
-        for service, (dataset, _, _) in STREAMS.items()
+        for service, names in STREAMS.items()
     ]
+
+
+def _dataset_conditions(identifier: str) -> list[ProcessingItem]:
+    return _per_stream(
+        f"{identifier}_dataset",
+        lambda dataset, _, __: AddConditionTransformation({"event.dataset": dataset}, name="zoom_dataset"),
+    )
 
 
 @dataclass
@@ -199,14 +209,7 @@ def esql_pipeline() -> ProcessingPipeline:
         name="zoom-oplog-shipper ECS, Elasticsearch ES|QL",
         priority=20,
         items=[
-            *(
-                ProcessingItem(
-                    identifier=f"esql_{service}_index",
-                    transformation=SetStateTransformation("index", index),
-                    rule_conditions=_for_stream(service),
-                )
-                for service, (_, index, _) in STREAMS.items()
-            ),
+            *_per_stream("esql_index", lambda _, index, __: SetStateTransformation("index", index)),
             *_placeholders("esql"),
         ],
         postprocessing_items=[QueryPostprocessingItem(EsqlArrays(), identifier="esql_arrays")],
@@ -252,13 +255,11 @@ def splunk_pipeline() -> ProcessingPipeline:
         name="zoom-oplog-shipper ECS, Splunk",
         priority=20,
         items=[
-            *(
-                ProcessingItem(
-                    identifier=f"splunk_{service}_sourcetype",
-                    transformation=AddConditionTransformation({"sourcetype": sourcetype}, name="zoom_sourcetype"),
-                    rule_conditions=_for_stream(service),
-                )
-                for service, (_, _, sourcetype) in STREAMS.items()
+            *_per_stream(
+                "splunk_sourcetype",
+                lambda _, __, sourcetype: AddConditionTransformation(
+                    {"sourcetype": sourcetype}, name="zoom_sourcetype"
+                ),
             ),
             ProcessingItem(identifier="splunk_fields", transformation=SplunkFields()),
             *_placeholders("splunk"),

@@ -10,7 +10,6 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from sigma.types import SigmaString
 from detections.convert import CONVERTED, RULES, TARGETS, alerts, generate, load_rules, rule_name, written
 from detections.pipelines import LokiArrayValues
 from detections.proof import Score, queries, score
+from tests.conftest import simulator_env
 from zoom_oplog_shipper.simulator import Scenario, Simulator, SimulatorConfig, serve_in_thread
 from zoom_oplog_shipper.simulator._incidents import DAYS
 
@@ -77,21 +77,15 @@ def test_every_alerting_rule_converts_for_every_backend_but_the_documented_gaps(
 SEED = 0
 
 
-def shipped_events(seed: int) -> tuple[list[dict[str, Any]], Scenario]:
+def shipped_events(seed: int, tmp_path: Path) -> tuple[list[dict[str, Any]], Scenario]:
     """Serve the incidents scenario, run the real program for both streams, return the ECS lines it printed."""
     sim = Simulator(SimulatorConfig(scenario="incidents", seed=seed))
     assert sim.scenario is not None
     docs: list[dict[str, Any]] = []
-    with serve_in_thread(sim) as server, tempfile.TemporaryDirectory(prefix="zoom-detect-") as state:
+    with serve_in_thread(sim) as server:
         env = {
             **os.environ,
-            "ZOOM_ACCOUNT_ID": "demo-account",
-            "ZOOM_CLIENT_ID": "demo-client",
-            "ZOOM_CLIENT_SECRET": "demo-secret",
-            "ZOOM_API_URL": f"{server.base_url}/v2",
-            "ZOOM_OAUTH_URL": f"{server.base_url}/oauth/token",
-            "ZOOM_OPLOG_STATE_DIR": state,
-            "ZOOM_OPLOG_MAX_RPS": "0",
+            **simulator_env(sim, server.base_url, tmp_path),
             "ZOOM_BACKFILL_START": (sim.now() - timedelta(days=DAYS + 2)).strftime("%Y-%m-%d"),
         }
         for stream in ("operations", "activities"):
@@ -104,8 +98,8 @@ def shipped_events(seed: int) -> tuple[list[dict[str, Any]], Scenario]:
 
 
 @pytest.fixture(scope="module")
-def proof() -> tuple[Scenario, dict[str, Score]]:
-    docs, scenario = shipped_events(SEED)
+def proof(tmp_path_factory: pytest.TempPathFactory) -> tuple[Scenario, dict[str, Score]]:
+    docs, scenario = shipped_events(SEED, tmp_path_factory.mktemp("incidents"))
     return scenario, score(docs, scenario, queries())
 
 

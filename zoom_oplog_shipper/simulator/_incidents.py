@@ -17,12 +17,16 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from zoom_oplog_shipper.simulator._data import _make
+
 DAYS = 30
 OPERATORS = ("admin@example.com", "it-ops@example.com", "helpdesk@example.io", "owner@example.com")
 _DOMAINS = ("example.com", "example.io", "corp.example.net")
 _FIRST = ("alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "kim", "lena")
 _LAST = ("smith", "jones", "garcia", "chen", "patel")
 OFFICE_ADDRESS = "203.0.113.10"
+_ON_OFF = "from On to Off"
+_OFF_ON = "from Off to On"
 _BENIGN_SETTINGS = (
     "Security  - Waiting Room: from Off to On",
     "Security  - Sign in with Two-Factor Authentication: from Off to On",
@@ -74,13 +78,7 @@ def _stamp(epoch: int) -> str:
 
 def operation(epoch: int, category: str, action: str, detail: str, operator: str) -> dict[str, str]:
     """An operation-log record as the API returns it."""
-    return {
-        "action": action,
-        "category_type": category,
-        "operation_detail": detail,
-        "operator": operator,
-        "time": _stamp(epoch),
-    }
+    return _make(category, action, detail, operator, _stamp(epoch))
 
 
 def sign_in(epoch: int, email: str, address: str, client: str = "Windows", kind: str = "Sign in") -> dict[str, str]:
@@ -93,6 +91,43 @@ def sign_in(epoch: int, email: str, address: str, client: str = "Windows", kind:
         "type": kind,
         "version": "6.2.5.51087",
     }
+
+
+_Detail = Callable[[random.Random, str], str]
+#: The admins' benign changes: (pick below, category, action, detail from the draw and a user).
+_CHANGES: tuple[tuple[float, str, str, _Detail], ...] = (
+    (0.15, "User", "Update", lambda r, u: f"Update User {u}  - Job Title: set to {r.choice(_TITLES)}"),
+    (0.25, "User", "Update", lambda r, u: f"Update User {u}  - Department: set to {r.choice(_DEPARTMENTS)}"),
+    (0.35, "Role", "Update", lambda r, u: f"Change Role  - {u}: from Member to {r.choice(('Help Desk', 'Auditor'))}"),
+    (0.5, "Account", "Update", lambda r, u: r.choice(_BENIGN_SETTINGS)),
+    (0.55, "User Group", "Update", lambda r, u: f"Edit Group {r.choice(_GROUPS)}  - Add Member: {u}"),
+    (0.6, "IM", "Update", lambda r, u: f"Edit IM Group {r.choice(_IM_GROUPS)}  - Add Member: {u}"),
+    (0.7, "Recording", "Delete", lambda r, u: f"Delete cloud recording for meeting {r.randrange(10**10, 10**11)}"),
+    (
+        0.78,
+        "Zoom Rooms",
+        "Update",
+        lambda r, u: f"Edit Room {r.choice(_ROOMS)}  - Share screen with HDMI: from Off to On",
+    ),
+    (
+        0.85,
+        "User",
+        "Add",
+        lambda r, u: (
+            f"Add User {r.choice(_FIRST)}.{r.randrange(100, 999)}@{r.choice(_DOMAINS)}"
+            f"  - User Type: Licensed - Department: {r.choice(_DEPARTMENTS)}"
+        ),
+    ),
+    (0.875, "User", "Delete", lambda r, u: f"Delete User {u}"),
+    (0.9, "User", "Update", lambda r, u: f"Deactivate User {u}"),
+    (0.95, "Billing", "Update", lambda r, u: "Update billing contact information"),
+    (
+        1.0,
+        "User Group",
+        "Update",
+        lambda r, u: f"Edit Group {r.choice(_GROUPS)}  - Personal Meeting ID (PMI) Passcode: from Off to On",
+    ),
+)
 
 
 class _Baseline:
@@ -132,47 +167,12 @@ class _Baseline:
                 self.operations.append(self.change(moment, operator))
 
     def change(self, moment: int, operator: str) -> dict[str, str]:
+        """One of the day's benign changes, drawn from :data:`_CHANGES`."""
         rng = self.rng
         user = rng.choice(self.users)
         pick = rng.random()
-        if pick < 0.15:
-            detail = f"Update User {user}  - Job Title: set to {rng.choice(_TITLES)}"
-            return operation(moment, "User", "Update", detail, operator)
-        if pick < 0.25:
-            detail = f"Update User {user}  - Department: set to {rng.choice(_DEPARTMENTS)}"
-            return operation(moment, "User", "Update", detail, operator)
-        if pick < 0.35:
-            detail = f"Change Role  - {user}: from Member to {rng.choice(('Help Desk', 'Auditor'))}"
-            return operation(moment, "Role", "Update", detail, operator)
-        if pick < 0.5:
-            return operation(moment, "Account", "Update", rng.choice(_BENIGN_SETTINGS), operator)
-        if pick < 0.55:
-            return operation(
-                moment, "User Group", "Update", f"Edit Group {rng.choice(_GROUPS)}  - Add Member: {user}", operator
-            )
-        if pick < 0.6:
-            return operation(
-                moment, "IM", "Update", f"Edit IM Group {rng.choice(_IM_GROUPS)}  - Add Member: {user}", operator
-            )
-        if pick < 0.7:
-            detail = f"Delete cloud recording for meeting {rng.randrange(10**10, 10**11)}"
-            return operation(moment, "Recording", "Delete", detail, operator)
-        if pick < 0.78:
-            detail = f"Edit Room {rng.choice(_ROOMS)}  - Share screen with HDMI: from Off to On"
-            return operation(moment, "Zoom Rooms", "Update", detail, operator)
-        if pick < 0.85:
-            new = f"{rng.choice(_FIRST)}.{rng.randrange(100, 999)}@{rng.choice(_DOMAINS)}"
-            detail = f"Add User {new}  - User Type: Licensed - Department: {rng.choice(_DEPARTMENTS)}"
-            return operation(moment, "User", "Add", detail, operator)
-        if pick < 0.9:
-            verb = rng.choice(("Delete User", "Deactivate User"))
-            return operation(
-                moment, "User", "Delete" if verb.startswith("Delete") else "Update", f"{verb} {user}", operator
-            )
-        if pick < 0.95:
-            return operation(moment, "Billing", "Update", "Update billing contact information", operator)
-        detail = f"Edit Group {rng.choice(_GROUPS)}  - Personal Meeting ID (PMI) Passcode: from Off to On"
-        return operation(moment, "User Group", "Update", detail, operator)
+        _, category, action, detail = next(row for row in _CHANGES if pick < row[0])
+        return operation(moment, category, action, detail(rng, user), operator)
 
     def near_misses(self) -> None:
         """Benign bursts just under each threshold, and a new address without a change after it.
@@ -269,8 +269,6 @@ _RECORDING = "zoom_cloud_recording_disabled"
 _SELF = "zoom_privileged_role_self_granted"
 _ROLE_DEFINITION = "zoom_role_definition_changed"
 _OUTSIDE = "zoom_user_added_outside_org_domains"
-_ON_OFF = "from On to Off"
-_OFF_ON = "from Off to On"
 
 #: Stories told by one record: (name, rules that must fire, category, operation_detail). A
 #: ``-batched`` story puts the same change in one detail with another change.
