@@ -17,12 +17,16 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from sigma.collection import SigmaCollection
 from sigma.types import SigmaString
 
 from detections.convert import CONVERTED, RULES, TARGETS, alerts, generate, load_rules, rule_name, written
-from detections.pipelines import LokiArrayValues
+from detections.evaluate import connect, load
+from detections.pipelines import EcsSqliteBackend, LokiArrayValues
 from detections.proof import Score, queries, score
 from tests.conftest import simulator_env
+from zoom_oplog_shipper.ecs import to_ecs
+from zoom_oplog_shipper.records import record_time
 from zoom_oplog_shipper.simulator import Scenario, Simulator, SimulatorConfig, serve_in_thread
 from zoom_oplog_shipper.simulator._incidents import DAYS
 
@@ -173,3 +177,45 @@ def test_the_docs_list_every_rule() -> None:
     names = [rule_name(rule) for rule in load_rules().rules if alerts(rule)]
     names += [path.stem for path in (ROOT / "detections" / "native").glob("*.yml")]
     assert [name for name in names if f"| `{name}`" not in text] == []
+
+
+SEMANTICS_RULE = """
+title: semantics probe
+id: 00000000-0000-4000-8000-000000000001
+status: test
+logsource: {product: zoom, service: operation}
+detection:
+  setting: {zoom.operation.changes.setting: Waiting Room}
+  value: {zoom.operation.changes.to: "Off"}
+  other_tag: {tags: admin-role-granted}
+  condition: %s
+level: low
+"""
+
+
+@pytest.mark.parametrize(
+    ("condition", "matches"),
+    [
+        ("setting and value", True),  # two fields of one list of changes match two different changes
+        ("not setting", False),  # a negated condition holds only when no value matches
+        ("not other_tag", True),
+    ],
+)
+def test_sqlite_is_no_more_precise_than_elasticsearch(condition: str, matches: bool) -> None:
+    # The batched record turned the waiting room ON and two-factor sign-in off: Elasticsearch matches
+    # "Waiting Room" AND "Off" on it (each field on its own list), and the evaluation must too.
+    record = {
+        "action": "Update",
+        "category_type": "Account",
+        "operator": "a@example.com",
+        "operation_detail": "Security  - Waiting Room: from Off to On"
+        " - Sign in with Two-Factor Authentication: from On to Off",
+        "time": "2026-11-02T09:30:00Z",
+    }
+    event = orjson.loads(
+        orjson.dumps(to_ecs(record, "0" * 32, "acct", "2026-11-02T09:35:00.000Z", record_time(record)))
+    )
+    connection = connect()
+    load(connection, [event])
+    (query,) = EcsSqliteBackend().convert(SigmaCollection.from_yaml(SEMANTICS_RULE % condition))
+    assert (len(connection.execute(query).fetchall()) == 1) is matches
