@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 from detections.evaluate import any_value, connect, load
 from zoom_oplog_shipper.ecs import to_ecs
+from zoom_oplog_shipper.output import encode
 
 MAPPING = Path(__file__).parent.parent / "configs" / "elasticsearch" / "zoom.operation@mappings.json"
 BATCHED = "Security  - Waiting Room: from Off to On - Sign in with Two-Factor Authentication: from On to Off"
@@ -94,3 +96,14 @@ def test_term_forms(detail: str, term: str) -> None:
 def test_a_change_without_a_new_value_has_no_term() -> None:
     (change,) = event("Security  - Waiting Room: from On to")["zoom"]["operation"]["changes"]
     assert "to" not in change and "setting_to" not in change
+
+
+def test_an_event_over_the_line_limit_loses_the_terms_before_its_text() -> None:
+    # The terms repeat each change's setting and value: they go before the free text is cut.
+    value = "welcome to the meeting " * 170  # text, value and term about 4 KB each: 3 fit in 16 KB, 4 do not
+    doc = event(f"Account Settings  - Welcome text: from Hello to {value}")
+    line = encode(doc, 16384)
+    printed = orjson.loads(line)
+    assert len(line) <= 16384 and "truncated" in printed["tags"]
+    assert "setting_to" not in printed["zoom"]["operation"]["changes"][0]
+    assert printed["message"] == doc["message"]  # the text is whole: dropping the terms was enough
