@@ -212,6 +212,52 @@ CASES: list[tuple[str, str | None, str | None, dict[str, Any]]] = [
         },
     ),
     ("Add Group Engineers", "User Group", "Add", {"object_type": "group", "group_name": "Engineers"}),
+    # Group members added or removed: the member is the user acted on (ECS user.target, related.user).
+    (
+        "Edit Group Springfield  - Add Member: lisa@x.io",
+        "User Group",
+        "Update",
+        {
+            "object_type": "group",
+            "group_name": "Springfield",
+            "target_user_email": "lisa@x.io",
+            "changes": (ch("Add Member", None, "lisa@x.io"),),
+            "related_users": ("lisa@x.io",),
+        },
+    ),
+    (
+        "Edit IM Group all-hands  - Add Member: lisa@x.io",
+        "IM",
+        "Update",
+        {
+            "object_type": "group",
+            "group_name": "all-hands",
+            "target_user_email": "lisa@x.io",
+            "changes": (ch("Add Member", None, "lisa@x.io"),),
+            "related_users": ("lisa@x.io",),
+        },
+    ),
+    (
+        "Edit IM Group eng-oncall  - Remove Members: lisa@x.io, bart@x.io",
+        "IM",
+        "Update",
+        {
+            "object_type": "group",
+            "group_name": "eng-oncall",
+            "target_user_email": "lisa@x.io",
+            "changes": (ch("Remove Members", None, "lisa@x.io, bart@x.io"),),
+            "related_users": ("lisa@x.io", "bart@x.io"),
+        },
+    ),
+    ("Add IM Group random", "IM", "Add", {"object_type": "group", "group_name": "random"}),
+    ("Delete IM Group random", "IM", "Delete", {"object_type": "group", "group_name": "random"}),
+    # A member setting without an address names no user.
+    (
+        "Edit IM Group random  - Add Member: Lisa Simpson",
+        "IM",
+        "Update",
+        {"object_type": "group", "group_name": "random", "changes": (ch("Add Member", None, "Lisa Simpson"),)},
+    ),
     (
         "delete user - user2@example.com",
         "user",

@@ -112,7 +112,9 @@ def test_full_mapping_of_one_record() -> None:
     assert doc["related"]["user"] == ["admin@duff.io", "homer.simpson@duff.io"]
     assert doc["event"]["type"] == ["change", "user", "admin"]
     assert doc["tags"] == ["admin-role-granted"]
-    assert doc["zoom"]["operation"]["changes"] == [{"setting": "Role", "from": "User", "to": "Co-Owner"}]
+    assert doc["zoom"]["operation"]["changes"] == [
+        {"setting": "Role", "from": "User", "to": "Co-Owner", "setting_to": "role: co-owner"}
+    ]
     assert doc["zoom"]["operation"]["operation_detail"] == rec["operation_detail"]
     assert doc["zoom"]["operation"]["category_type"] == "User"
     assert doc["event"]["module"] == "zoom" and doc["event"]["dataset"] == "zoom.operation"
@@ -239,8 +241,14 @@ def test_full_detail_emits_every_field() -> None:
     assert flat["user.changes.roles"] == ["Admin"]
     assert flat["tags"] == [TAG_SECURITY_CONTROL_DISABLED, TAG_ADMIN_ROLE_GRANTED]
     assert flat["zoom.operation.changes"] == [
-        {"section": SEC, "setting": "Sign in with Two-Factor Authentication", "from": "On", "to": "Off"},
-        {"setting": "User Role", "from": "Member", "to": "Admin"},
+        {
+            "section": SEC,
+            "setting": "Sign in with Two-Factor Authentication",
+            "from": "On",
+            "to": "Off",
+            "setting_to": "security - sign in with two-factor authentication: off",
+        },
+        {"setting": "User Role", "from": "Member", "to": "Admin", "setting_to": "user role: admin"},
     ]
 
 
@@ -259,7 +267,9 @@ def test_admin_type_only_with_iam_expected_types() -> None:
 
 def test_set_to_change_has_no_from() -> None:
     fields = detail_fields(parse_detail("Update User carol@example.com  - Department: set to Sales", "User", None))
-    assert fields["zoom"]["operation"]["changes"] == [{"setting": "Department", "to": "Sales"}]
+    assert fields["zoom"]["operation"]["changes"] == [
+        {"setting": "Department", "to": "Sales", "setting_to": "department: sales"}
+    ]
     assert fields["user"] == {"target": {"email": "carol@example.com"}}
     assert fields["related"] == {"user": ["carol@example.com"]}
 

@@ -168,7 +168,9 @@ def test_role_promotion_is_account_change_with_before_and_after() -> None:
     assert event["actor"]["user"]["account"]["uid"] == ACCOUNT
     assert event["severity_id"] == 3
     assert event["metadata"]["labels"] == ["admin-role-granted"]
-    assert event["unmapped"]["changes"] == [{"setting": "User Role", "from": "Member", "to": "Admin"}]
+    assert event["unmapped"]["changes"] == [
+        {"setting": "User Role", "from": "Member", "to": "Admin", "setting_to": "user role: admin"}
+    ]
     assert {o["value"] for o in event["observables"]} == {"homer@panther.io", "bart@panther.io"}
 
 
@@ -186,7 +188,13 @@ def test_two_factor_off_is_entity_management_with_changes() -> None:
     assert event["entity"]["type_id"] == 4
     assert event["entity"]["uid"] == ACCOUNT
     assert event["entity"]["data"]["changes"] == [
-        {"section": "Security", "setting": "Sign in with Two-Factor Authentication", "from": "On", "to": "Off"}
+        {
+            "section": "Security",
+            "setting": "Sign in with Two-Factor Authentication",
+            "from": "On",
+            "to": "Off",
+            "setting_to": "security - sign in with two-factor authentication: off",
+        }
     ]
     assert event["severity_id"] == 3
     assert event["metadata"]["labels"] == ["security-control-disabled"]

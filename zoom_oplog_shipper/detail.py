@@ -33,6 +33,7 @@ __all__ = [
     "change_as_dict",
     "object_and_changes",
     "parse_detail",
+    "setting_to",
 ]
 
 # Longer details exist (bulk edits) but nothing useful sits past this; bounding the input bounds
@@ -177,6 +178,7 @@ _EMAIL_CHARS = r"[^\s@()<>\[\],;:\"'|]"
 _DOMAIN_CHARS = r"[^\s@()<>\[\],;:\"'|.]"
 _EMAIL = rf"{_EMAIL_CHARS}+@{_DOMAIN_CHARS}+(?:\.{_DOMAIN_CHARS}+)+"
 _EMAIL_RE: Final = re.compile(_EMAIL)
+_EMAIL_SPLIT_RE: Final = re.compile(f"({_EMAIL})")
 #: The regular expression (text) the parser reads an e-mail address with.
 EMAIL_PATTERN: Final = _EMAIL
 
@@ -198,7 +200,7 @@ _OBJECT_VERBS: Final = frozenset(
 
 _OBJECT_HEAD_RE: Final = re.compile(
     r"(?:batch )?(?P<verb>[^\W\d_]+) "
-    r"(?P<obj>user groups?|groups?|users?|roles?|meetings?|webinars?"
+    r"(?P<obj>(?:user |im )?groups?|users?|roles?|meetings?|webinars?"
     r"|(?:cloud |local )?recordings?)"
     r"(?: (?P<name>.+))?",
     re.IGNORECASE,
@@ -223,6 +225,8 @@ _SET_TO_RE: Final = re.compile(r"(?P<key>.+?):? set to(?: (?P<new>.*))?", re.IGN
 _BARE_FROM_TO_RE: Final = re.compile(r"(?P<key>.+?) from (?P<old>.+?) to(?: (?P<new>.*))?", re.I)
 _ASSIGN_RE: Final = re.compile(r"(?P<key>[^:]+?) ?: ?(?P<new>.*)")
 
+# Parts that add or remove a group's members ("Add Member: a@x.io"): the address is the target user.
+_MEMBER_SETTING_RE: Final = re.compile(r"(?:add|added|remove|removed|delete|deleted)(?: group)? members?", re.I)
 # Settings that hold a user's role ("User Role", "Role"), not e.g. "Role Members".
 _ROLE_SETTING_RE: Final = re.compile(r"(?:(?:user|account|assigned|zoom) )?role(?: name)?", re.IGNORECASE)
 _LEADING_VERB_RE: Final = re.compile(
@@ -322,7 +326,7 @@ def _parse_head(head: str, b: _Builder, *, has_parts: bool) -> bool:
         return False
     obj = m["obj"].lower()
     name = (m["name"] or "").strip() or None
-    if obj.startswith(("user group", "group")):
+    if obj.startswith(("user group", "im group", "group")):
         b.object_type = "group"
         b.group_name = name
     elif obj.startswith("user"):
@@ -412,6 +416,10 @@ def _keyed_change(
         if b.object_type in (None, "role") and b.role is None:
             # "Change Role - a@b: from X to Y": the object is the user, the role its attribute.
             b.object_type = "user"
+    elif new is not None and "@" in new and _MEMBER_SETTING_RE.fullmatch(key):
+        # "Edit IM Group x  - Add Member: a@x.io": the member added or removed is the user acted on.
+        for member in _EMAIL_RE.findall(new):
+            b.set_target_email(member)
     b.add_change(section, key, old, new)
 
 
@@ -558,11 +566,29 @@ def object_and_changes(detail: Detail) -> dict[str, Any]:
 
 
 def change_as_dict(ch: Change) -> dict[str, str]:
-    """``{section, setting, from, to}`` for one change, leaving out the parts that are absent."""
+    """``{section, setting, from, to, setting_to}`` for one change, leaving out the parts that are absent."""
     d = {"section": ch.section} if ch.section else {}
     d["setting"] = ch.setting
     if ch.old is not None:
         d["from"] = ch.old
     if ch.new is not None:
         d["to"] = ch.new
+        d["setting_to"] = setting_to(ch)
     return d
+
+
+def setting_to(ch: Change) -> str:
+    """One term for "this setting now has this value": ``security - waiting room: off``.
+
+    ``<section> - <setting>: <new value>`` (without a section, ``<setting>: <new value>``), in lower
+    case except e-mail addresses (kept as written), the new value ``on`` or ``off`` when it is
+    on-like or off-like (``Enabled``, ``OFF``, ``true``...). A search index stores a list of
+    changes as independent lists of settings and values, so a query for a setting AND a value may
+    match two different changes of one record; this one term can only match one change.
+    """
+    value = _value_state(ch.new) or ch.new or ""
+    text = f"{ch.section} - {ch.setting}: {value}" if ch.section else f"{ch.setting}: {value}"
+    if "@" not in text:
+        return text.lower()
+    parts = _EMAIL_SPLIT_RE.split(text)  # odd items are addresses
+    return "".join(part if i % 2 else part.lower() for i, part in enumerate(parts))

@@ -132,6 +132,21 @@ def _drop_changes(doc: dict[str, Any], excess: int) -> bool:
     return dropped_any
 
 
+def _drop_terms(doc: dict[str, Any]) -> bool:
+    """Drop every change's ``setting_to`` (it repeats the setting and the value); False when there was none."""
+    dropped = False
+    for path in _CHANGE_LISTS:
+        holder = _at(doc, path)
+        for change in holder.get("changes") or () if holder is not None else ():
+            if isinstance(change, dict) and change.pop("setting_to", None) is not None:
+                dropped = True
+    return dropped
+
+
+#: The text fields of a parsed change, cut like the free text when a line is too long.
+_CHANGE_TEXTS = ("section", "setting", "from", "to", "setting_to")
+
+
 def _change_texts(doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     """The text fields of the parsed changes that are left."""
     targets: list[tuple[dict[str, Any], str]] = []
@@ -140,9 +155,7 @@ def _change_texts(doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
         changes = holder.get("changes") if holder is not None else None
         for change in changes if isinstance(changes, list) else ():
             if isinstance(change, dict):
-                targets.extend(
-                    (change, k) for k in ("section", "setting", "from", "to") if isinstance(change.get(k), str)
-                )
+                targets.extend((change, k) for k in _CHANGE_TEXTS if isinstance(change.get(k), str))
     return targets
 
 
@@ -187,7 +200,8 @@ def _last_resort(doc: dict[str, Any], kind: str, max_bytes: int) -> bytes:
 def encode(doc: dict[str, Any], max_bytes: int) -> bytes:
     """One JSON line (no newline) of at most ``max_bytes`` bytes, never more.
 
-    Over the limit, in this order until it fits: `event.original` goes; the free text (message,
+    Over the limit, in this order until it fits: `event.original` goes; the changes' `setting_to`
+    terms go (each repeats its change's setting and value); the free text (message,
     raw detail) is cut to an eighth of the limit; parsed changes are dropped from the end
     (``changes_truncated`` counts them); the free text is cut further; derived objects (parsed
     changes, related users, targets...) are dropped; every other string and list is cut; at last
@@ -208,6 +222,7 @@ def encode(doc: dict[str, Any], max_bytes: int) -> bytes:
     kind = _kind(doc)
     _mark(doc, kind)
     steps: tuple[Callable[[int], bool], ...] = (
+        lambda excess: _drop_terms(doc),
         lambda excess: _shorten(_text_targets(doc), excess, max_bytes // _TEXT_SHARE),
         lambda excess: _drop_changes(doc, excess),
         lambda excess: _shorten(_text_targets(doc), excess, 16),

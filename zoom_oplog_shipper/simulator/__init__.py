@@ -30,6 +30,7 @@ from zoom_oplog_shipper.simulator._data import (
     load_jsonl,
 )
 from zoom_oplog_shipper.simulator._endpoints import ENDPOINTS, STREAMS, ReportEndpoint
+from zoom_oplog_shipper.simulator._incidents import Incident, Scenario, incident_scenario
 from zoom_oplog_shipper.simulator._server import RunningServer, serve_in_thread
 
 __all__ = [
@@ -40,8 +41,10 @@ __all__ = [
     "LOGS_PATH",
     "STREAMS",
     "TOKEN_PATH",
+    "Incident",
     "ReportEndpoint",
     "RunningServer",
+    "Scenario",
     "SimulatedDisconnect",
     "Simulator",
     "SimulatorConfig",
@@ -51,6 +54,7 @@ __all__ = [
     "config_from_args",
     "generate_activity_records",
     "generate_records",
+    "incident_scenario",
     "load_jsonl",
     "parse_duration",
     "parse_fault_schedule",

@@ -49,6 +49,7 @@ from zoom_oplog_shipper.simulator._endpoints import (
     ReportEndpoint,
     endpoint_for_stream,
 )
+from zoom_oplog_shipper.simulator._incidents import Scenario, incident_scenario
 
 TOKEN_PATH = "/oauth/token"
 LOGS_PATH = OPERATIONS.path
@@ -241,13 +242,19 @@ class Simulator:
         self._records_served: Counter[str] = Counter()
         self.app: Callable[[WSGIEnvironment, StartResponse], Iterable[bytes]] = self._wsgi
         cfg = self.config
+        #: The incidents scenario being served (``scenario="incidents"``): its records and ground truth.
+        self.scenario: Scenario | None = None
+        if cfg.scenario == "incidents":
+            self.scenario = incident_scenario(seed, self._now())
         for endpoint, path, per_day in (
             (OPERATIONS, cfg.records_file, cfg.records_per_day),
             (ACTIVITIES, cfg.activities_file, cfg.activities_per_day),
         ):
             if path:
                 self.add_records(load_jsonl(path), stream=endpoint.stream)
-            if cfg.days and per_day:
+            if self.scenario is not None:
+                self._ingest(endpoint, _timed(self.scenario.records(endpoint.stream)), None)
+            elif cfg.days and per_day:
                 self._ingest(endpoint, endpoint.generate(seed, cfg.days, per_day, self._now()), None)
 
     # ------------------------------------------------------------------ Python API
@@ -806,6 +813,10 @@ class Simulator:
         except (ValueError, TypeError) as exc:
             return _json(400, {"error": str(exc)})
         return _json(404, {"error": f"no admin endpoint {method} {path}"})
+
+
+def _timed(records: list[dict[str, str]]) -> Iterator[tuple[int, dict[str, str]]]:
+    return ((parse_record_time(record["time"]), record) for record in records)
 
 
 def _take_while_expired(items: Mapping[Any, Any], now_ts: float) -> Iterator[tuple[Any, Any]]:

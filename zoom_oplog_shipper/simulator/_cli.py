@@ -121,6 +121,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--seed", type=int, default=0)
     data.add_argument(
+        "--scenario",
+        choices=("generated", "incidents"),
+        default="generated",
+        help="incidents: 30 days of benign activity in both streams with attack stories inside "
+        "(--days and the per-day counts do not apply; docs/detections.md)",
+    )
+    data.add_argument(
         "--days",
         type=int,
         default=None,

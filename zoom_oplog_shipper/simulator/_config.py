@@ -36,6 +36,8 @@ FAULT_KINDS = (
 DEFAULT_FAIL_KINDS = ("500", "502", "503", "drop", "truncate", "html")
 FAULT_ENDPOINTS = ("api", "token", "logs", "activities")
 
+SCENARIOS = ("generated", "incidents")
+
 MIN_TZ_OFFSET_MINUTES = -12 * 60
 MAX_TZ_OFFSET_MINUTES = 14 * 60
 
@@ -185,6 +187,9 @@ class SimulatorConfig:
     max_snapshot_records: int = 20_000_000
     activities_per_day: int = 0
     activities_file: str | None = None
+    #: "generated" (records from seed, days, records_per_day, activities_per_day) or "incidents"
+    #: (30 days of benign activity with attack stories inside, both streams; docs/detections.md).
+    scenario: str = "generated"
 
     def __post_init__(self) -> None:
         """Reject inconsistent switches early, naming the switch and the allowed values."""
@@ -200,6 +205,8 @@ class SimulatorConfig:
             problems.append(str(exc))
         if self.order not in ("newest", "oldest"):
             problems.append(f"order must be newest or oldest, not {self.order!r}")
+        if self.scenario not in SCENARIOS:
+            problems.append(f"scenario must be one of {', '.join(SCENARIOS)}, not {self.scenario!r}")
         if self.to_day not in ("inclusive", "exclusive"):
             problems.append(f"to_day must be inclusive or exclusive, not {self.to_day!r}")
         if self.future_to not in ("accept", "reject"):
