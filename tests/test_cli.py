@@ -25,7 +25,13 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert __version__ in capsys.readouterr().out
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    for needle in ("exit codes:", "examples:", "4  Zoom's daily request limit", "ZOOM_CLIENT_SECRET_FILE"):
+    for needle in (
+        "exit codes:",
+        "examples:",
+        "4    Zoom's daily request limit",
+        "130  a second Ctrl-C",
+        "ZOOM_CLIENT_SECRET_FILE",
+    ):
         assert needle in text
     assert main(["run", "--help"]) == 0
     assert "--backfill-start" in capsys.readouterr().out

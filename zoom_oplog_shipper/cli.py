@@ -33,8 +33,11 @@ examples:
   zoom-oplog-shipper check                      # credentials, scopes, permission, clock, state
   zoom-oplog-shipper run                        # what is new since the last run (the agent runs this)
   zoom-oplog-shipper run --stream activities    # the sign-in/sign-out activity logs
+  zoom-oplog-shipper run --dry-run | head       # look at what a run would print; commits nothing
   zoom-oplog-shipper state show                 # last run, lag, watermark, fingerprints
   zoom-oplog-shipper demo | head                # no Zoom account needed
+
+`run | head` is not a way to look: a run commits what head read, printed or not; use --dry-run.
 
 history: set ZOOM_BACKFILL_START in the agent's environment; its first runs backfill in
 --max-runtime slices (README, "With a real account").
@@ -46,12 +49,14 @@ never flags: use ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET or ZOOM_CLIENT_SECRET_FIL
 stdout carries only event lines (one JSON document per line); every diagnostic goes to stderr.
 
 exit codes:
-  0  success, nothing new, or another run holds the lock
-  1  runtime failure after retries (network, Zoom errors, stdout closed); progress is kept
-  2  usage or configuration error
-  3  authentication or permission error (credentials, scope, plan, role)
-  4  Zoom's daily request limit reached; progress is kept, run again after the reset
-  5  state store unusable (corrupt, unwritable); the message names the file and the fix
+  0    success, nothing new, or skipped: another run holds the lock (not counted as a success)
+  1    runtime failure after retries (network, Zoom errors), or stdout closed, full or missing;
+       progress is kept
+  2    usage or configuration error
+  3    authentication or permission error (credentials, scope, plan, role)
+  4    Zoom's daily request limit reached; progress is kept, run again after the reset
+  5    state store unusable (corrupt, unwritable); the message names the file, its owner and the fix
+  130  a second Ctrl-C stopped the run at once; committed pages are kept
 
 version {__version__}
 """

@@ -669,7 +669,7 @@ class StateStore:
 def reset_state(path: Path) -> list[Path]:
     """Delete a store and its SQLite side files; returns what was removed."""
     removed = []
-    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+    for candidate in store_files(path):
         if candidate.exists():
             candidate.unlink()
             removed.append(candidate)
