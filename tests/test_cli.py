@@ -346,7 +346,7 @@ def test_a_dry_run_prints_what_a_run_would_and_keeps_nothing(
     looked = cli(["run", "--dry-run", "--backfill-start", "2026-11-25"], env)
     assert looked.code == 0, looked.err
     assert len(looked.docs()) == 3
-    assert "dry run" in looked.err and "nothing is committed" in looked.err
+    assert "dry run" in looked.err and "nothing is committed" in looked.err and "does not exist yet" in looked.err
     assert "(dry run: nothing was committed)" in looked.err.splitlines()[-1]
     assert not (tmp_path / "state").exists() and not (tmp_path / "metrics.prom").exists()
     real = cli(["run", "--backfill-start", "2026-11-25"], env)
@@ -369,7 +369,7 @@ def test_a_dry_run_reads_an_existing_store_without_its_lock_and_changes_it_not(
     finally:
         held.release()
     assert looked.code == 0, looked.err
-    assert [d["message"] for d in looked.docs()] == ["new"]
+    assert [d["message"] for d in looked.docs()] == ["new"] and "read with a copy of" in looked.err
     assert _files(tmp_path / "state") == before
     assert [d["message"] for d in cli(["run"], env, clock).docs()] == ["new"]
 

@@ -76,8 +76,18 @@ def build_parser(*, simulator_options: bool = True) -> argparse.ArgumentParser:
     return _build_parsers(simulator_options)[0]
 
 
-def _build_parsers(simulator_options: bool) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
-    """The parser, and the parser of each (sub)command by its words ("run", "state show")."""
+class _Commands(dict[str, argparse.ArgumentParser]):
+    """The parser of each (sub)command by its words ("run", "state show"); none takes abbreviations."""
+
+    def add(self, container: Any, words: str, **kw: Any) -> argparse.ArgumentParser:
+        """Add the (sub)command ``words`` to ``container`` (a subparsers action) and remember its parser."""
+        made: argparse.ArgumentParser = container.add_parser(words.split()[-1], allow_abbrev=False, **kw)
+        self[words] = made
+        return made
+
+
+def _build_parsers(simulator_options: bool) -> tuple[argparse.ArgumentParser, _Commands]:
+    """The parser, and the parser of each (sub)command by its words."""
     parser = argparse.ArgumentParser(
         prog="zoom-oplog-shipper",
         description="Print Zoom admin operation logs (Admin Activity Logs) that are new since the last run "
@@ -90,38 +100,46 @@ def _build_parsers(simulator_options: bool) -> tuple[argparse.ArgumentParser, di
     parser.add_argument("--version", action="version", version=f"zoom-oplog-shipper {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
-    commands: dict[str, argparse.ArgumentParser] = {"": parser}
-
-    def add(container: Any, words: str, **kw: Any) -> argparse.ArgumentParser:
-        made: argparse.ArgumentParser = container.add_parser(words.split()[-1], allow_abbrev=False, **kw)
-        commands[words] = made
-        return made
-
-    run = add(sub, "run", help="one pass: print new records, commit, exit", epilog=EPILOG, formatter_class=fmt)
+    commands = _Commands({"": parser})
+    run = commands.add(sub, "run", help="one pass: print new records, commit, exit", epilog=EPILOG, formatter_class=fmt)
     _common(run)
     run.add_argument(
         "--dry-run",
         action="store_true",
         help="print what a run would print now, and commit nothing: no state, lock or metrics file is written",
     )
-    check = add(
+    check = commands.add(
         sub,
         "check",
-        help="validate settings, token, scopes, permission and clock; changes nothing",
+        help="validate settings, token, scopes, permission and clock; creates and changes nothing",
         formatter_class=fmt,
     )
     _common(check)
+    state = commands.add(sub, "state", help="inspect, rewind or reset the stored progress", formatter_class=fmt)
+    _add_state_commands(commands, state)
+    simulate = commands.add(
+        sub, "simulate", help="serve a local Zoom API simulator for testing pipelines", formatter_class=fmt
+    )
+    if simulator_options:
+        from zoom_oplog_shipper import simulator
 
-    state = add(sub, "state", help="inspect, rewind or reset the stored progress", formatter_class=fmt)
+        simulator.add_arguments(simulate)
+    demo = commands.add(sub, "demo", help="run the real pipeline against a built-in simulator; no account needed")
+    add_demo_arguments(demo)
+    return parser, commands
+
+
+def _add_state_commands(commands: _Commands, state: argparse.ArgumentParser) -> None:
+    """`state show | rewind | reset | path`."""
     state_sub = state.add_subparsers(dest="state_command", metavar="ACTION", required=True)
-    show = add(
+    show = commands.add(
         state_sub,
         "state show",
         help="last run, last success, lag, records, watermark, fingerprints, file path (read-only)",
     )
     _common(show)
     show.add_argument("--json", action="store_true", help="print the machine-readable JSON instead")
-    rewind = add(
+    rewind = commands.add(
         state_sub,
         "state rewind",
         help="move the watermark back so the next run sends again every record since DATE, "
@@ -132,21 +150,10 @@ def _build_parsers(simulator_options: bool) -> tuple[argparse.ArgumentParser, di
         "--to", required=True, metavar="DATE", help="date or ISO time to send again from (within Zoom's ~6 months)"
     )
     rewind.add_argument("--yes", action="store_true", help="confirm the rewind")
-    reset = add(state_sub, "state reset", help="delete the stored progress (asks for --yes)")
+    reset = commands.add(state_sub, "state reset", help="delete the stored progress (asks for --yes)")
     _common(reset)
     reset.add_argument("--yes", action="store_true", help="confirm the reset")
-    path = add(state_sub, "state path", help="print the state file's path")
-    _common(path)
-
-    simulate = add(sub, "simulate", help="serve a local Zoom API simulator for testing pipelines", formatter_class=fmt)
-    if simulator_options:
-        from zoom_oplog_shipper import simulator
-
-        simulator.add_arguments(simulate)
-
-    demo = add(sub, "demo", help="run the real pipeline against a built-in simulator; no account needed")
-    add_demo_arguments(demo)
-    return parser, commands
+    _common(commands.add(state_sub, "state path", help="print the state file's path"))
 
 
 #: Options that take no value, besides the settings' switches: they never hold the command's name.

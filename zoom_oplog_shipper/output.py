@@ -11,7 +11,7 @@ import orjson
 
 from zoom_oplog_shipper.ecs import to_raw
 from zoom_oplog_shipper.errors import OutputClosedError, OutputError
-from zoom_oplog_shipper.stdout import ReaderWatch
+from zoom_oplog_shipper.stdout import ReaderWatch, unwritable
 from zoom_oplog_shipper.streams import OPERATIONS, Stream
 
 log = logging.getLogger(__name__)
@@ -273,12 +273,7 @@ class PageWriter:
         except (BrokenPipeError, ConnectionResetError) as exc:
             raise OutputClosedError(_CLOSED) from exc
         except OSError as exc:
-            msg = (
-                f"cannot write the events to stdout ({exc.strerror or exc}): stdout goes to a full disk or a "
-                "device that takes nothing (/dev/full?); free space there or redirect stdout elsewhere. "
-                "The page is not committed and will be sent again"
-            )
-            raise OutputError(msg) from exc
+            raise OutputError(unwritable(exc)) from exc
         if self._reader is not None and not self._reader.delivered():
             raise OutputClosedError(_CLOSED)
 

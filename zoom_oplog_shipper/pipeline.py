@@ -164,19 +164,18 @@ def dry_run_pass(
     No state directory, store, lock or metrics file is created or changed, and no lock is waited
     for: reading the store takes SQLite's own read lock for the moment of the copy.
     """
-    from zoom_oplog_shipper.state import StateStore
+    from zoom_oplog_shipper.state import StateStore, store_exists
 
     log_type = stream_of(config)
     report.use(config, log_type)
     path = log_type.state_path(config)
+    source = f"a copy of {path}" if store_exists(path) else f"an empty store ({path} does not exist yet)"
     store = StateStore.copy_in_memory(path, config.account_id, log_type.store_key(config))
-    source = f"a copy of {path}" if store.path == path else f"an empty store ({path} does not exist yet)"
     log.warning(
         "dry run: the records a run would print now, read with %s in memory; nothing is committed, "
         "and no state directory, store, lock or metrics file is written: the next run still sends them",
         source,
     )
-    report.metrics_file = None
     return _sync(config, clock, session, out, store, report, stop, log_type)
 
 

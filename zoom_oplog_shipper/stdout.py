@@ -1,4 +1,4 @@
-"""stdout's reader: is it there at all, and did it take a page before the page is committed?
+"""stdout's reader: did it take a page before the page is committed? And what to say when stdout refuses one.
 
 A page that fits in a pipe's buffer is "written" and "flushed" before the reader has read a byte of
 it, so a successful flush does not mean delivery. After the flush, a page on a pipe counts as
@@ -11,6 +11,7 @@ a terminal only a hang-up can be seen; a regular file needs no check.
 from __future__ import annotations
 
 import array
+import errno
 import fcntl
 import os
 import select
@@ -28,6 +29,21 @@ PATIENCE_S = 10.0
 FIRST_PAUSE_S = 0.0002
 LONGEST_PAUSE_S = 0.05
 _GONE = select.POLLERR | select.POLLHUP | select.POLLNVAL
+
+
+def unwritable(exc: OSError) -> str:
+    """The message for a stdout that refused a page: what the system said, and where to look."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = (
+            "stdout goes to a full disk or to a device that takes nothing (/dev/full?): "
+            "free space there or send it elsewhere"
+        )
+    else:
+        fix = "check where stdout goes (a file on a failing disk?) or send it elsewhere"
+    return (
+        f"cannot write the events to stdout ({exc.strerror or exc}): {fix}; "
+        "the page is not committed and will be sent again"
+    )
 
 
 class ReaderWatch:
