@@ -51,7 +51,7 @@ from agent_configs import (
     zoom_env,
 )
 
-from zoom_oplog_shipper.config import DEFAULT_MAX_LINE_BYTES
+from zoom_oplog_shipper.settings import DEFAULT_MAX_LINE_BYTES
 from zoom_oplog_shipper.state import state_file
 
 RUN_TIMEOUT = 120

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import signal
 import subprocess
@@ -24,7 +25,13 @@ def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert __version__ in capsys.readouterr().out
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    for needle in ("exit codes:", "examples:", "4  Zoom's daily request limit", "ZOOM_CLIENT_SECRET_FILE"):
+    for needle in (
+        "exit codes:",
+        "examples:",
+        "4    Zoom's daily request limit",
+        "130  a second Ctrl-C",
+        "ZOOM_CLIENT_SECRET_FILE",
+    ):
         assert needle in text
     assert main(["run", "--help"]) == 0
     assert "--backfill-start" in capsys.readouterr().out
@@ -285,3 +292,134 @@ def test_bad_settings_name_the_setting_without_class_names(
         assert needle.replace("{base}", zoom.base) in result.err
     assert "typed-secret" not in result.err and SECRET not in result.err and "Traceback" not in result.err
     assert not re.search(r"\b\w*(Error|Exception|Pool)\b", result.err)
+
+
+# -- looking never consumes (issue 15, part 2) -------------------------------------------------------
+
+
+def shipper(*args: str) -> list[str]:
+    return [sys.executable, "-m", "zoom_oplog_shipper", *args]
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Any:
+    """A simulator holding 94 records in the last day, and the program's environment for it."""
+    from zoom_oplog_shipper.simulator import Simulator, SimulatorConfig, serve_in_thread
+
+    sim = Simulator(SimulatorConfig(seed=3, days=1, records_per_day=94))
+    with serve_in_thread(sim) as server:
+        start = (datetime.now(UTC) - timedelta(days=1, minutes=1)).isoformat()
+        yield {**os.environ, **simulator_env(sim, server.base_url, tmp_path), "ZOOM_BACKFILL_START": start}
+
+
+def _fingerprints(env: dict[str, str]) -> int:
+    shown = subprocess.run(shipper("state", "show", "--json"), env=env, capture_output=True, timeout=60)
+    return int(orjson.loads(shown.stdout).get("fingerprints", 0))
+
+
+def test_run_into_head_commits_nothing_head_did_not_print(served: dict[str, str]) -> None:
+    """The page (about 25 KB) fits in the pipe: written and flushed before `head` reads, it is still not
+    committed, because `head` went away without reading all of it."""
+    command = " ".join(shipper("run", "--format", "raw")) + " | head -n 2; exit ${PIPESTATUS[0]}"
+    looked = subprocess.run(["bash", "-c", command], env=served, capture_output=True, text=True, timeout=120)
+    printed = looked.stdout.splitlines()
+    assert len(printed) == 2
+    assert looked.returncode == 1, looked.stderr  # as for any reader that goes away: documented, one line
+    assert "stdout was closed by its reader" in looked.stderr and "Traceback" not in looked.stderr
+    assert looked.stderr.splitlines()[-1].split(" ", 3)[-1].startswith("stdout closed: ")
+    committed = _fingerprints(served)
+    assert committed <= len(printed)
+    again = subprocess.run(shipper("run", "--format", "raw"), env=served, capture_output=True, timeout=120)
+    assert again.returncode == 0, again.stderr
+    assert len(again.stdout.splitlines()) == 94 - committed and _fingerprints(served) == 94
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_a_dry_run_prints_what_a_run_would_and_keeps_nothing(
+    env: dict[str, str], zoom: FakeZoom, tmp_path: Path
+) -> None:
+    zoom.records = [record("2026-11-26T10:00:00Z", f"r{i}") for i in range(3)]
+    env["ZOOM_OPLOG_METRICS_FILE"] = str(tmp_path / "metrics.prom")
+    looked = cli(["run", "--dry-run", "--backfill-start", "2026-11-25"], env)
+    assert looked.code == 0, looked.err
+    assert len(looked.docs()) == 3
+    assert "dry run" in looked.err and "nothing is committed" in looked.err and "does not exist yet" in looked.err
+    assert "(dry run: nothing was committed)" in looked.err.splitlines()[-1]
+    assert not (tmp_path / "state").exists() and not (tmp_path / "metrics.prom").exists()
+    real = cli(["run", "--backfill-start", "2026-11-25"], env)
+    assert real.out == looked.out
+
+
+def test_a_dry_run_reads_an_existing_store_without_its_lock_and_changes_it_not(
+    env: dict[str, str], zoom: FakeZoom, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    zoom.records = [record("2026-11-26T10:00:00Z", "old")]
+    assert cli(["run", "--backfill-start", "2026-11-25"], env, clock).code == 0
+    clock.advance(3600)
+    zoom.records.append(record("2026-11-26T12:30:00Z", "new"))
+    before = _files(tmp_path / "state")
+    held = RunLock(state_file(tmp_path / "state", "acct-1", "all"))
+    assert held.acquire()  # the agent's run is under way: a dry run neither waits for it nor stops it
+    try:
+        looked = cli(["--dry-run"], env, clock)
+    finally:
+        held.release()
+    assert looked.code == 0, looked.err
+    assert [d["message"] for d in looked.docs()] == ["new"] and "read with a copy of" in looked.err
+    assert _files(tmp_path / "state") == before
+    assert [d["message"] for d in cli(["run"], env, clock).docs()] == ["new"]
+
+
+# -- help is not a run (issue 15, part 5) --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "argv", [["run", "--help"], ["state", "show", "--help"], ["--log-format", "json", "run", "--help"], ["-h"]]
+)
+def test_help_prints_no_run_summary(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    err = io.StringIO()
+    assert main(argv, env={}, stdout=io.BytesIO(), stderr=err) == 0
+    assert "usage:" in capsys.readouterr().out
+    assert err.getvalue() == ""
+
+
+# -- a stricter command line (issue 15, part 6) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["run", "--max-record", "5"], "unrecognized arguments: --max-record 5 (did you mean --max-records?)"),
+        (["run", "--account", "acct-1"], "unrecognized arguments: --account acct-1 (did you mean --account-id?)"),
+        (["--look", "2h"], "unrecognized arguments: --look 2h (did you mean --lookback?)"),
+        (["state", "show", "--jsn"], "unrecognized arguments: --jsn (did you mean --json?)"),
+        (["chek"], "invalid choice: 'chek'"),
+    ],
+)
+def test_abbreviations_are_refused_with_what_was_meant(env: dict[str, str], argv: list[str], hint: str) -> None:
+    result = cli(argv, env)
+    assert result.code == 2 and hint in result.err and result.out == b"", result.err
+    if argv == ["chek"]:
+        assert "(did you mean check?)" in result.err
+
+
+def test_category_type_flag_with_the_activity_logs_is_refused(env: dict[str, str]) -> None:
+    result = cli(["run", "--stream", "activities", "--category-type", "user"], env)
+    assert result.code == 2 and result.out == b""
+    assert "--category-type applies to the operation logs only" in result.err
+    # from the environment (or the config file), which both streams may share, it stays the operation logs' own
+    shared = cli(["state", "path", "--stream", "activities"], {**env, "ZOOM_CATEGORY_TYPE": "user"})
+    assert shared.code == 0 and "activities" in shared.out.decode() and shared.err == ""
+
+
+def test_a_lookback_of_zero_is_accepted_with_a_warning_of_what_is_lost(env: dict[str, str], zoom: FakeZoom) -> None:
+    result = cli(["run", "--lookback", "0"], env)
+    assert result.code == 0, result.err
+    warnings = [line for line in result.err.splitlines() if " WARNING: " in line]
+    assert len(warnings) == 1
+    assert "--lookback '0' turns a safety net off: late records are lost" in warnings[0]
+    assert "safety net" not in cli(["run", "--lookback", "1h"], env).err

@@ -11,9 +11,11 @@ import orjson
 import platformdirs  # noqa: F401 - imported before the unprivileged child needs it
 import pytest
 
-import zoom_oplog_shipper.state_cli  # noqa: F401 - imported before the unprivileged child needs it
+import zoom_oplog_shipper.output
+import zoom_oplog_shipper.state_cli
+import zoom_oplog_shipper.sync  # noqa: F401 - imported before the unprivileged child needs it
 from tests.conftest import NOW, FakeClock, FakeZoom, cli, cli_env, record
-from tests.unprivileged import give_to_nobody, make_read_only, run_unprivileged
+from tests.unprivileged import NOBODY, give_to_nobody, make_read_only, run_unprivileged
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.state import RunLock, StateStore, state_file
 
@@ -155,15 +157,18 @@ def test_state_show_on_a_read_only_directory(open_dir: Path, zoom: FakeZoom) -> 
     assert path.read_bytes() == before
 
 
-@pytest.mark.parametrize("read_only", ["store", "lock", "directory"])
-def test_unwritable_state_exits_5_with_the_space_and_permission_fix(
-    open_dir: Path, zoom: FakeZoom, read_only: str
+@pytest.mark.parametrize("problem", ["store", "lock", "directory", "lock of root"])
+def test_unwritable_state_exits_5_naming_the_file_its_owner_mode_and_fix(
+    open_dir: Path, zoom: FakeZoom, problem: str
 ) -> None:
     env, path, _ = store_given_to_nobody(zoom, open_dir)
     lock = path.with_suffix(".lock")
-    if read_only == "lock":
+    if problem == "lock":
         lock.unlink()
-    make_read_only({"store": path, "lock": path.parent, "directory": path.parent}[read_only])
+    if problem == "lock of root":  # left by a command run as root
+        os.chown(lock, 0, 0)
+    else:
+        make_read_only({"store": path, "lock": path.parent, "directory": path.parent}[problem])
     before = path.read_bytes()
 
     def run() -> tuple[int, bytes, str]:
@@ -173,9 +178,16 @@ def test_unwritable_state_exits_5_with_the_space_and_permission_fix(
 
     code, out, err = run_unprivileged(run)
     assert code == 5, err
-    named = lock if read_only == "lock" else path
-    assert str(named) in err and "free space or fix permissions" in err
-    assert "state reset" not in err and out == b""
+    first = err.splitlines()[0]
+    named, owner, fix = {
+        "store": (path, "nobody (mode 0400)", f"`chmod u+rw {path}"),
+        "lock": (lock, "nobody (mode 0500)", f"`chmod u+rwx {path.parent}`"),
+        "directory": (path, "nobody (mode 0500)", f"`chmod u+rwx {path.parent}`"),
+        "lock of root": (lock, "root (mode 0644)", f"`chown nobody {lock}` (as root), or run as root"),
+    }[problem]
+    assert str(named) in first and f"belongs to {owner}" in first and fix in first, first
+    assert "this process runs as nobody" in first
+    assert "free space" not in err and "state reset" not in err and out == b""
     assert path.read_bytes() == before
 
 
@@ -278,3 +290,71 @@ def test_a_state_directory_that_cannot_be_made_is_exit_5_for_run_and_check(
     assert result.code == 5, result.err
     assert f"cannot create state directory {blocker / 'state'}" in result.err
     assert "set --state-dir to a writable directory" in result.err and "state reset" not in result.err
+
+
+# -- state commands run as root leave nothing the agent's user cannot use (issue 15, part 3) ----------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["state", "show"], ["state", "rewind", "--to", "2026-11-25", "--yes"], ["state", "reset", "--yes"]],
+    ids=["show", "rewind", "reset"],
+)
+def test_state_commands_as_root_leave_nothing_the_agent_cannot_use(
+    open_dir: Path, zoom: FakeZoom, command: list[str]
+) -> None:
+    env, path, _ = store_given_to_nobody(zoom, open_dir)
+    path.with_suffix(".lock").unlink()  # as after an install: the first to lock makes the file
+    clock = FakeClock(NOW + timedelta(hours=1))
+    result = cli(command, env, clock)  # as root
+    assert result.code == 0, result.err
+    assert {p.name: p.stat().st_uid for p in path.parent.iterdir()} == {p.name: NOBODY for p in path.parent.iterdir()}
+
+    def run() -> tuple[int, str]:
+        os.environ["XDG_CONFIG_HOME"] = str(open_dir / "xdg")
+        again = cli(["run", "--backfill-start", "2026-11-25"], env, clock)
+        return again.code, again.err
+
+    code, err = run_unprivileged(run)
+    assert code == 0, err
+
+
+# -- state show by a user who cannot read the store (issue 15, part 4) ---------------------------------
+
+
+def test_state_show_by_a_user_who_cannot_read_the_store_is_exit_5_with_owner_and_fix(
+    open_dir: Path, zoom: FakeZoom
+) -> None:
+    env = cli_env(zoom, open_dir / "state", open_dir / "xdg")
+    daily(zoom, 2)
+    assert cli(["run", "--backfill-start", "2026-11-25"], env).code == 0  # root's store, in root's 0700 directory
+
+    def show() -> tuple[int, bytes, str]:
+        os.environ["XDG_CONFIG_HOME"] = str(open_dir / "xdg")
+        result = cli(["state", "show"], env)
+        return result.code, result.out, result.err
+
+    code, out, err = run_unprivileged(show)
+    assert code == 5 and out == b"", err
+    assert len(err.splitlines()) == 1 and "unexpected" not in err
+    state_dir = open_dir / "state"
+    assert f"{state_dir} belongs to root (mode 0700), and this process runs as nobody" in err
+    assert f"`chown nobody {state_dir}` (as root), or run as root" in err
+
+
+# -- state show names the stream (issue 15, part 5) ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stream", "key", "line"),
+    [
+        ("activities", "activities", "account: acct-1, stream: activities"),
+        ("operations", "all", "account: acct-1, stream: operations, category: all"),
+    ],
+)
+def test_state_show_names_the_stream(env: dict[str, str], stream: str, key: str, line: str) -> None:
+    path = state_file(Path(env["ZOOM_OPLOG_STATE_DIR"]), "acct-1", key)
+    StateStore.open(path, "acct-1", key).close()
+    shown = cli(["state", "show", "--stream", stream], env)
+    assert shown.code == 0, shown.err
+    assert line in shown.out.decode().splitlines()

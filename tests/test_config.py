@@ -7,17 +7,16 @@ from typing import Any
 
 import pytest
 
-from zoom_oplog_shipper.config import (
+from zoom_oplog_shipper.config import Config, load_config
+from zoom_oplog_shipper.errors import ConfigError
+from zoom_oplog_shipper.settings import (
     DEFAULT_API_URL,
     DEFAULT_LOOKBACK,
     DEFAULT_MAX_RPS,
-    Config,
     check_url,
-    load_config,
     parse_duration,
     parse_instant,
 )
-from zoom_oplog_shipper.errors import ConfigError
 
 NOW = datetime(2026, 11, 26, 12, tzinfo=UTC)
 ENV = {"ZOOM_ACCOUNT_ID": "acct", "ZOOM_CLIENT_ID": "cid", "ZOOM_CLIENT_SECRET": "S3CRET-xyz"}

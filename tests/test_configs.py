@@ -48,7 +48,7 @@ from agent_configs import (
 )
 
 from zoom_oplog_shipper.cli import main
-from zoom_oplog_shipper.config import DEFAULT_MAX_LINE_BYTES
+from zoom_oplog_shipper.settings import DEFAULT_MAX_LINE_BYTES
 
 HOURLY = 3600
 #: Container runtimes (containerd's max_container_log_line_size, Docker's json-file) split longer lines.

@@ -50,7 +50,7 @@ from agent_configs import (
     zoom_env,
 )
 
-from zoom_oplog_shipper.config import DEFAULT_MAX_LINE_BYTES
+from zoom_oplog_shipper.settings import DEFAULT_MAX_LINE_BYTES
 from zoom_oplog_shipper.state import state_file
 
 HOURLY = 3600

@@ -28,7 +28,7 @@ from agent_configs import (
     to_python_datetime,
 )
 
-from zoom_oplog_shipper.config import DEFAULT_MAX_LINE_BYTES
+from zoom_oplog_shipper.settings import DEFAULT_MAX_LINE_BYTES
 
 HOURLY = 3600
 SPLUNK = SPLUNK_INPUTS.parent

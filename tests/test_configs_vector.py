@@ -59,7 +59,7 @@ from agent_configs import (
     zoom_env,
 )
 
-from zoom_oplog_shipper.config import DEFAULT_MAX_LINE_BYTES
+from zoom_oplog_shipper.settings import DEFAULT_MAX_LINE_BYTES
 
 vrl_python = pytest.importorskip("vrl_python", reason="pip install -e '.[test]' (vrl-python)")
 

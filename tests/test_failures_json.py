@@ -308,3 +308,30 @@ def test_demo_into_head_ends_quietly_with_exit_0() -> None:
     assert all(orjson.loads(line)["event"]["id"] for line in lines)
     assert_clean(err, "text")
     assert " ERROR: " not in err and " WARNING: " not in err and "stdout" not in err
+
+
+# -- a user's mistake is a documented exit code and one line naming the fix (issue 15, part 4) ----------
+
+MISTAKES = [
+    ("stdout closed", "run >&-", 1, "stdout is closed (started with `>&-`?)"),
+    ("stdout full", "run > /dev/full", 1, "cannot write the events to stdout (No space left on device)"),
+    ("demo days", "demo --days -1", 2, "argument --days: '-1' is not a whole number from 1 to 180"),
+    ("simulate port", "simulate --port 99999", 2, "argument --port: '99999' is not a port; use 0-65535"),
+]
+
+
+@pytest.mark.parametrize(("name", "command", "code", "needle"), MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_a_users_mistake_is_a_documented_code_and_one_line(
+    sim: tuple[Any, dict[str, str]], name: str, command: str, code: int, needle: str
+) -> None:
+    _, env = sim
+    shell = f"{' '.join(shipper())} {command}"
+    proc = subprocess.run(["bash", "-c", shell], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == code, proc.stderr
+    docs = assert_clean(proc.stderr, "json")
+    errors = [d for d in docs if d["log"]["level"] == "error" and d["log"]["logger"] == "zoom_oplog_shipper"]
+    assert len(errors) == 1 and errors[0]["message"].startswith(needle), proc.stderr
+    assert "unexpected" not in proc.stderr and "state" not in errors[0]["message"]
+    if command.startswith("run"):  # the run still ends with its summary, naming stdout
+        assert docs[-1]["log"]["logger"] == "zoom_oplog_shipper.summary" and docs[-1]["exit_code"] == code
+        assert docs[-1]["outcome"] == "stdout not writable"

@@ -26,9 +26,9 @@ from typing import Any
 import orjson
 import pytest
 
-from zoom_oplog_shipper.config import DEFAULT_MAX_LINE_BYTES
 from zoom_oplog_shipper.output import encode, make_formatter
 from zoom_oplog_shipper.records import canonical, fingerprint, record_time
+from zoom_oplog_shipper.settings import DEFAULT_MAX_LINE_BYTES
 
 DATA = Path(__file__).parent / "data"
 GOLDEN = DATA / "golden"

@@ -261,7 +261,8 @@ def test_settings_module_prints_the_table() -> None:
     [
         ([], ["run"]),
         (["--lookback", "2h"], ["run", "--lookback", "2h"]),
-        (["--look", "2h"], ["run", "--look", "2h"]),  # argparse's abbreviations still take their value
+        (["--look", "2h"], ["run", "--look", "2h"]),  # an unknown option's value is not a command (refused later)
+        (["--max-record", "5"], ["run", "--max-record", "5"]),
         (["--log-format", "json", "check"], ["check", "--log-format", "json"]),
         (["--account-id", "a", "state", "show"], ["state", "show", "--account-id", "a"]),
         (["--include-original", "run"], ["run", "--include-original"]),
@@ -302,3 +303,27 @@ def test_auto_concurrency_uses_the_allowed_request_rate(concurrency: int, max_rp
 def test_concurrency_outside_its_range_is_refused(text: str) -> None:
     with pytest.raises(ConfigError, match=r"ZOOM_OPLOG_CONCURRENCY: .* must be `auto` or a whole number from 1 to 16"):
         BY_NAME["concurrency"].parse(text, "ZOOM_OPLOG_CONCURRENCY")
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({"ZOOM_OPLOG_MAX_RPS": "0"}, "ZOOM_OPLOG_MAX_RPS '0' turns a safety net off: no request rate limit"),
+        ({"ZOOM_OPLOG_MAX_RPS": "0", "ZOOM_API_URL": "http://127.0.0.1:8080/v2"}, None),  # the simulator: no quota
+        ({"ZOOM_OPLOG_LOOKBACK": "0s"}, "ZOOM_OPLOG_LOOKBACK '0s' turns a safety net off: late records are lost"),
+        ({"ZOOM_OPLOG_MAX_RPS": "2", "ZOOM_OPLOG_LOOKBACK": "2h"}, None),
+    ],
+)
+def test_values_that_turn_a_safety_net_off_are_warned(env: dict[str, str], warned: str | None) -> None:
+    from zoom_oplog_shipper.config import read_settings_once
+
+    settings = read_settings_once({}, {**CREDENTIALS, **env}, NOW)
+    assert settings.error is None
+    nets = [w for w in settings.warnings if "safety net" in w]
+    assert len(nets) == (warned is not None) and all(w.startswith(str(warned)) for w in nets)
+
+
+def test_the_settings_table_shows_the_line_limits_minimum() -> None:
+    row = next(line for line in readme_table().splitlines() if "`max_line_bytes`" in line)
+    assert "at least 2048" in row
+    assert row in (ROOT / "README.md").read_text(encoding="utf-8")

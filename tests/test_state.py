@@ -220,8 +220,8 @@ def test_full_disk_names_the_file_and_does_not_advise_reset(path: Path) -> None:
     with pytest.raises(StateError) as info:
         store.commit_page(entries())
     text = str(info.value)
-    assert str(path) in text and "free space" in text and "permissions" in text
-    assert "state reset" not in text
+    assert str(path) in text and f"free space on the filesystem holding {path.parent}" in text
+    assert "state reset" not in text and "permission" not in text and "chmod" not in text
     store.close()
 
 
@@ -242,7 +242,9 @@ def test_unwritable_store_names_the_file_and_does_not_advise_reset(open_dir: Pat
         return "no error"
 
     text = run_unprivileged(write)
-    assert str(path) in text and "free space" in text and "permissions" in text, text
+    assert f"cannot open state file {path}" in text and "free space" not in text, text
+    assert f"{path.parent} belongs to nobody (mode 0500); {path} belongs to nobody (mode 0400)" in text
+    assert f"`chmod u+rwx {path.parent}` and `chmod u+rw {path}`" in text
     assert "state reset" not in text
 
 

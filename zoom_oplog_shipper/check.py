@@ -1,9 +1,11 @@
 """`check`: validate settings, token, scopes, permission, clock and state.
 
-It changes nothing, except creating the state directory and lock file a first run would create."""
+It changes nothing and creates nothing a run needs: no state directory, no lock file, no store."""
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 from contextlib import suppress
 from datetime import timedelta
@@ -11,10 +13,19 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from zoom_oplog_shipper.access import (
+    blockers,
+    cause_and_fix,
+    describe,
+    nearest_existing,
+    ownership_fix,
+    read_only_filesystem,
+    user_name,
+)
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.errors import ExitCode, ShipperError, StateError
-from zoom_oplog_shipper.state import RunLock, StateStore, make_state_dir
+from zoom_oplog_shipper.state import RunLock, StateStore, store_exists, store_files
 from zoom_oplog_shipper.streams import Stream, stream_of
 from zoom_oplog_shipper.windows import Window
 from zoom_oplog_shipper.zoom_client import ZoomClient
@@ -85,31 +96,31 @@ def run_check(config: Config, clock: Clock, session: Any, out: TextIO, log_type:
 
 
 def _check_state(config: Config, report: _Report, log_type: Stream) -> None:
-    """The state directory can be created and written, the run lock taken, and an existing store read."""
+    """What the run needs of the state directory, lock and store, tested without creating any of them."""
     path = log_type.state_path(config)
+    _say_whose(path.parent, report)
     problem = probe_directory(path.parent)
     if problem:
         report.fail(f"state: {problem}", ExitCode.STATE)
         return
-    lock = RunLock(path)
+    if not path.parent.is_dir():
+        report.line("ok", f"state: {path.parent} can be made; the first run creates it and {path.name} in it")
+        return
+    lock = RunLock(path).path
+    files = [lock, *store_files(path)]
+    problem = _foreign_files(path.parent, files) if os.geteuid() == 0 else _unusable(path.parent, files)
+    if problem:
+        report.fail(f"state: {problem}; do not reset the store: it holds what was already sent", ExitCode.STATE)
+        return
+    if _held(lock):
+        report.line("info", f"state: a run holds {lock} right now (normal while one runs)")
     try:
-        taken = lock.acquire()
+        exists = store_exists(path)
     except StateError as exc:
         report.fail(f"state: {exc}", ExitCode.STATE)
         return
-    if taken:
-        lock.release()
-    else:
-        report.line("info", f"state: a run holds {lock.path} right now (normal while one runs)")
-    if not path.exists():
-        report.line("ok", f"state: {path.parent} is writable; the first run creates {path}")
-        return
-    if not os.access(path, os.R_OK | os.W_OK):
-        report.fail(
-            f"state: {path} cannot be written by this user; fix its permissions (or run as its owner); "
-            "do not reset it: it holds what was already sent",
-            ExitCode.STATE,
-        )
+    if not exists:
+        report.line("ok", f"state: {path.parent} can hold the state; the first run creates {path}")
         return
     try:
         store = StateStore.open(path, config.account_id, log_type.store_key(config), readonly=True)
@@ -127,12 +138,71 @@ def _check_state(config: Config, report: _Report, log_type: Stream) -> None:
     report.line("ok", f"state: {path} (watermark {mark})")
 
 
-def probe_directory(directory: Path) -> str | None:
-    """Create ``directory`` if needed and write and delete a file in it; the problem and its fix, or None."""
+def _say_whose(directory: Path, report: _Report) -> None:
+    """Run as root on another user's directory, say that this check cannot speak for that user."""
+    if os.geteuid() != 0:
+        return
+    place = nearest_existing(directory)
+    owner = place.stat().st_uid
+    if owner != 0:
+        user = user_name(owner)
+        report.line(
+            "WARN",
+            f"state: {place} belongs to {user}, and this check runs as root, which may use any file: run it as "
+            f"{user} (`sudo -u {user} zoom-oplog-shipper check` with the same settings), as the runs will be",
+        )
+
+
+def _unusable(directory: Path, files: list[Path]) -> str | None:
+    """The existing state files this user cannot read and write, with their owners and the fix."""
+    blocked = [p for p in blockers(directory, files) if p != directory]
+    return f"a run could not use them: {ownership_fix(blocked)}" if blocked else None
+
+
+def _foreign_files(directory: Path, files: list[Path]) -> str | None:
+    """Run as root: the state files that do not belong to the directory's owner, whose runs could not use them."""
+    owner = directory.stat().st_uid
+    foreign = [p for p in files if os.path.lexists(p) and p.lstat().st_uid != owner]
+    if not foreign or owner == 0:
+        return None
+    user = user_name(owner)
+    return (
+        f"{'; '.join(describe(p) for p in foreign)}, in a directory of {user}, whose runs could not use them: "
+        f"`chown {user} {' '.join(str(p) for p in foreign)}`"
+    )
+
+
+def _held(lock: Path) -> bool:
+    """Whether a run holds the lock now; the file is neither created nor written (a shared lock, for an instant)."""
     try:
-        make_state_dir(directory)
-    except StateError as exc:
-        return str(exc)
+        fd = os.open(lock, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # closing releases the shared lock
+    return False
+
+
+def probe_directory(directory: Path) -> str | None:
+    """Whether a run could keep its state in ``directory``, creating nothing a run needs: the problem and its
+    fix, or None. An existing directory gets a probe file, written and deleted at once; for a missing one,
+    the directory it would be made in is looked at."""
+    place = nearest_existing(directory)
+    if not place.is_dir():
+        return (
+            f"cannot create state directory {directory}: {place} is not a directory; "
+            "set --state-dir to a writable directory"
+        )
+    if place != directory:
+        if os.access(place, os.W_OK | os.X_OK) and not read_only_filesystem(place):
+            return None
+        return f"cannot create state directory {directory}: {cause_and_fix(place, [], errno.EACCES)}"
     probe = directory / f".zoom-oplog-shipper-check-{os.getpid()}"
     try:
         fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
@@ -145,8 +215,7 @@ def probe_directory(directory: Path) -> str | None:
         with suppress(OSError):
             probe.unlink()
         return (
-            f"cannot write in state directory {directory} ({exc.strerror}); "
-            f"free space or fix permissions on {directory}"
+            f"cannot write in state directory {directory} ({exc.strerror}): {cause_and_fix(directory, [], exc.errno)}"
         )
     return None
 

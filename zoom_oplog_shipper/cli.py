@@ -9,23 +9,18 @@ import os
 import sys
 from collections.abc import Mapping
 from contextlib import nullcontext, redirect_stderr
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, BinaryIO, TextIO, cast
 
 from zoom_oplog_shipper import __version__
 from zoom_oplog_shipper.clock import Clock
-from zoom_oplog_shipper.config import (
-    LOG_FORMATS,
-    LOG_LEVELS,
-    OUTPUT_FORMATS,
-    Config,
-    load_config,
-)
-from zoom_oplog_shipper.errors import ConfigError, ExitCode, OutputClosedError, ShipperError
+from zoom_oplog_shipper.config import Config, Settings, read_settings_once
+from zoom_oplog_shipper.demo import add_arguments as add_demo_arguments
+from zoom_oplog_shipper.errors import ConfigError, ExitCode, OutputClosedError, OutputError, ShipperError
 from zoom_oplog_shipper.logs import LOGGER_NAME, setup_logging
-from zoom_oplog_shipper.pipeline import StopFlag, run_pass, stop_on_signals
+from zoom_oplog_shipper.pipeline import StopFlag, dry_run_pass, run_pass, stop_on_signals
 from zoom_oplog_shipper.report import EXIT_INTERRUPTED, RunReport, classify, unexpected_message, where
-from zoom_oplog_shipper.settings import BY_NAME, FLAG_NAMES, STREAM_KEYS, VALUE_OPTIONS
+from zoom_oplog_shipper.settings import BY_NAME, FLAG_NAMES, SWITCH_OPTIONS, VALUE_OPTIONS
 from zoom_oplog_shipper.settings import add_arguments as add_setting_arguments
 
 log = logging.getLogger(LOGGER_NAME)
@@ -38,8 +33,11 @@ examples:
   zoom-oplog-shipper check                      # credentials, scopes, permission, clock, state
   zoom-oplog-shipper run                        # what is new since the last run (the agent runs this)
   zoom-oplog-shipper run --stream activities    # the sign-in/sign-out activity logs
+  zoom-oplog-shipper run --dry-run | head       # look at what a run would print; commits nothing
   zoom-oplog-shipper state show                 # last run, lag, watermark, fingerprints
   zoom-oplog-shipper demo | head                # no Zoom account needed
+
+`run | head` is not a way to look: a run commits what head read, printed or not; use --dry-run.
 
 history: set ZOOM_BACKFILL_START in the agent's environment; its first runs backfill in
 --max-runtime slices (README, "With a real account").
@@ -51,12 +49,14 @@ never flags: use ZOOM_CLIENT_ID and ZOOM_CLIENT_SECRET or ZOOM_CLIENT_SECRET_FIL
 stdout carries only event lines (one JSON document per line); every diagnostic goes to stderr.
 
 exit codes:
-  0  success, nothing new, or another run holds the lock
-  1  runtime failure after retries (network, Zoom errors, stdout closed); progress is kept
-  2  usage or configuration error
-  3  authentication or permission error (credentials, scope, plan, role)
-  4  Zoom's daily request limit reached; progress is kept, run again after the reset
-  5  state store unusable (corrupt, unwritable); the message names the file and the fix
+  0    success, nothing new, or skipped: another run holds the lock (not counted as a success)
+  1    runtime failure after retries (network, Zoom errors), or stdout closed, full or missing;
+       progress is kept
+  2    usage or configuration error
+  3    authentication or permission error (credentials, scope, plan, role)
+  4    Zoom's daily request limit reached; progress is kept, run again after the reset
+  5    state store unusable (corrupt, unwritable); the message names the file, its owner and the fix
+  130  a second Ctrl-C stopped the run at once; committed pages are kept
 
 version {__version__}
 """
@@ -71,8 +71,23 @@ def build_parser(*, simulator_options: bool = True) -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs).
 
     The simulator's many options are only added when asked for, so other commands start without
-    importing it.
+    importing it. No parser accepts an abbreviated option (`--max-record` is not `--max-records`).
     """
+    return _build_parsers(simulator_options)[0]
+
+
+class _Commands(dict[str, argparse.ArgumentParser]):
+    """The parser of each (sub)command by its words ("run", "state show"); none takes abbreviations."""
+
+    def add(self, container: Any, words: str, **kw: Any) -> argparse.ArgumentParser:
+        """Add the (sub)command ``words`` to ``container`` (a subparsers action) and remember its parser."""
+        made: argparse.ArgumentParser = container.add_parser(words.split()[-1], allow_abbrev=False, **kw)
+        self[words] = made
+        return made
+
+
+def _build_parsers(simulator_options: bool) -> tuple[argparse.ArgumentParser, _Commands]:
+    """The parser, and the parser of each (sub)command by its words."""
     parser = argparse.ArgumentParser(
         prog="zoom-oplog-shipper",
         description="Print Zoom admin operation logs (Admin Activity Logs) that are new since the last run "
@@ -80,27 +95,53 @@ def build_parser(*, simulator_options: bool = True) -> argparse.ArgumentParser:
         "A bare `zoom-oplog-shipper` is `zoom-oplog-shipper run`.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"zoom-oplog-shipper {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     fmt = argparse.RawDescriptionHelpFormatter
-
-    run = sub.add_parser("run", help="one pass: print new records, commit, exit", epilog=EPILOG, formatter_class=fmt)
+    commands = _Commands({"": parser})
+    run = commands.add(sub, "run", help="one pass: print new records, commit, exit", epilog=EPILOG, formatter_class=fmt)
     _common(run)
-    check = sub.add_parser(
-        "check", help="validate settings, token, scopes, permission and clock; changes nothing", formatter_class=fmt
+    run.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print what a run would print now, and commit nothing: no state, lock or metrics file is written",
+    )
+    check = commands.add(
+        sub,
+        "check",
+        help="validate settings, token, scopes, permission and clock; creates and changes nothing",
+        formatter_class=fmt,
     )
     _common(check)
+    state = commands.add(sub, "state", help="inspect, rewind or reset the stored progress", formatter_class=fmt)
+    _add_state_commands(commands, state)
+    simulate = commands.add(
+        sub, "simulate", help="serve a local Zoom API simulator for testing pipelines", formatter_class=fmt
+    )
+    if simulator_options:
+        from zoom_oplog_shipper import simulator
 
-    state = sub.add_parser("state", help="inspect, rewind or reset the stored progress", formatter_class=fmt)
+        simulator.add_arguments(simulate)
+    demo = commands.add(sub, "demo", help="run the real pipeline against a built-in simulator; no account needed")
+    add_demo_arguments(demo)
+    return parser, commands
+
+
+def _add_state_commands(commands: _Commands, state: argparse.ArgumentParser) -> None:
+    """`state show | rewind | reset | path`."""
     state_sub = state.add_subparsers(dest="state_command", metavar="ACTION", required=True)
-    show = state_sub.add_parser(
-        "show", help="last run, last success, lag, records, watermark, fingerprints, file path (read-only)"
+    show = commands.add(
+        state_sub,
+        "state show",
+        help="last run, last success, lag, records, watermark, fingerprints, file path (read-only)",
     )
     _common(show)
     show.add_argument("--json", action="store_true", help="print the machine-readable JSON instead")
-    rewind = state_sub.add_parser(
-        "rewind",
+    rewind = commands.add(
+        state_sub,
+        "state rewind",
         help="move the watermark back so the next run sends again every record since DATE, "
         "with the same event.id (asks for --yes)",
     )
@@ -109,33 +150,14 @@ def build_parser(*, simulator_options: bool = True) -> argparse.ArgumentParser:
         "--to", required=True, metavar="DATE", help="date or ISO time to send again from (within Zoom's ~6 months)"
     )
     rewind.add_argument("--yes", action="store_true", help="confirm the rewind")
-    reset = state_sub.add_parser("reset", help="delete the stored progress (asks for --yes)")
+    reset = commands.add(state_sub, "state reset", help="delete the stored progress (asks for --yes)")
     _common(reset)
     reset.add_argument("--yes", action="store_true", help="confirm the reset")
-    path = state_sub.add_parser("path", help="print the state file's path")
-    _common(path)
-
-    simulate = sub.add_parser(
-        "simulate", help="serve a local Zoom API simulator for testing pipelines", formatter_class=fmt
-    )
-    if simulator_options:
-        from zoom_oplog_shipper import simulator
-
-        simulator.add_arguments(simulate)
-
-    demo = sub.add_parser("demo", help="run the real pipeline against a built-in simulator; no account needed")
-    demo.add_argument("--days", type=int, default=3, help="days of generated history (default 3)")
-    demo.add_argument("--records-per-day", type=int, default=40, help="records a day (default 40)")
-    demo.add_argument("--seed", type=int, default=7, help="generator seed (default 7)")
-    demo.add_argument("--format", choices=OUTPUT_FORMATS, default="ecs", help="output documents (default ecs)")
-    demo.add_argument(
-        "--stream", choices=STREAM_KEYS, default="operations", help="which log to show (default operations)"
-    )
-    return parser
+    _common(commands.add(state_sub, "state path", help="print the state file's path"))
 
 
-#: The argparse destinations that hold settings (passed to load_config).
-_SETTING_FLAGS = FLAG_NAMES
+#: Options that take no value, besides the settings' switches: they never hold the command's name.
+_SWITCHES = frozenset({"-h", "--help", "--version", "--dry-run", "--json", "--yes"})
 
 
 def _normalize_argv(argv: list[str]) -> list[str]:
@@ -143,7 +165,9 @@ def _normalize_argv(argv: list[str]) -> list[str]:
 
     Options written before the command move after it (``--log-format json check`` is ``check
     --log-format json``); a first word that is not a command goes first too, so argparse refuses it
-    and lists the commands. A setting's value is never taken for a command (nor echoed as one).
+    and lists the commands. A setting's value is never taken for a command (nor echoed as one), and
+    a word after an unknown option is taken for its value (`--max-record 5` is a `run` that refuses
+    `--max-record`).
     """
     if argv[:1] and argv[0] in ("-h", "--help", "--version"):
         return argv
@@ -152,60 +176,86 @@ def _normalize_argv(argv: list[str]) -> list[str]:
         word = argv[i]
         if not word.startswith("-"):
             return [word, *argv[i + 1 :], *argv[:i]]
-        takes_value = "=" not in word and any(option.startswith(word) for option in VALUE_OPTIONS)
-        i += 2 if takes_value else 1
+        option = word.split("=", 1)[0]
+        known = option in VALUE_OPTIONS or option in _SWITCHES or option in SWITCH_OPTIONS
+        if not known and "=" not in word and i + 1 < len(argv) and argv[i + 1] not in COMMANDS:
+            break
+        i += 2 if "=" not in word and word in VALUE_OPTIONS else 1
     return ["run", *argv]
 
 
-def _flag_value(args: list[str], flag: str) -> str | None:
-    """The value given to ``flag`` on the command line, before argparse has read it."""
-    for i, arg in enumerate(args):
-        if arg == flag and i + 1 < len(args):
-            return args[i + 1]
-        if arg.startswith(flag + "="):
-            return arg.split("=", 1)[1]
-    return None
+@dataclass(frozen=True)
+class _Parsed:
+    """The command line as argparse read it: the values, or the usage error; or argparse answered (--help)."""
+
+    args: argparse.Namespace | None = None
+    problem: ConfigError | None = None
+    answered: bool = False
 
 
-def _log_as_asked(args: list[str], env: Mapping[str, str], err: TextIO) -> None:
-    """Log as the flag or environment asks (when valid), before the settings are validated."""
-    level = _early_setting(args, env, "log_level").lower()
-    fmt = _early_setting(args, env, "log_format").lower()
-    setup_logging(
-        level if level in LOG_LEVELS else "info",
-        fmt if fmt in LOG_FORMATS else "text",
-        (env.get(BY_NAME["client_secret"].env, ""),),
-        stream=err,
-    )
-
-
-def _parse(parser: argparse.ArgumentParser, args: list[str]) -> argparse.Namespace | int:
-    """Parse, turning argparse's multi-line usage complaint into one ConfigError (exit 2).
-
-    Returns an exit code instead when argparse has answered by itself (--help, --version).
-    """
+def _parse(
+    parser: argparse.ArgumentParser, commands: Mapping[str, argparse.ArgumentParser], args: list[str]
+) -> _Parsed:
+    """Parse once, turning argparse's multi-line usage complaint into one ConfigError (exit 2), with the
+    closest option or command when a word is unknown."""
     captured = io.StringIO()
     try:
         with redirect_stderr(captured):
-            return parser.parse_args(args)
+            namespace, extras = parser.parse_known_args(args)
     except SystemExit as exc:
         if exc.code in (0, None):
-            return 0
+            return _Parsed(answered=True)
         complaints = [line for line in captured.getvalue().splitlines() if ": error: " in line]
         prog, _, detail = (complaints[-1] if complaints else ": error: invalid arguments").partition(": error: ")
-        msg = f"{detail}; see `{prog or parser.prog} --help`"
-        raise ConfigError(msg) from None
+        msg = f"{detail}{_command_hint(detail)}; see `{prog or parser.prog} --help`"
+        return _Parsed(problem=ConfigError(msg))
+    if not extras:
+        return _Parsed(args=namespace)
+    words = " ".join(w for w in (namespace.command, getattr(namespace, "state_command", None)) if w)
+    hints = [h for h in (_option_hint(word, commands[words]) for word in extras if word.startswith("-")) if h]
+    msg = (
+        f"unrecognized arguments: {' '.join(extras)}{' (' + '; '.join(hints) + ')' if hints else ''}; "
+        f"see `{commands[words].prog} --help`"
+    )
+    return _Parsed(args=namespace, problem=ConfigError(msg))
+
+
+def _option_hint(word: str, parser: argparse.ArgumentParser) -> str:
+    """``did you mean --max-records?`` for an unknown (often abbreviated) option; "" when nothing is close."""
+    import difflib
+
+    option = word.split("=", 1)[0]
+    known = [o for action in parser._actions for o in action.option_strings if o.startswith("--")]
+    close = [o for o in known if o.startswith(option)] or difflib.get_close_matches(option, known, n=1, cutoff=0.7)
+    return f"did you mean {' or '.join(close[:3])}?" if close else ""
+
+
+def _command_hint(detail: str) -> str:
+    """`` (did you mean run?)`` after argparse's refusal of an unknown command, when one is close."""
+    import difflib
+    import re
+
+    match = re.search(r"invalid choice: '([^']*)' \(choose from ([^)]*)\)", detail)
+    if not match:
+        return ""
+    choices = re.findall(r"'([^']*)'", match.group(2))
+    close = difflib.get_close_matches(match.group(1), choices, n=1, cutoff=0.5)
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def _report_failure(exc: BaseException, command: str, own_stdout: bool) -> int:
     """Log one clear line for what ended the command (never a traceback); returns the exit code."""
     code, _ = classify(exc)
-    if isinstance(exc, OutputClosedError | BrokenPipeError):
+    if isinstance(exc, OutputError | BrokenPipeError):
         if own_stdout:
             _silence_stdout()
-        if command == "demo":  # `demo | head` is fine: the reader has seen enough
+        closed = not isinstance(exc, OutputError) or isinstance(exc, OutputClosedError)
+        if command == "demo" and closed:  # `demo | head` is fine: the reader has seen enough
             return int(ExitCode.OK)
-        log.warning("%s", exc if isinstance(exc, OutputClosedError) else "stdout was closed by its reader")
+        if closed:
+            log.warning("%s", exc if isinstance(exc, OutputError) else "stdout was closed by its reader")
+        else:
+            log.error("%s", exc)
     elif isinstance(exc, ShipperError):
         log.error("%s", exc)
     elif isinstance(exc, KeyboardInterrupt):
@@ -238,31 +288,35 @@ def main(
     """Run the command line; returns the exit code. Everything is injectable for in-process tests.
 
     Nothing escapes: every failure becomes one log line and a documented exit code, and `run` ends
-    with its summary line whatever happened.
+    with its summary line whatever happened. The settings are read once (flags, environment and
+    config file together); the summary and the metrics file carry the labels they give, even when
+    one of them is wrong.
     """
     args_list = _normalize_argv(list(sys.argv[1:] if argv is None else argv))
     env = os.environ if env is None else env
     err = stderr if stderr is not None else sys.stderr
     clock = clock or Clock()
     command = args_list[0] if args_list else ""
+    # Before anything opens a file that could take its number: was the program started without a stdout?
+    out = stdout if stdout is not None else None if sys.stdout is None else sys.stdout.buffer
     report = None
     code = int(ExitCode.FAILURE)
     flag = StopFlag()
     try:
-        _log_as_asked(args_list, env, err)
+        setup_logging(secrets=(env.get(BY_NAME["client_secret"].env, ""),), stream=err)
         with stop_on_signals(flag) if command == "run" else nullcontext():
+            parsed = _parse(*_build_parsers(simulator_options=command == "simulate"), args_list)
+            if parsed.answered:  # --help, --version: argparse has answered; no run, no summary
+                return int(ExitCode.OK)
+            settings = _read_settings(parsed, command, env, clock, err)
             if command == "run":
-                report = RunReport(
-                    clock,
-                    _early_setting(args_list, env, "account_id"),
-                    _early_setting(args_list, env, "category_type") or "all",
-                    _metrics_file(args_list, env),
-                    _early_setting(args_list, env, "stream") or "operations",
-                )
+                report = RunReport.of(clock, settings.best, dry_run=bool(getattr(parsed.args, "dry_run", False)))
             try:
-                code = _dispatch(args_list, env, stdout, err, clock, session, report, flag)
+                code = _dispatch(parsed, settings, out, err, clock, session, report, flag)
             except BaseException as exc:
                 code = _report_failure(exc, command, own_stdout=stdout is None)
+                if report is not None:
+                    report.failed(exc)
             if report is not None:
                 report.finish(code)
     except KeyboardInterrupt:  # a second Ctrl-C while reporting
@@ -273,54 +327,66 @@ def main(
     return code
 
 
-def _early_setting(args: list[str], env: Mapping[str, str], name: str) -> str:
-    """A setting as the command line or environment gives it, before the settings are validated
-    (so that a run whose settings fail still reports under its account, stream and metrics file)."""
-    setting = BY_NAME[name]
-    return (_flag_value(args, setting.option) or env.get(setting.env, "")).strip()
-
-
-def _metrics_file(args: list[str], env: Mapping[str, str]) -> Path | None:
-    """The metrics file asked for on the command line or in the environment (used when the settings fail)."""
-    text = _early_setting(args, env, "metrics_file")
-    return Path(text).expanduser() if text else None
+def _read_settings(parsed: _Parsed, command: str, env: Mapping[str, str], clock: Clock, err: TextIO) -> Settings:
+    """Read the settings once and log as they say (from a flag, the environment or the config file)."""
+    flags = {name: getattr(parsed.args, name, None) for name in FLAG_NAMES}
+    uses_settings = command not in ("demo", "simulate")
+    settings = read_settings_once(flags, env, clock.now(), need_credentials=command in ("run", "check"))
+    best = settings.best
+    setup_logging(best.log_level, best.log_format, (*best.secrets(), env.get(BY_NAME["client_secret"].env, "")), err)
+    for warning in settings.warnings if uses_settings else ():
+        log.warning("%s", warning)
+    return settings
 
 
 def _dispatch(
-    args_list: list[str],
-    env: Mapping[str, str],
-    stdout: BinaryIO | None,
+    parsed: _Parsed,
+    settings: Settings,
+    out: BinaryIO | None,
     err: TextIO,
     clock: Clock,
     session: Any,
     report: RunReport | None,
     flag: StopFlag,
 ) -> int:
-    """Parse, validate the settings and run the command; failures are raised."""
-    parser = build_parser(simulator_options=args_list[:1] == ["simulate"])
-    args = _parse(parser, args_list)
-    if isinstance(args, int):
-        return args
+    """Run the command the command line asks for with the settings; failures are raised."""
+    if parsed.problem is not None:
+        raise parsed.problem
+    args = parsed.args
+    assert args is not None  # argparse either parsed, or refused (a problem), or answered
     if args.command == "simulate":
         from zoom_oplog_shipper import simulator
 
         return simulator.run(args)
-    out = stdout if stdout is not None else sys.stdout.buffer
+    if args.command == "check":  # its report goes to stderr
+        from zoom_oplog_shipper.check import run_check
+
+        config = settings.config
+        report_to = err if config.log_format == "text" else cast(TextIO, _LinesToLog())
+        return run_check(config, clock, session, report_to)
+    events = _stdout(out)
     if args.command == "demo":
         from zoom_oplog_shipper.demo import run_demo
 
-        return run_demo(args, out, clock)
-    flags = {name: getattr(args, name, None) for name in _SETTING_FLAGS}
-    config = load_config(flags, env, clock.now(), need_credentials=args.command in ("run", "check"))
-    setup_logging(config.log_level, config.log_format, config.secrets(), stream=err)
-    if args.command == "check":
-        from zoom_oplog_shipper.check import run_check
-
-        report_to = err if config.log_format == "text" else cast(TextIO, _LinesToLog())
-        return run_check(config, clock, session, report_to)
+        return run_demo(args, events, clock)
+    config = settings.config
     if args.command == "state":
-        return _state(args, config, out, clock)
-    return run_pass(config, clock, session, out, report, flag)
+        return _state(args, config, events, clock)
+    assert report is not None  # `run` always has one
+    if args.dry_run:
+        return dry_run_pass(config, clock, session, events, report, flag)
+    return run_pass(config, clock, session, events, report, flag)
+
+
+def _stdout(out: BinaryIO | None) -> BinaryIO:
+    """stdout for the events; a process started without one (``>&-``) is told how to give it one."""
+    if out is None:
+        msg = (
+            "stdout is closed (started with `>&-`?), so the events have nowhere to go: connect stdout to the "
+            "agent, or redirect it to a file or /dev/null; nothing was fetched or committed"
+        )
+        raise OutputError(msg)
+    return out
 
 
 _CHECK_LEVELS = {"FAIL": logging.ERROR, "WARN": logging.WARNING}
@@ -346,6 +412,8 @@ class _LinesToLog:
 
 def _silence_stdout() -> None:
     """After the reader went away, stop Python's own final flush from complaining on stderr."""
+    if sys.stdout is None:  # started without a stdout: nothing to flush
+        return
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -7,9 +7,8 @@ reads the config file, applies the table and checks what involves more than one 
 from __future__ import annotations
 
 import logging
-import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,9 +16,7 @@ from typing import Any
 
 from zoom_oplog_shipper.errors import ConfigError
 from zoom_oplog_shipper.settings import (
-    APP_NAME,
     BY_NAME,
-    CATEGORY_TYPES,
     DEFAULT_API_URL,
     DEFAULT_LOOKBACK,
     DEFAULT_MAX_LINE_BYTES,
@@ -27,49 +24,14 @@ from zoom_oplog_shipper.settings import (
     DEFAULT_MAX_RUNTIME,
     DEFAULT_OAUTH_URL,
     FILE_KEYS,
-    LOG_FORMATS,
-    LOG_LEVELS,
-    MIN_MAX_LINE_BYTES,
-    OUTPUT_FORMATS,
     SETTINGS,
     Found,
-    check_url,
     default_config_path,
-    default_state_dir,
+    is_loopback_url,
     lookup,
-    parse_bool,
-    parse_duration,
-    parse_instant,
     read_setting,
-    read_settings,
 )
 from zoom_oplog_shipper.windows import retention_floor
-
-__all__ = [
-    "APP_NAME",
-    "CATEGORY_TYPES",
-    "DEFAULT_API_URL",
-    "DEFAULT_LOOKBACK",
-    "DEFAULT_MAX_LINE_BYTES",
-    "DEFAULT_MAX_RPS",
-    "DEFAULT_MAX_RUNTIME",
-    "DEFAULT_OAUTH_URL",
-    "FILE_KEYS",
-    "LOG_FORMATS",
-    "LOG_LEVELS",
-    "MIN_MAX_LINE_BYTES",
-    "OUTPUT_FORMATS",
-    "Config",
-    "check_url",
-    "default_config_path",
-    "default_state_dir",
-    "environ",
-    "load_config",
-    "parse_bool",
-    "parse_duration",
-    "parse_instant",
-    "read_config_file",
-]
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +67,35 @@ class Config:
         return tuple(s for s in (self.client_secret,) if s)
 
 
+@dataclass(frozen=True)
+class Settings:
+    """The settings of one command, read once: what the run uses, or the first problem and a best effort.
+
+    ``best`` holds every setting that could be read, and the default in place of each one that could
+    not, so that a run whose settings fail still reports under the account, stream, category and
+    metrics file it was given, wherever they came from. ``warnings`` are to be logged once logging is
+    set up as the settings ask.
+    """
+
+    best: Config
+    error: ConfigError | None
+    warnings: tuple[str, ...]
+
+    @property
+    def config(self) -> Config:
+        """The validated settings; the first problem is raised when there is one."""
+        if self.error is not None:
+            raise self.error
+        return self.best
+
+
+def _file_warning(path: Path, data: Mapping[str, Any]) -> str | None:
+    """A warning for a config file that holds the secret and others may read."""
+    if "client_secret" in data and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        return f"config file {path} holds client_secret and is readable by group or others; run: chmod 600 {path}"
+    return None
+
+
 def read_config_file(path: Path) -> dict[str, Any]:
     """Read the TOML settings file; unknown keys are an error so typos do not pass silently."""
     import tomllib  # here, not at the top: `--version` and `--help` need none of this
@@ -128,16 +119,10 @@ def read_config_file(path: Path) -> dict[str, Any]:
             f"known settings are {', '.join(sorted(FILE_KEYS))}"
         )
         raise ConfigError(msg)
-    if ("client_secret" in data) and (path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO)):
-        log.warning(
-            "config file %s holds client_secret and is readable by group or others; run: chmod 600 %s",
-            path,
-            path,
-        )
     return data
 
 
-def _read_secret_file(path_text: str, setting: str) -> str:
+def _read_secret_file(path_text: str, setting: str, warnings: list[str]) -> str:
     path = Path(path_text).expanduser()
     try:
         secret = path.read_text(encoding="utf-8").strip()
@@ -148,7 +133,7 @@ def _read_secret_file(path_text: str, setting: str) -> str:
         msg = f"{setting}: {path} is empty; write the client secret into it"
         raise ConfigError(msg)
     if path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("secret file %s is readable by group or others; run: chmod 600 %s", path, path)
+        warnings.append(f"secret file {path} is readable by group or others; run: chmod 600 {path}")
     return secret
 
 
@@ -160,7 +145,7 @@ def _config_path(flags: Mapping[str, Any], env: Mapping[str, str]) -> Path | Non
     return path
 
 
-def _client_secret(found: Mapping[str, Found]) -> str:
+def _client_secret(found: Mapping[str, Found], warnings: list[str]) -> str:
     """The secret itself, or read from the secret file; both set is refused (which one is meant?)."""
     secret, secret_file = found["client_secret"], found["client_secret_file"]
     if secret.value and secret_file.value:
@@ -171,7 +156,7 @@ def _client_secret(found: Mapping[str, Found]) -> str:
         )
         raise ConfigError(msg)
     if secret_file.value:
-        return _read_secret_file(secret_file.value, secret_file.where)
+        return _read_secret_file(secret_file.value, secret_file.where, warnings)
     return str(secret.value)
 
 
@@ -190,27 +175,137 @@ def _require_credentials(values: Mapping[str, Any]) -> None:
         raise ConfigError(msg)
 
 
-def _check_backfill(found: Found, now: datetime) -> datetime | None:
+def _check_backfill(found: Found, now: datetime, warnings: list[str]) -> datetime | None:
     """Refuse a start in the future; clamp one older than Zoom keeps, with a warning."""
     backfill: datetime | None = found.value
-    where = found.where
     if backfill is None:
         return None
     if backfill > now:
-        msg = f"{where}: {found.text!r} is in the future; use a past date, or leave it unset to start at the first run"
+        msg = (
+            f"{found.where}: {found.text!r} is in the future; "
+            "use a past date, or leave it unset to start at the first run"
+        )
         raise ConfigError(msg)
     oldest = retention_floor(now.date())
     oldest_dt = datetime(oldest.year, oldest.month, oldest.day, tzinfo=UTC)
     if backfill < oldest_dt:
-        log.warning(
-            "%s %s is older than Zoom keeps operation logs (about 6 months); "
-            "starting at %s, the oldest day Zoom serves",
-            where,
-            found.text,
-            oldest.isoformat(),
+        warnings.append(
+            f"{found.where} {found.text} is older than Zoom keeps operation logs (about 6 months); "
+            f"starting at {oldest.isoformat()}, the oldest day Zoom serves"
         )
         return oldest_dt
     return backfill
+
+
+def _check_category(found: Mapping[str, Found]) -> None:
+    """`--category-type` with the activity logs is a contradiction on one command line: refuse it.
+
+    From the environment or the config file, which both streams may share, it is the operation
+    logs' setting and the activity logs do without it.
+    """
+    category, stream = found["category_type"], found["stream"]
+    if stream.value != "operations" and category.where == BY_NAME["category_type"].flag:
+        msg = (
+            f"--category-type applies to the operation logs only; the {stream.value} stream has no categories: "
+            "drop --category-type, or use --stream operations"
+        )
+        raise ConfigError(msg)
+
+
+#: (setting, whether a value turns off a safety net, what is lost): accepted, with a warning.
+_SAFETY_NETS: tuple[tuple[str, Callable[[Any, Mapping[str, Any]], bool], str], ...] = (
+    (
+        "lookback",
+        lambda value, _values: value == timedelta(0),
+        "late records are lost: a record Zoom shows after a run has passed its time is never sent "
+        "(the default 24h re-reads the last day)",
+    ),
+    (
+        "max_rps",
+        # The request limit shares the account's quota with its other apps; a loopback API (the
+        # simulator) has no such quota to protect.
+        lambda value, values: value == 0 and not is_loopback_url(str(values["api_url"])),
+        "no request rate limit: a backfill may spend the whole account's per-second quota, which its "
+        "other apps share, and be answered HTTP 429 (the default is 5 requests a second)",
+    ),
+)
+
+
+def _safety_warnings(found: Mapping[str, Found], values: Mapping[str, Any]) -> list[str]:
+    """A warning for each setting whose value turns off a safety net, saying what is lost."""
+    return [
+        f"{found[name].where} {found[name].text!r} turns a safety net off: {lost}"
+        for name, turns_off, lost in _SAFETY_NETS
+        if found[name].text and turns_off(values[name], values)
+    ]
+
+
+def _read_all(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    problems: list[ConfigError],
+    warnings: list[str],
+    use_file: bool = True,
+) -> tuple[dict[str, Found], Path | None]:
+    """Every file setting looked up and parsed; one that fails takes its default, its problem noted."""
+    file_path: Path | None = None
+    file_values: dict[str, Any] = {}
+    try:
+        file_path = _config_path(flags, env) if use_file else None
+        file_values = read_config_file(file_path) if file_path else {}
+    except ConfigError as exc:
+        problems.append(exc)
+    note = _file_warning(file_path, file_values) if file_path and file_values else None
+    warnings += [note] if note else []
+    found = {}
+    for s in SETTINGS:
+        if not s.toml:
+            continue
+        try:
+            found[s.name] = read_setting(s, lookup(s, flags, env, file_values, file_path))
+        except ConfigError as exc:
+            problems.append(exc)
+            found[s.name] = read_setting(s, None)
+    return found, file_path
+
+
+def _checked(step: Callable[[], Any], problems: list[ConfigError], fallback: Any) -> Any:
+    """``step()``, or ``fallback`` with its problem noted."""
+    try:
+        return step()
+    except ConfigError as exc:
+        problems.append(exc)
+        return fallback
+
+
+def read_settings_once(
+    flags: Mapping[str, Any],
+    env: Mapping[str, str],
+    now: datetime,
+    *,
+    need_credentials: bool = True,
+    use_file: bool = True,
+) -> Settings:
+    """Merge flags > environment > config file > defaults, once: the settings, or their first problem.
+
+    ``flags`` holds the command-line values (None when not given) keyed by setting name, plus
+    ``config`` for ``--config``; ``use_file=False`` reads no config file. Nothing is logged here: the
+    warnings come back with the settings.
+    """
+    problems: list[ConfigError] = []
+    warnings: list[str] = []
+    found, file_path = _read_all(flags, env, problems, warnings, use_file)
+    values = {name: f.value for name, f in found.items()}
+    values["client_secret"] = _checked(lambda: _client_secret(found, warnings), problems, "")
+    if need_credentials:
+        _checked(lambda: _require_credentials(values), problems, None)
+    values["backfill_start"] = _checked(lambda: _check_backfill(found["backfill_start"], now, warnings), problems, None)
+    _checked(lambda: _check_category(found), problems, None)
+    if not problems:
+        warnings += _safety_warnings(found, values)
+    fields = {s.config_field: values[s.name] for s in SETTINGS if s.toml and s.config_field}
+    best = Config(**fields, config_file=file_path)
+    return Settings(best, problems[0] if problems else None, tuple(warnings))
 
 
 def load_config(
@@ -219,24 +314,10 @@ def load_config(
     now: datetime,
     *,
     need_credentials: bool = True,
+    use_file: bool = True,
 ) -> Config:
-    """Merge flags > environment > config file > defaults into a validated Config.
-
-    ``flags`` holds the command-line values (None when not given) keyed by setting name, plus
-    ``config`` for ``--config``.
-    """
-    file_path = _config_path(flags, env)
-    file_values = read_config_file(file_path) if file_path else {}
-    found = read_settings(flags, env, file_values, file_path)
-    values = {name: f.value for name, f in found.items()}
-    values["client_secret"] = _client_secret(found)
-    if need_credentials:
-        _require_credentials(values)
-    values["backfill_start"] = _check_backfill(found["backfill_start"], now)
-    fields = {s.config_field: values[s.name] for s in SETTINGS if s.toml and s.config_field}
-    return Config(**fields, config_file=file_path)
-
-
-def environ() -> Mapping[str, str]:
-    """The process environment (an edge function, so tests can pass their own mapping)."""
-    return os.environ
+    """The validated settings (see :func:`read_settings_once`), their warnings logged; ConfigError otherwise."""
+    settings = read_settings_once(flags, env, now, need_credentials=need_credentials, use_file=use_file)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    return settings.config

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -12,14 +13,54 @@ from typing import BinaryIO
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import load_config
 from zoom_oplog_shipper.logs import LOGGER_NAME
-from zoom_oplog_shipper.settings import BY_NAME
+from zoom_oplog_shipper.settings import BY_NAME, OUTPUT_FORMATS, STREAM_KEYS
 from zoom_oplog_shipper.streams import BY_KEY
 
 log = logging.getLogger(LOGGER_NAME)
 
+#: Zoom keeps about six months: a longer demo history would only be cut to it.
+MAX_DAYS = 180
+MAX_RECORDS_PER_DAY = 10_000
 DEMO_ACCOUNT = "demo-account"
 DEMO_CLIENT = "demo-client"
 DEMO_SECRET = "demo-secret"
+
+
+def _whole_number(low: int, high: int) -> Callable[[str], int]:
+    """An argparse type: a whole number from ``low`` to ``high``; argparse names the switch in the refusal."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            msg = f"{text!r} is not a whole number from {low} to {high}"
+            raise argparse.ArgumentTypeError(msg)
+        return value
+
+    return parse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The `demo` switches, each refused with its range when out of it (exit 2)."""
+    parser.add_argument(
+        "--days",
+        type=_whole_number(1, MAX_DAYS),
+        default=3,
+        help=f"days of generated history, 1-{MAX_DAYS} (default 3)",
+    )
+    parser.add_argument(
+        "--records-per-day",
+        type=_whole_number(1, MAX_RECORDS_PER_DAY),
+        default=40,
+        help=f"records a day, 1-{MAX_RECORDS_PER_DAY} (default 40)",
+    )
+    parser.add_argument("--seed", type=_whole_number(0, 2**31 - 1), default=7, help="generator seed (default 7)")
+    parser.add_argument("--format", choices=OUTPUT_FORMATS, default="ecs", help="output documents (default ecs)")
+    parser.add_argument(
+        "--stream", choices=STREAM_KEYS, default="operations", help="which log to show (default operations)"
+    )
 
 
 def run_demo(args: argparse.Namespace, out: BinaryIO, clock: Clock) -> int:
@@ -60,8 +101,8 @@ def run_demo(args: argparse.Namespace, out: BinaryIO, clock: Clock) -> int:
             "backfill_start": (now - timedelta(days=args.days)).strftime("%Y-%m-%dT%H:%M:%SZ"),
         }
         env = {BY_NAME[name].env: value for name, value in settings.items()}
-        config = load_config({}, env, now)
-        report = RunReport(clock, config.account_id, config.category_type, None)
+        config = load_config({}, env, now, use_file=False)  # the user's own settings file is not the demo's
+        report = RunReport.of(clock, config)
         # A closed stdout (`demo | head`) raises here; the command line ends that quietly with exit 0.
         code = run_pass(config, clock, None, out, report)
         report.finish(code)

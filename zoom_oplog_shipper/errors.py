@@ -56,7 +56,11 @@ class StateError(ShipperError):
     exit_code = ExitCode.STATE
 
 
-class OutputClosedError(ShipperError):
-    """stdout was closed by the reader (the agent went away); nothing more can be delivered."""
+class OutputError(ShipperError):
+    """stdout cannot take the events (missing, a full disk, /dev/full); nothing more can be delivered."""
 
     exit_code = ExitCode.FAILURE
+
+
+class OutputClosedError(OutputError):
+    """stdout was closed by the reader (the agent went away); nothing more can be delivered."""

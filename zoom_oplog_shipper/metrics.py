@@ -19,8 +19,12 @@ PREFIX = "zoom_oplog_"
 #: name (without prefix) -> help text; all are gauges labelled with account, stream and category.
 GAUGES = {
     "last_run_timestamp_seconds": "When the last run ended (Unix time).",
-    "last_success_timestamp_seconds": "When the last run that exited 0 ended (Unix time); kept across failed runs.",
-    "last_exit_code": "Exit code of the last run (0 ok, 1 failure, 2 config, 3 auth, 4 daily limit, 5 state).",
+    "last_success_timestamp_seconds": (
+        "When the last successful run ended (Unix time); kept across failed runs and runs skipped for the lock."
+    ),
+    "last_exit_code": (
+        "Exit code of the last run (0 ok or skipped, 1 failure, 2 config, 3 auth, 4 daily limit, 5 state, 130 Ctrl-C)."
+    ),
     "last_run_records": "Records the last run printed on stdout.",
     "last_run_requests": "Requests the last run made to Zoom (token and report).",
     "last_run_duration_seconds": "How long the last run took.",
@@ -43,6 +47,8 @@ class RunMetrics:
     duration_s: float
     watermark: float | None
     stream: str = "operations"
+    #: Another run held the lock: exit 0, but nothing was done, so not a success.
+    skipped: bool = False
 
 
 def _escape(value: str) -> str:
@@ -95,7 +101,7 @@ def current_values(run: RunMetrics, previous: Mapping[str, float]) -> dict[str, 
         "last_run_requests": run.requests,
         "last_run_duration_seconds": run.duration_s,
     }
-    if run.exit_code == 0:
+    if run.exit_code == 0 and not run.skipped:
         values["last_success_timestamp_seconds"] = run.finished
     if run.watermark is not None:
         values["watermark_timestamp_seconds"] = run.watermark

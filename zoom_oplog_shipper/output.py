@@ -10,7 +10,8 @@ from typing import Any, BinaryIO
 import orjson
 
 from zoom_oplog_shipper.ecs import to_raw
-from zoom_oplog_shipper.errors import OutputClosedError
+from zoom_oplog_shipper.errors import OutputClosedError, OutputError
+from zoom_oplog_shipper.stdout import ReaderWatch, unwritable
 from zoom_oplog_shipper.streams import OPERATIONS, Stream
 
 log = logging.getLogger(__name__)
@@ -258,13 +259,22 @@ def _ident(doc: dict[str, Any]) -> str:
 
 
 class PageWriter:
-    """Writes whole pages of lines to a binary stream and flushes, so a page is out before it is committed."""
+    """Writes whole pages of lines to a binary stream and flushes, so a page is out before it is committed.
+
+    On a pipe, a socket or a terminal it then checks that the reader is still there (and, on a pipe,
+    has read the page): a page that went nowhere raises OutputClosedError and is not committed.
+    """
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
+        self._reader = ReaderWatch.of(stream)
 
     def write_page(self, lines: list[bytes]) -> None:
-        """Write the lines, newline-terminated, and flush; a closed reader raises OutputClosedError."""
+        """Write the lines, newline-terminated, flush, and see the reader take them.
+
+        A reader that has gone raises OutputClosedError; a stdout that cannot be written (a full
+        disk, /dev/full) raises OutputError, naming stdout.
+        """
         if not lines:
             return
         pending = memoryview(b"\n".join(lines) + b"\n")
@@ -276,11 +286,17 @@ class PageWriter:
                 pending = pending[written if written is not None else 0 :]
             self._stream.flush()
         except (BrokenPipeError, ConnectionResetError) as exc:
-            msg = (
-                "stdout was closed by its reader (the agent stopped?); "
-                "the unflushed page is not committed and will be sent again"
-            )
-            raise OutputClosedError(msg) from exc
+            raise OutputClosedError(_CLOSED) from exc
+        except OSError as exc:
+            raise OutputError(unwritable(exc)) from exc
+        if self._reader is not None and not self._reader.delivered():
+            raise OutputClosedError(_CLOSED)
+
+
+_CLOSED = (
+    "stdout was closed by its reader (the agent stopped, or `| head`?); "
+    "the page it did not take is not committed and will be sent again"
+)
 
 
 def make_formatter(

@@ -10,14 +10,17 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.errors import ExitCode
 from zoom_oplog_shipper.logs import LOGGER_NAME
-from zoom_oplog_shipper.report import RunReport, classify
+from zoom_oplog_shipper.report import SKIPPED, RunReport, classify
 from zoom_oplog_shipper.streams import Stream, stream_of
+
+if TYPE_CHECKING:
+    from zoom_oplog_shipper.state import RunLock, StateStore
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -67,6 +70,10 @@ class PageGuard:
         if self._flag.deferred and threading.current_thread() is threading.main_thread():
             self._flag.interrupt()
 
+    def fileno(self) -> int:
+        """The real stream's descriptor: the page writer watches its reader."""
+        return self._stream.fileno()
+
 
 @contextmanager
 def stop_on_signals(flag: StopFlag) -> Iterator[None]:
@@ -113,10 +120,7 @@ def run_pass(
     Without ``stop``, SIGTERM/SIGINT handlers are installed for the pass itself. ``log_type`` is the
     stream the settings select unless given.
     """
-    from zoom_oplog_shipper.output import PageWriter, make_encoder, make_formatter
     from zoom_oplog_shipper.state import RunLock, StateStore, make_state_dir
-    from zoom_oplog_shipper.sync import SyncEngine
-    from zoom_oplog_shipper.zoom_client import ZoomClient
 
     log_type = log_type or stream_of(config)
     report = report or RunReport(clock, config.account_id, config.category_type, config.metrics_file)
@@ -125,44 +129,96 @@ def run_pass(
     make_state_dir(path.parent)
     lock = RunLock(path)
     if not lock.acquire():
-        log.warning(
-            "another run for account %s, %s (%s) holds %s; exiting without doing anything",
-            config.account_id,
-            log_type.title,
-            log_type.store_key(config),
-            lock.path,
-        )
-        report.summary.outcome = "skipped: another run holds the lock"
-        return int(ExitCode.OK)
+        return _skipped(config, log_type, lock, report)
     try:
         store = StateStore.open(path, config.account_id, log_type.store_key(config))
-        code = int(ExitCode.FAILURE)
-        try:
-            client = ZoomClient(config, clock=clock, session=session)
-            flag = stop or StopFlag()
-            engine = SyncEngine(
-                config,
-                client.reader(log_type),
-                store,
-                PageWriter(cast(BinaryIO, PageGuard(out, flag))),
-                make_formatter(config.output_format, config.account_id, config.include_original, log_type),
-                make_encoder(config.max_line_bytes),
-                clock,
-                should_stop=flag,
-            )
-            report.summary = engine.summary
-            with stop_on_signals(flag) if stop is None else nullcontext():
-                engine.run()
-            code = int(ExitCode.OK)
-        except BaseException as exc:
-            code = classify(exc)[0]
-            raise
-        finally:
-            try:
-                store.save_summary(report.stored(code))
-            except Exception as exc:  # what ended the run matters more than its stored summary
-                log.debug("could not save the run summary: %s", exc)
-            store.close()
+        return _sync(config, clock, session, out, store, report, stop, log_type)
     finally:
         lock.release()
+
+
+def _skipped(config: Config, log_type: Stream, lock: RunLock, report: RunReport) -> int:
+    """Another run holds the lock: touch nothing; the outcome `skipped` leaves the last success as it was."""
+    log.warning(
+        "another run for account %s, %s (%s) holds %s; exiting without doing anything "
+        "(a run that keeps holding it is hung: the last success stops moving)",
+        config.account_id,
+        log_type.title,
+        log_type.store_key(config),
+        lock.path,
+    )
+    report.summary.outcome = SKIPPED
+    return int(ExitCode.OK)
+
+
+def dry_run_pass(
+    config: Config,
+    clock: Clock,
+    session: Any,
+    out: BinaryIO,
+    report: RunReport,
+    stop: StopFlag | None = None,
+) -> int:
+    """`run --dry-run`: the real engine against a copy of the store in memory; nothing is kept.
+
+    No state directory, store, lock or metrics file is created or changed, and no lock is waited
+    for: reading the store takes SQLite's own read lock for the moment of the copy.
+    """
+    from zoom_oplog_shipper.state import StateStore, store_exists
+
+    log_type = stream_of(config)
+    report.use(config, log_type)
+    path = log_type.state_path(config)
+    source = f"a copy of {path}" if store_exists(path) else f"an empty store ({path} does not exist yet)"
+    store = StateStore.copy_in_memory(path, config.account_id, log_type.store_key(config))
+    log.warning(
+        "dry run: the records a run would print now, read with %s in memory; nothing is committed, "
+        "and no state directory, store, lock or metrics file is written: the next run still sends them",
+        source,
+    )
+    return _sync(config, clock, session, out, store, report, stop, log_type)
+
+
+def _sync(
+    config: Config,
+    clock: Clock,
+    session: Any,
+    out: BinaryIO,
+    store: StateStore,
+    report: RunReport,
+    stop: StopFlag | None,
+    log_type: Stream,
+) -> int:
+    """Read, print and commit with ``store`` (open; closed here), saving the run's summary in it."""
+    from zoom_oplog_shipper.output import PageWriter, make_encoder, make_formatter
+    from zoom_oplog_shipper.sync import SyncEngine
+    from zoom_oplog_shipper.zoom_client import ZoomClient
+
+    code = int(ExitCode.FAILURE)
+    try:
+        client = ZoomClient(config, clock=clock, session=session)
+        flag = stop or StopFlag()
+        engine = SyncEngine(
+            config,
+            client.reader(log_type),
+            store,
+            PageWriter(cast(BinaryIO, PageGuard(out, flag))),
+            make_formatter(config.output_format, config.account_id, config.include_original, log_type),
+            make_encoder(config.max_line_bytes),
+            clock,
+            should_stop=flag,
+        )
+        report.summary = engine.summary
+        with stop_on_signals(flag) if stop is None else nullcontext():
+            engine.run()
+        code = int(ExitCode.OK)
+    except BaseException as exc:
+        code = classify(exc)[0]
+        raise
+    finally:
+        try:
+            store.save_summary(report.stored(code))
+        except Exception as exc:  # what ended the run matters more than its stored summary
+            log.debug("could not save the run summary: %s", exc)
+        store.close()
     return int(ExitCode.OK)

@@ -14,16 +14,18 @@ from typing import Any
 
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
-from zoom_oplog_shipper.errors import ExitCode, OutputClosedError, ShipperError
+from zoom_oplog_shipper.errors import ExitCode, OutputClosedError, OutputError, ShipperError
 from zoom_oplog_shipper.logs import LOGGER_NAME, log_summary
 from zoom_oplog_shipper.records import rfc3339_millis
-from zoom_oplog_shipper.streams import Stream
+from zoom_oplog_shipper.streams import Stream, stream_of
 from zoom_oplog_shipper.summary import RunSummary
 
 log = logging.getLogger(LOGGER_NAME)
 
 #: A second Ctrl-C stops at once; the shell convention for SIGINT.
 EXIT_INTERRUPTED = 130
+#: The outcome of a run that found another run holding the lock: exit 0, but not a success.
+SKIPPED = "skipped"
 
 #: The outcome a failed run reports, by exit code.
 FAILED_OUTCOMES = {
@@ -42,6 +44,8 @@ def classify(exc: BaseException) -> tuple[int, str]:
     """The exit code and the outcome for an exception that ended a run."""
     if isinstance(exc, OutputClosedError | BrokenPipeError):
         return int(ExitCode.FAILURE), "stdout closed"
+    if isinstance(exc, OutputError):
+        return int(ExitCode.FAILURE), "stdout not writable"
     if isinstance(exc, ShipperError):
         return int(exc.exit_code), FAILED_OUTCOMES[exc.exit_code]
     if isinstance(exc, KeyboardInterrupt):
@@ -79,23 +83,37 @@ class RunReport:
     category: str
     metrics_file: Path | None
     stream: str = "operations"
+    #: `run --dry-run`: no metrics file, and the summary says nothing was committed.
+    dry_run: bool = False
     summary: RunSummary = field(default_factory=RunSummary, init=False)
     _started: float = field(init=False)
+    _failure: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         self._started = self.clock.monotonic()
 
+    @classmethod
+    def of(cls, clock: Clock, config: Config, *, dry_run: bool = False) -> RunReport:
+        """The report of a run with these settings: the same labels whether the settings are valid or not."""
+        report = cls(clock, config.account_id, "", None, dry_run=dry_run)
+        report.use(config, stream_of(config))
+        return report
+
     def use(self, config: Config, log_type: Stream) -> None:
-        """Take the account, stream, category and metrics file from the validated settings."""
+        """Take the account, stream, category and metrics file from the settings."""
         self.account = config.account_id
         self.stream = log_type.key
         self.category = log_type.partition(config)
-        self.metrics_file = config.metrics_file
+        self.metrics_file = None if self.dry_run else config.metrics_file
+
+    def failed(self, exc: BaseException) -> None:
+        """Name the outcome after what ended the run (``stdout closed`` rather than ``failed``)."""
+        self._failure = classify(exc)[1]
 
     def fields(self, code: int) -> dict[str, Any]:
-        """The summary's fields for exit code ``code`` (the outcome follows the code on failure)."""
+        """The summary's fields for exit code ``code`` (the outcome follows the code, or what failed)."""
         if code != 0:
-            self.summary.outcome = FAILED_OUTCOMES.get(code, "failed")
+            self.summary.outcome = self._failure or FAILED_OUTCOMES.get(code, "failed")
         elif self.summary.outcome in ("running", "failed"):
             self.summary.outcome = "complete"
         if not self.summary.duration_s:
@@ -112,7 +130,11 @@ class RunReport:
         if self.metrics_file is not None:
             self._write_metrics(self.metrics_file, fields)
         level = logging.INFO if code == 0 else logging.WARNING if code in _WARNING_CODES else logging.ERROR
-        log_summary(level, self.summary.line(code, fields["lag_s"]), fields)
+        line = self.summary.line(code, fields["lag_s"])
+        if self.dry_run:
+            line += " (dry run: nothing was committed)"
+            fields["dry_run"] = True
+        log_summary(level, line, fields)
 
     def _write_metrics(self, path: Path, fields: dict[str, Any]) -> None:
         from zoom_oplog_shipper.metrics import RunMetrics, write_metrics
@@ -128,6 +150,7 @@ class RunReport:
             requests=self.summary.requests,
             duration_s=self.summary.duration_s,
             watermark=_epoch_of(watermark) if watermark else None,
+            skipped=self.summary.outcome == SKIPPED,
         )
         try:
             write_metrics(path, run)

@@ -50,14 +50,15 @@ MAX_LOOKBACK = timedelta(days=31)
 DEFAULT_MAX_RUNTIME = timedelta(minutes=5)
 #: Half of the Pro plan's 10 Heavy requests per second: the quota is shared by every app on the account.
 DEFAULT_MAX_RPS = 5.0
-#: Longest line printed on stdout; the shipped agent configs allow well above this.
 #: Windows read at once during a backfill; a few cover Zoom's answer times without more requests.
 DEFAULT_CONCURRENCY = 3
 MAX_CONCURRENCY = 16
 #: Zoom's report endpoints answer in about this long: `auto` keeps enough windows in flight to use
 #: the allowed request rate (at --max-rps 10, five windows; never fewer than DEFAULT_CONCURRENCY).
 TYPICAL_ANSWER_S = 0.5
+#: Longest line printed on stdout; the shipped agent configs allow well above this.
 DEFAULT_MAX_LINE_BYTES = 16384
+#: Below this, an event keeps little more than its ids, times and classification.
 MIN_MAX_LINE_BYTES = 2048
 
 README_START = (
@@ -127,6 +128,13 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` points at this machine (the simulator, a test double)."""
+    from urllib.parse import urlsplit
+
+    return _is_loopback(urlsplit(url).hostname or "")
 
 
 def check_url(url: str, setting: str) -> str:
@@ -329,7 +337,8 @@ SETTINGS: tuple[Setting, ...] = (
         "`operations`", flag="--stream", metavar="STREAM", choices=STREAM_KEYS,
     ),
     _setting(
-        "category_type", "ZOOM_CATEGORY_TYPE", "category to fetch (operations)", _choice(CATEGORY_TYPES),
+        "category_type", "ZOOM_CATEGORY_TYPE", "category to fetch (operations; the flag is refused with activities)",
+        _choice(CATEGORY_TYPES),
         "all", "`all`",
         flag="--category-type", metavar="TYPE", choices=CATEGORY_TYPES,
     ),
@@ -351,7 +360,8 @@ SETTINGS: tuple[Setting, ...] = (
         "the user data directory, `~/.local/share/zoom-oplog-shipper/` on Linux", flag="--state-dir", metavar="DIR",
     ),
     _setting(
-        "lookback", "ZOOM_OPLOG_LOOKBACK", "re-read window for late records", _lookback, DEFAULT_LOOKBACK, "`24h`",
+        "lookback", "ZOOM_OPLOG_LOOKBACK", "re-read window for late records; 0 loses late records (warned)",
+        _lookback, DEFAULT_LOOKBACK, "`24h`",
         flag="--lookback", metavar="DURATION",
     ),
     _setting(
@@ -359,7 +369,7 @@ SETTINGS: tuple[Setting, ...] = (
         _max_runtime, DEFAULT_MAX_RUNTIME, "`5m`", flag="--max-runtime", metavar="DURATION",
     ),
     _setting(
-        "max_rps", "ZOOM_OPLOG_MAX_RPS", "requests per second at most, 0 for no limit",
+        "max_rps", "ZOOM_OPLOG_MAX_RPS", "requests per second at most, 0 for no limit (warned)",
         _number(float, 0, DEFAULT_MAX_RPS, "a number of requests per second >= 0 (0: no limit)"),
         DEFAULT_MAX_RPS, f"`{DEFAULT_MAX_RPS:g}`: half the Pro plan's 10/s", flag="--max-rps", metavar="N",
     ),
@@ -371,9 +381,10 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     _setting(
         "max_line_bytes", "ZOOM_OPLOG_MAX_LINE_BYTES",
-        "longest output line; longer events lose event.original, then text is cut",
+        "longest output line in bytes; longer events lose event.original, then text is cut",
         _number(int, MIN_MAX_LINE_BYTES, DEFAULT_MAX_LINE_BYTES, f"a whole number >= {MIN_MAX_LINE_BYTES}"),
-        DEFAULT_MAX_LINE_BYTES, f"`{DEFAULT_MAX_LINE_BYTES}`", flag="--max-line-bytes", metavar="N",
+        DEFAULT_MAX_LINE_BYTES, f"`{DEFAULT_MAX_LINE_BYTES}` (at least {MIN_MAX_LINE_BYTES})",
+        flag="--max-line-bytes", metavar="N",
     ),
     _setting(
         "max_records", "ZOOM_OPLOG_MAX_RECORDS",
@@ -410,6 +421,8 @@ FILE_KEYS = frozenset(s.name for s in SETTINGS if s.toml)
 FLAG_NAMES = tuple(s.name for s in SETTINGS if s.flag)
 #: The options that take a value (the next word, unless written ``--option=value``).
 VALUE_OPTIONS = frozenset(s.option for s in SETTINGS if not s.switch)
+#: The settings' options that take none.
+SWITCH_OPTIONS = frozenset(s.option for s in SETTINGS if s.switch)
 
 
 def label(name: str) -> str:

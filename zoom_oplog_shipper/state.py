@@ -7,6 +7,7 @@ about the API, the fingerprints of recently emitted records, and the last run's 
 
 from __future__ import annotations
 
+import errno
 import glob
 import hashlib
 import os
@@ -22,6 +23,13 @@ from typing import Any, TypeVar
 import filelock
 import orjson
 
+from zoom_oplog_shipper.access import (
+    PERMISSION_ERRORS,
+    SPACE_ERRORS,
+    cause_and_fix,
+    give_to_directory_owner,
+    nearest_existing,
+)
 from zoom_oplog_shipper.errors import StateError
 
 SCHEMA_VERSION = 1
@@ -52,33 +60,56 @@ def _fix_hint(path: Path) -> str:
     )
 
 
-def _space_hint(path: Path) -> str:
-    """The fix for a healthy store the program cannot write: never a reset, which loses the dedupe state."""
-    return (
-        f"free space or fix permissions on {path} and its directory {path.parent} "
-        "(the state is kept as it is; do not reset it)"
+def store_files(path: Path) -> list[Path]:
+    """The store and the files SQLite keeps beside it (-wal, -shm)."""
+    return [path, Path(f"{path}-wal"), Path(f"{path}-shm")]
+
+
+def _cannot(path: Path, doing: str, detail: str, err: int | None, *, files: list[Path] | None = None) -> StateError:
+    """A StateError for a state file this process cannot use: the cause and its fix, the state kept."""
+    write = doing not in ("read", "look for")
+    fix = cause_and_fix(path.parent, store_files(path) if files is None else files, err, write=write)
+    return StateError(
+        f"cannot {doing} state file {path} ({detail}): {fix} (the state is kept as it is; do not reset it)"
     )
 
 
-#: SQLite and OS errors that mean "cannot write here", not "the file is broken".
-_IO_WORDS = ("readonly", "read-only", "disk i/o", "disk is full", "unable to open", "permission", "no space")
 _BUSY_WORDS = ("locked", "busy")
+#: SQLite's primary result codes (the low byte of sqlite_errorcode) that mean "cannot use this file
+#: here" (permissions, a read-only or failing disk), not "the file is broken".
+_SQLITE_FULL = 13
+_SQLITE_ACCESS_CODES = frozenset({3, 8, 10, 14, 23})  # PERM, READONLY, IOERR, CANTOPEN, AUTH
+_IO_WORDS = ("readonly", "read-only", "disk i/o", "unable to open", "permission")
 
 
 def _db_problem(path: Path, exc: Exception, doing: str) -> StateError:
     """A StateError for a SQLite failure, with the fix that matches its cause."""
     text = str(exc)
     low = text.lower()
+    code = int(getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF
     if any(word in low for word in _BUSY_WORDS):
         return StateError(f"cannot {doing} state file {path} ({text}): another process holds it; try again later")
-    if any(word in low for word in _IO_WORDS):
-        return StateError(f"cannot {doing} state file {path} ({text}); {_space_hint(path)}")
+    if code == _SQLITE_FULL or "disk is full" in low:
+        return _cannot(path, doing, text, errno.ENOSPC)
+    if code in _SQLITE_ACCESS_CODES or any(word in low for word in _IO_WORDS):
+        return _cannot(path, doing, text, None)
     return StateError(f"state file {path} is unusable ({text}); {_fix_hint(path)}")
 
 
 def _os_problem(path: Path, exc: OSError, doing: str) -> StateError:
-    """A StateError for an OS failure (EACCES, EROFS, ENOSPC...) on the store: space or permissions."""
-    return StateError(f"cannot {doing} state file {path} ({exc.strerror or exc}); {_space_hint(path)}")
+    """A StateError for an OS failure (EACCES, EROFS, ENOSPC...) on the store, naming the cause and fix."""
+    return _cannot(path, doing, exc.strerror or str(exc), exc.errno)
+
+
+def store_exists(path: Path) -> bool:
+    """Whether the store exists; a directory this user cannot look into is a StateError naming its owner."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as exc:
+        raise _cannot(path, "look for", exc.strerror or str(exc), exc.errno, files=[]) from None
+    return True
 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -109,6 +140,22 @@ def _fsync(path: Path, flags: int) -> None:
         os.close(fd)
 
 
+def _init(conn: sqlite3.Connection, account_id: str, category_type: str) -> None:
+    """Write a new store's tables and identity."""
+    conn.executescript(_SCHEMA)
+    conn.execute("BEGIN IMMEDIATE")
+    conn.executemany(
+        "INSERT INTO meta (key, value) VALUES (?, ?)",
+        [
+            ("schema", str(SCHEMA_VERSION)),
+            ("account_id", account_id),
+            ("category_type", category_type),
+            ("delivered", "0"),
+        ],
+    )
+    conn.execute("COMMIT")
+
+
 def _create(path: Path, account_id: str, category_type: str) -> None:
     """Build a new store under a temporary name beside ``path``, then rename it into place.
 
@@ -121,21 +168,11 @@ def _create(path: Path, account_id: str, category_type: str) -> None:
             stale.unlink()
     try:
         os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+        give_to_directory_owner(tmp)
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            conn.execute("BEGIN IMMEDIATE")
-            conn.executemany(
-                "INSERT INTO meta (key, value) VALUES (?, ?)",
-                [
-                    ("schema", str(SCHEMA_VERSION)),
-                    ("account_id", account_id),
-                    ("category_type", category_type),
-                    ("delivered", "0"),
-                ],
-            )
-            conn.execute("COMMIT")
+            _init(conn, account_id, category_type)
         finally:
             conn.close()  # the last connection checkpoints the WAL into the file and removes it
         _fsync(tmp, os.O_RDONLY)
@@ -161,10 +198,17 @@ def _connect_rw(path: Path) -> sqlite3.Connection:
 
 
 def _connect_ro(path: Path) -> sqlite3.Connection:
-    """Open without writing anything; on a read-only directory, where SQLite cannot make the WAL's
-    shared-memory file, read the file as immutable (a store closed cleanly has its WAL folded in)."""
+    """Open without writing or creating anything (`state show`, `check`, `run --dry-run`).
+
+    A store closed cleanly has no -wal file: its WAL is folded into the file, which is read as
+    immutable, so SQLite makes no -wal or -shm file beside it (a run that starts meanwhile writes to a
+    WAL of its own, not to the file). A store with a -wal file (a run under way, or killed) is read
+    through it, read-only; on a read-only directory, where SQLite cannot make the WAL's shared-memory
+    file, as immutable.
+    """
     uri = path.absolute().as_uri()
-    for options in ("mode=ro", "mode=ro&immutable=1"):
+    wal = os.path.lexists(f"{path}-wal")
+    for options in ("mode=ro", "mode=ro&immutable=1") if wal else ("mode=ro&immutable=1",):
         conn = None
         try:
             conn = sqlite3.connect(f"{uri}?{options}", uri=True, isolation_level=None, timeout=5)
@@ -220,14 +264,23 @@ def _meta_value(meta: dict[str, str], key: str, path: Path, parse: Callable[[str
 
 
 def make_state_dir(directory: Path) -> None:
-    """Create the state directory (0700) if needed; StateError (exit 5) naming it and the fix otherwise."""
+    """Create the state directory (0700) if needed; StateError (exit 5) naming it and the fix otherwise.
+
+    Run as root under another user's directory, each directory made is given to that user.
+    """
+    missing = [d for d in (directory, *directory.parents) if not os.path.lexists(d)][::-1]
     try:
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for made in missing:
+            made.mkdir(mode=0o700 if made == directory else 0o777, exist_ok=True)  # parents as mkdir -p makes them
+            give_to_directory_owner(made)
+        if not directory.is_dir():  # a file where the directory (or one above it) should be
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
     except OSError as exc:
-        msg = (
-            f"cannot create state directory {directory} ({exc.strerror}); "
-            "set --state-dir to a writable directory or fix the permissions of its parent"
-        )
+        if exc.errno in PERMISSION_ERRORS or exc.errno in SPACE_ERRORS or exc.errno == errno.EROFS:
+            fix = cause_and_fix(nearest_existing(directory), [], exc.errno)
+        else:
+            fix = "set --state-dir to a writable directory or fix the permissions of its parent"
+        msg = f"cannot create state directory {directory} ({exc.strerror}); {fix}"
         raise StateError(msg) from None
 
 
@@ -241,13 +294,23 @@ class RunLock:
     def acquire(self) -> bool:
         """Take the lock; False when another run holds it."""
         try:
+            self._create_for_directory_owner()
             self._lock.acquire()
         except filelock.Timeout:
             return False
         except OSError as exc:
-            msg = f"cannot create lock file {self.path} ({exc.strerror}); {_space_hint(self.path)}"
+            fix = cause_and_fix(self.path.parent, [self.path], exc.errno)
+            msg = f"cannot take the lock file {self.path} ({exc.strerror}): {fix}"
             raise StateError(msg) from None
         return True
+
+    def _create_for_directory_owner(self) -> None:
+        """Run as root in another user's directory, make the lock file that user's, so their runs can take it."""
+        if os.geteuid() != 0 or os.path.lexists(self.path) or not self.path.parent.is_dir():
+            return
+        with suppress(FileExistsError):
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644))
+            give_to_directory_owner(self.path)
 
     def release(self) -> None:
         """Give the lock back."""
@@ -275,7 +338,7 @@ class StateStore:
         """
         if not readonly:
             make_state_dir(path.parent)
-        if not path.exists():
+        if not store_exists(path):
             if readonly or not create:
                 msg = f"no state at {path} yet; it is created by the first `zoom-oplog-shipper run`"
                 raise StateError(msg)
@@ -295,8 +358,32 @@ class StateStore:
             raise
         except sqlite3.DatabaseError as exc:
             conn.close()
-            raise _db_problem(path, exc, "open") from None
+            raise _db_problem(path, exc, "read" if readonly else "open") from None
         return store
+
+    @classmethod
+    def copy_in_memory(cls, path: Path, account_id: str, category_type: str) -> StateStore:
+        """A store in memory holding what the store at ``path`` holds (an empty one when there is none).
+
+        The file is read with SQLite's backup API through a read-only connection, so its owner's
+        runs are not held up; nothing written to the copy reaches the file.
+        """
+        memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+        try:
+            if store_exists(path):
+                source = cls.open(path, account_id, category_type, readonly=True)
+                try:
+                    source._conn.backup(memory)
+                except sqlite3.Error as exc:
+                    raise _db_problem(path, exc, "read") from None
+                finally:
+                    source.close()
+            else:
+                _init(memory, account_id, category_type)
+        except BaseException:
+            memory.close()
+            raise
+        return cls(path, memory)
 
     def _check_identity(self, account_id: str, category_type: str) -> None:
         """Read-only: the file must carry this program's schema marker, for this account and category."""
@@ -582,7 +669,7 @@ class StateStore:
 def reset_state(path: Path) -> list[Path]:
     """Delete a store and its SQLite side files; returns what was removed."""
     removed = []
-    for candidate in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+    for candidate in store_files(path):
         if candidate.exists():
             candidate.unlink()
             removed.append(candidate)

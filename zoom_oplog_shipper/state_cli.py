@@ -17,11 +17,12 @@ from typing import Any, BinaryIO
 import orjson
 
 from zoom_oplog_shipper.clock import Clock
-from zoom_oplog_shipper.config import Config, parse_instant
+from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.errors import ConfigError, ExitCode
 from zoom_oplog_shipper.logs import LOGGER_NAME
 from zoom_oplog_shipper.records import rfc3339_millis
-from zoom_oplog_shipper.state import RunLock, StateStore, reset_state
+from zoom_oplog_shipper.settings import parse_instant
+from zoom_oplog_shipper.state import RunLock, StateStore, reset_state, store_exists
 from zoom_oplog_shipper.streams import stream_of
 from zoom_oplog_shipper.windows import midnight, retention_floor
 
@@ -47,13 +48,29 @@ def run_state_command(args: argparse.Namespace, config: Config, out: BinaryIO, c
     if args.state_command == "show":
         write(_show(path, config, key, clock.now(), as_json=bool(getattr(args, "json", False))))
         return 0
+    if not store_exists(path):
+        return _missing(path, args)
     if args.state_command == "rewind":
         return _rewind(path, config, key, args, clock.now())
     return _reset(path, bool(args.yes))
 
 
+def _missing(path: Path, args: argparse.Namespace) -> int:
+    """`state rewind` and `state reset` of a store that does not exist (no lock taken, nothing created)."""
+    if args.state_command == "rewind":
+        msg = (
+            f"no state at {path}: nothing to rewind; check --state-dir, --account-id, --stream and --category-type "
+            "(the first `zoom-oplog-shipper run` creates the state)"
+        )
+        raise ConfigError(msg)
+    if not args.yes:
+        raise ConfigError(_reset_question(path))
+    log.info("removed nothing: %s did not exist", path)
+    return 0
+
+
 def _show(path: Path, config: Config, key: str, now: datetime, *, as_json: bool) -> str:
-    if not path.exists():
+    if not store_exists(path):
         if as_json:
             return orjson.dumps({"path": str(path), "exists": False}, option=orjson.OPT_INDENT_2).decode()
         return (
@@ -62,7 +79,7 @@ def _show(path: Path, config: Config, key: str, now: datetime, *, as_json: bool)
         )
     store = StateStore.open(path, config.account_id, key, readonly=True)
     try:
-        info = store.describe()
+        info = {**store.describe(), "stream": config.stream}
     finally:
         store.close()
     if as_json:
@@ -88,7 +105,7 @@ def human_report(info: dict[str, Any], now: datetime) -> list[str]:
         f"floor: {info.get('floor') or 'not set'} (nothing older is ever sent)",
         f"fingerprints: {info.get('fingerprints')} (records of the last lookback, never sent twice)",
         f"path: {info.get('path')}",
-        f"account: {info.get('account_id')}, category: {info.get('category_type')}",
+        _whose(info),
     ]
     resume = info.get("resume")
     for point in resume if isinstance(resume, list) else [resume] if isinstance(resume, dict) else []:
@@ -97,6 +114,15 @@ def human_report(info: dict[str, Any], now: datetime) -> list[str]:
             f"the next run asks for {point.get('from')}..{point.get('to')}"
         )
     return lines
+
+
+def _whose(info: dict[str, Any]) -> str:
+    """``account: A, stream: S`` and the category when the stream has categories (its store key)."""
+    stream = info.get("stream")
+    key = info.get("category_type")
+    if stream is None or key == stream:  # the activity logs' store is keyed by the stream itself
+        return f"account: {info.get('account_id')}, stream: {stream or key}"
+    return f"account: {info.get('account_id')}, stream: {stream}, category: {key}"
 
 
 def _run_line(last: dict[str, Any], now: datetime) -> str:
@@ -154,14 +180,17 @@ def _run_lock(path: Path) -> Iterator[bool]:
         lock.release()
 
 
+def _reset_question(path: Path) -> str:
+    return (
+        f"`state reset` deletes the watermark and fingerprints in {path}; the next run then starts "
+        "over from --backfill-start (or now) and may send records again. To send again only what a "
+        "destination lost, use `state rewind --to DATE --yes`. Add --yes to confirm the reset"
+    )
+
+
 def _reset(path: Path, yes: bool) -> int:
     if not yes:
-        msg = (
-            f"`state reset` deletes the watermark and fingerprints in {path}; the next run then starts "
-            "over from --backfill-start (or now) and may send records again. To send again only what a "
-            "destination lost, use `state rewind --to DATE --yes`. Add --yes to confirm the reset"
-        )
-        raise ConfigError(msg)
+        raise ConfigError(_reset_question(path))
     with _run_lock(path) as held:
         if not held:
             return int(ExitCode.FAILURE)
@@ -196,12 +225,6 @@ def _rewind(path: Path, config: Config, key: str, args: argparse.Namespace, now:
         )
         raise ConfigError(msg)
     to = rewind_target(args.to, now)
-    if not path.exists():
-        msg = (
-            f"no state at {path}: nothing to rewind; check --state-dir, --account-id, --stream and --category-type "
-            "(the first `zoom-oplog-shipper run` creates the state)"
-        )
-        raise ConfigError(msg)
     with _run_lock(path) as held:
         if not held:
             return int(ExitCode.FAILURE)

@@ -19,9 +19,9 @@ import requests
 
 from zoom_oplog_shipper import __version__
 from zoom_oplog_shipper.clock import Clock
-from zoom_oplog_shipper.config import DEFAULT_API_URL, DEFAULT_OAUTH_URL, Config
+from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
-from zoom_oplog_shipper.settings import label
+from zoom_oplog_shipper.settings import DEFAULT_API_URL, DEFAULT_OAUTH_URL, label
 from zoom_oplog_shipper.streams import Stream
 from zoom_oplog_shipper.windows import Window
 

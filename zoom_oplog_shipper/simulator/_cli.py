@@ -27,6 +27,7 @@ DEFAULT_DAYS = 7
 DEFAULT_RECORDS_PER_DAY = 50
 DEFAULT_ACTIVITIES_PER_DAY = 30
 _T = TypeVar("_T")
+_N = TypeVar("_N", int, float)
 
 
 def _switch_type(parse: Callable[[str], _T]) -> Callable[[str], _T]:
@@ -49,28 +50,34 @@ def _parse_whole_seconds(text: str) -> int:
     return int(value)
 
 
-def _parse_fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0.0 <= value <= 1.0:
-        msg = f"{text!r} is not a fraction between 0 and 1"
-        raise ValueError(msg)
-    return value
+def _number_in(kind: Callable[[str], _N], low: _N, high: _N, what: str) -> Callable[[str], _N]:
+    """A parser of numbers from ``low`` to ``high``; anything else is refused as not ``what``."""
+
+    def parse(text: str) -> _N:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= high:
+            msg = f"{text!r} is not {what}"
+            raise ValueError(msg)
+        return value
+
+    return parse
 
 
 _seconds = _switch_type(parse_duration)
+_port = _switch_type(_number_in(int, 0, 65535, "a port; use 0-65535 (0 picks a free one)"))
 _whole_seconds = _switch_type(_parse_whole_seconds)
 _tz = _switch_type(parse_tz_offset)
-_fraction = _switch_type(_parse_fraction)
+_fraction = _switch_type(_number_in(float, 0.0, 1.0, "a fraction between 0 and 1"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Add the ``simulate`` switches to ``parser`` (see docs/simulator.md)."""
     net = parser.add_argument_group("listening")
     net.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    net.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (default)")
+    net.add_argument("--port", type=_port, default=0, help="port, 0-65535; 0 picks a free one (default)")
     net.add_argument("--verbose", action="store_true", help="log every request on stderr")
 
     auth = parser.add_argument_group("credentials and tokens")

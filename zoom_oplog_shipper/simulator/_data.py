@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from zoom_oplog_shipper.config import CATEGORY_TYPES
+from zoom_oplog_shipper.settings import CATEGORY_TYPES
 
 # Zoom's documented category_type filter values, plus "admin" which newer docs list.
 CATEGORY_FILTERS = CATEGORY_TYPES
