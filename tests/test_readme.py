@@ -89,7 +89,8 @@ def _shown_commands() -> list[str]:
     """Every ``zoom-oplog-shipper ...`` command the README shows in code, without placeholders."""
     text = README.read_text(encoding="utf-8")
     found = re.findall(r"`(zoom-oplog-shipper [^`]*)`", text)
-    found += re.findall(r"^.*?(zoom-oplog-shipper \S.*)$", "\n".join(FENCE.findall(text)), re.M)
+    # The command word itself, not the end of a path such as /opt/zoom-oplog-shipper/bin/zoom-oplog-shipper.
+    found += re.findall(r"^(?:.*?[\s(])?(zoom-oplog-shipper \S.*)$", "\n".join(FENCE.findall(text)), re.M)
     commands = set()
     for command in found:
         command = command.split("|")[0].split("#")[0].split("&&")[0].strip()
