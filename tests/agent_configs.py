@@ -272,6 +272,29 @@ class FluentBitInput:
     def buf_size(self) -> int:
         return parse_size(self.settings["buf_size"])
 
+    @property
+    def oneshot(self) -> bool:
+        """Runs its command once, when Fluent Bit starts (in_exec's ``oneshot``), not on an interval."""
+        return self.settings.get("oneshot", "off").lower() in FLUENT_BIT_TRUE
+
+    def run_times(self, horizon: int) -> list[int]:
+        """When in_exec runs the command, in seconds after Fluent Bit starts, up to ``horizon``.
+
+        As in fluent/fluent-bit v5.1.1: a ``oneshot`` input (or one with ``exit_after_oneshot``,
+        which implies it) runs once, kicked by ``in_exec_prerun`` at start, and its interval is
+        ignored (in_exec_config_read sets it to -1); any other input gets a timer collector whose
+        first expiry is start + interval_sec and then every interval_sec
+        (lib/monkey/mk_core/mk_event_epoll.c, _mk_event_timeout_create; default interval 1 s).
+        """
+        if self.oneshot or self.settings.get("exit_after_oneshot", "off").lower() in FLUENT_BIT_TRUE:
+            return [0]
+        interval = int(self.settings.get("interval_sec", "1"))
+        return list(range(interval, horizon + 1, interval))
+
+
+#: Boolean values Fluent Bit reads as true (src/flb_utils.c, flb_utils_bool).
+FLUENT_BIT_TRUE = ("on", "true", "yes")
+
 
 def _text(value: Any) -> str:
     """A YAML scalar as Fluent Bit sees it (YAML 1.1 turns on/off/false into booleans)."""
