@@ -29,12 +29,14 @@ from agent_configs import (
     FLUENT_BIT_MULTI,
     FLUENT_BIT_PARSERS,
     FLUENT_BIT_YAML,
+    METRICS_DIR,
     OPERATIONS,
     SOURCETYPES,
     SPLUNK_PROPS,
     Account,
     FluentBitInput,
     Zoom,
+    assert_metrics_of_a_success,
     base_env,
     credentials_env,
     fgets_records,
@@ -117,7 +119,10 @@ def test_every_config_ships_both_streams_with_the_same_settings(path: Path) -> N
         (twin,) = [
             i for i in items if i.settings["tag"] == DATASETS[OPERATIONS] + account and i.oneshot == item.oneshot
         ]
-        assert item.command == twin.command.replace(" run ", f" run --stream {ACTIVITIES} ")
+        # The same command with the stream, and its own metrics file.
+        assert item.command == twin.command.replace(" run ", f" run --stream {ACTIVITIES} ").replace(
+            f"_{OPERATIONS}.prom", f"_{ACTIVITIES}.prom"
+        )
         assert {k: v for k, v in item.settings.items() if k not in ("tag", "command")} == {
             k: v for k, v in twin.settings.items() if k not in ("tag", "command")
         }
@@ -359,6 +364,7 @@ def test_single_account_delivers_every_record_once(path: Path, accounts: dict[st
     zoom = accounts["single"]
     env = {**base_env(tmp_path), **zoom_env(zoom.base_url, zoom.now), **credentials_env(zoom.account)}
     state_dir = tmp_path / "var/lib/fluent-bit/zoom-oplog-shipper"
+    Path(relocate(METRICS_DIR, tmp_path)).mkdir(parents=True)  # made once at install
     items = fluent_bit_inputs(path)
     # Fluent Bit starts: the oneshot inputs run at once and deliver everything.
     at_start = [i for i in items if i.oneshot]
@@ -372,6 +378,9 @@ def test_single_account_delivers_every_record_once(path: Path, accounts: dict[st
         # stderr is for people: text lines ending with the summary (what lands in the journal).
         last = result.stderr.decode().splitlines()[-1]
         assert "exit code 0" in last and not last.startswith("{")
+        assert "metrics" not in result.stderr.decode()  # no warning: the file was written
+        metrics = Path(relocate(str(_fb_settings(item).metrics_file), tmp_path))
+        assert_metrics_of_a_success(metrics, zoom.account.config.account_id, stream)
     # An hour later the interval inputs run: nothing is sent twice.
     hourly = [i for i in items if not i.oneshot]
     assert sorted(_stream(i) for i in hourly) == [ACTIVITIES, OPERATIONS]

@@ -17,6 +17,7 @@ import pytest
 from agent_configs import (
     ACTIVITIES,
     CONSOLE_SCRIPT,
+    METRICS_DIR,
     OPERATIONS,
     SPLUNK_INPUTS,
     SPLUNK_PROPS,
@@ -375,7 +376,8 @@ def test_wrapper_logs_only_warnings_by_default(tmp_path: Path) -> None:
     assert seen["ZOOM_OPLOG_LOG_LEVEL"] == "warning"
     assert seen["ZOOM_ACCOUNT_ID"] == "abc"
     assert seen["ZOOM_OPLOG_STATE_DIR"] == "/var/lib/zoom-oplog-shipper"
-    assert seen["ARGV"] == "run --stream operations"  # Splunk's "-index zoom" is not passed on
+    # Splunk's "-index zoom" is not passed on; each stream has its own metrics file.
+    assert seen["ARGV"] == f"run --stream operations --metrics-file {METRICS_DIR}/zoom_oplog_operations.prom"
     assert "LD_LIBRARY_PATH" not in seen and "PYTHONHOME" not in seen
 
 
@@ -383,7 +385,7 @@ def test_wrapper_logs_only_warnings_by_default(tmp_path: Path) -> None:
 def test_wrapper_runs_the_stream_its_input_names(stream: str, tmp_path: Path) -> None:
     # The flag wins over a ZOOM_OPLOG_STREAM in the shared env file: each input runs its own stream.
     seen = run_wrapper(tmp_path, "ZOOM_OPLOG_STREAM=operations\n", arguments=stanza_arguments(stream))
-    assert seen["ARGV"] == f"run --stream {stream}"
+    assert seen["ARGV"] == f"run --stream {stream} --metrics-file {METRICS_DIR}/zoom_oplog_{stream}.prom"
 
 
 def test_wrapper_refuses_a_stream_it_does_not_know(tmp_path: Path) -> None:
@@ -409,4 +411,6 @@ def test_wrapper_says_how_to_protect_the_file_it_executes() -> None:
     assert "owned by root, mode 0640" in text
     assert "CAP_DAC_READ_SEARCH" in text
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    assert lines[-1] == f'exec {CONSOLE_SCRIPT} run --stream "$stream"'
+    assert lines[-1] == (
+        f'exec {CONSOLE_SCRIPT} run --stream "$stream" --metrics-file "{METRICS_DIR}/zoom_oplog_$stream.prom"'
+    )
