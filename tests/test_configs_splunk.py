@@ -414,3 +414,50 @@ def test_wrapper_says_how_to_protect_the_file_it_executes() -> None:
     assert lines[-1] == (
         f'exec {CONSOLE_SCRIPT} run --stream "$stream" --metrics-file "{METRICS_DIR}/zoom_oplog_$stream.prom"'
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# macros.conf: where each sign-in came from (issue 15, part 8).
+
+MACROS = SPLUNK / "macros.conf"
+#: iplocation's options (Splunk's search reference: iplocation [prefix=] [allfields=] [lang=] <field>)
+#: and the fields it adds with allfields=true.
+IPLOCATION_OPTIONS = {"prefix", "allfields", "lang"}
+IPLOCATION_FIELDS = {"City", "Continent", "Country", "MetroCode", "Region", "Timezone", "lat", "lon"}
+
+
+def macros() -> dict[str, str]:
+    return {name: ini_value(stanza, "definition") for name, stanza in read_ini(MACROS).items()}
+
+
+def test_iplocation_macro_locates_the_activity_address(activity_docs: list[dict[str, Any]]) -> None:
+    definition = macros()["zoom_activity_iplocation"]
+    command, *words = shlex.split(definition)
+    assert command == "iplocation"
+    options = dict(word.split("=", 1) for word in words if "=" in word)
+    (field_name,) = [word for word in words if "=" not in word]
+    assert set(options) <= IPLOCATION_OPTIONS
+    assert options["allfields"] == "true"
+    # The address props.conf calculates for zoom:activity: source.ip, which the program sets only
+    # for a valid address (Zoom's "unknown" is never looked up).
+    assert evals(SOURCETYPES[(ACTIVITIES, "ecs")])[field_name] == "'source.ip'"
+    assert any(field(doc, "source.ip") for doc in activity_docs)
+    assert all(
+        field(doc, "source.ip") is None
+        for doc in activity_docs
+        if doc["zoom"]["activity"].get("ip_address") == "unknown"
+    )
+    # The fields it adds, named as the macros file says.
+    text = MACROS.read_text(encoding="utf-8")
+    for name in IPLOCATION_FIELDS - {"MetroCode"}:
+        assert options["prefix"] + name in text, name
+
+
+def test_located_sign_ins_macro_searches_the_sign_in_event_type() -> None:
+    definition = macros()["zoom_activity_sign_ins_located"]
+    search, _, rest = definition.partition("|")
+    terms = shlex.split(search)
+    eventtype = [t.split("=", 1)[1] for t in terms if t.startswith("eventtype=")]
+    assert eventtype == ["zoom_activity_sign_in"] and eventtype[0] in read_ini(SPLUNK / "eventtypes.conf")
+    assert "src=*" in terms  # only events that carry an address
+    assert rest.strip() == "`zoom_activity_iplocation`"

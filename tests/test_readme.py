@@ -121,3 +121,12 @@ def test_quick_start_is_what_ci_runs() -> None:
     assert tests.index("pip install -e '.[test]'") < tests.index("pytest")
     for line in ("pip install -q .", "zoom-oplog-shipper demo", "pip install -q -e '.[test]'", "pytest"):
         assert line in ci
+
+
+def test_readme_says_the_activity_logs_hold_successful_sign_ins_and_outs_only() -> None:
+    # Zoom's report lists only "Sign in" and "Sign out" (its API spec of GET /report/activities):
+    # an analyst must not look for failed sign-ins there.
+    text = README.read_text(encoding="utf-8")
+    output = text[text.index("## Output") : text.index("## Guarantees")]
+    assert "successful sign-ins and sign-outs only" in output and "no failed" in output
+    assert "`Sign in` or `Sign out`" in output
