@@ -60,9 +60,13 @@ RELOCATED_PATHS = (
     "/var/lib/vector",
     "/var/lib/fluent-bit",
     "/var/lib/zoom-oplog-shipper",
+    "/var/lib/zoom-oplog-shipper-metrics",
     "/var/log/zoom-oplog-shipper",
     "/etc/zoom-oplog-shipper",
 )
+#: The directory of every host config's metrics files (node_exporter's textfile collector reads it;
+#: docs/agents.md, "Metrics").
+METRICS_DIR = "/var/lib/zoom-oplog-shipper-metrics"
 
 
 def console_script() -> Path:
@@ -271,6 +275,29 @@ class FluentBitInput:
     @property
     def buf_size(self) -> int:
         return parse_size(self.settings["buf_size"])
+
+    @property
+    def oneshot(self) -> bool:
+        """Runs its command once, when Fluent Bit starts (in_exec's ``oneshot``), not on an interval."""
+        return self.settings.get("oneshot", "off").lower() in FLUENT_BIT_TRUE
+
+    def run_times(self, horizon: int) -> list[int]:
+        """When in_exec runs the command, in seconds after Fluent Bit starts, up to ``horizon``.
+
+        As in fluent/fluent-bit v5.1.1: a ``oneshot`` input (or one with ``exit_after_oneshot``,
+        which implies it) runs once, kicked by ``in_exec_prerun`` at start, and its interval is
+        ignored (in_exec_config_read sets it to -1); any other input gets a timer collector whose
+        first expiry is start + interval_sec and then every interval_sec
+        (lib/monkey/mk_core/mk_event_epoll.c, _mk_event_timeout_create; default interval 1 s).
+        """
+        if self.oneshot or self.settings.get("exit_after_oneshot", "off").lower() in FLUENT_BIT_TRUE:
+            return [0]
+        interval = int(self.settings.get("interval_sec", "1"))
+        return list(range(interval, horizon + 1, interval))
+
+
+#: Boolean values Fluent Bit reads as true (src/flb_utils.c, flb_utils_bool).
+FLUENT_BIT_TRUE = ("on", "true", "yes")
 
 
 def _text(value: Any) -> str:
@@ -573,11 +600,16 @@ def base_env(home: Path) -> dict[str, str]:
     }
 
 
+_RELOCATED = re.compile("|".join(re.escape(p) for p in sorted(RELOCATED_PATHS, key=len, reverse=True)))
+
+
 def relocate(text: str, root: Path) -> str:
-    """Move the configs' deployment paths under ``root`` (e.g. /var/lib/vector -> root/var/lib/vector)."""
-    for prefix in RELOCATED_PATHS:
-        text = text.replace(prefix, str(root) + prefix)
-    return text
+    """Move the configs' deployment paths under ``root`` (e.g. /var/lib/vector -> root/var/lib/vector).
+
+    One pass, longest path first: /var/lib/zoom-oplog-shipper-metrics moves once, not as
+    /var/lib/zoom-oplog-shipper followed by "-metrics".
+    """
+    return _RELOCATED.sub(lambda match: str(root) + match.group(0), text)
 
 
 def iter_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
@@ -617,3 +649,27 @@ def emitted_lines(output_format: str = "ecs", stream: str = OPERATIONS) -> list[
     lines = out.getvalue().splitlines()
     assert len(lines) == len(account.served(stream))
     return lines
+
+
+def read_metrics_file(path: Path) -> dict[str, tuple[dict[str, str], float]]:
+    """The gauges of a metrics file as node_exporter's textfile collector parses them (the
+    Prometheus text format): name -> (labels, value)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    gauges = {}
+    for family in text_string_to_metric_families(path.read_text(encoding="utf-8")):
+        assert family.type == "gauge", family.name
+        (sample,) = family.samples
+        assert sample.timestamp is None  # the collector refuses files with timestamps
+        gauges[sample.name] = (dict(sample.labels), sample.value)
+    return gauges
+
+
+def assert_metrics_of_a_success(path: Path, account_id: str, stream: str) -> None:
+    """A metrics file written by a run of ``stream`` for the account that exited 0."""
+    gauges = read_metrics_file(path)
+    labels, exit_code = gauges["zoom_oplog_last_exit_code"]
+    assert exit_code == 0
+    assert labels["account"] == account_id and labels["stream"] == stream
+    assert "zoom_oplog_last_success_timestamp_seconds" in gauges
+    assert all(lb == labels for lb, _ in gauges.values())  # one series per gauge, one label set

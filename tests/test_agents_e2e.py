@@ -33,6 +33,7 @@ from agent_configs import (
     SYSTEMD_SERVICE,
     Account,
     Zoom,
+    assert_metrics_of_a_success,
     base_env,
     console_script,
     credentials_env,
@@ -237,7 +238,7 @@ def read_file_lines(path: Path) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("unit", [SYSTEMD_SERVICE, SYSTEMD_SERVICE.with_name("zoom-oplog-shipper-activities.service")])
 def test_systemd_service(unit: Path, zoom: Zoom, tmp_path: Path) -> None:
     service = read_ini(unit)["Service"]
-    argv = ini_value(service, "ExecStart").split()
+    argv = [relocate(word, tmp_path) for word in ini_value(service, "ExecStart").split()]
     stream = argv[argv.index("--stream") + 1]
     assert Path(argv[0]).name == CONSOLE_SCRIPT
     argv[0] = str(console_script())
@@ -259,12 +260,16 @@ def test_systemd_service(unit: Path, zoom: Zoom, tmp_path: Path) -> None:
     env.update(read_env_file(env_file))
     output = Path(relocate(ini_value(service, "StandardOutput").removeprefix("append:"), tmp_path))
     output.parent.mkdir(parents=True)
+    metrics = Path(argv[argv.index("--metrics-file") + 1])
+    metrics.parent.mkdir(parents=True)  # the tmpfiles snippet's directory
     for _ in range(2):
         with output.open("ab") as out:
             result = run(argv, env, stdout=out, stderr=subprocess.PIPE)
         assert b"complete" in result.stderr  # the journal gets the summary
+        assert b"metrics" not in result.stderr  # no warning: the file was written
     assert_delivered(read_file_lines(output), zoom.account, stream)
     assert_state_in(tmp_path / "var/lib/zoom-oplog-shipper", zoom.account, stream)
+    assert_metrics_of_a_success(metrics, zoom.account.config.account_id, stream)
 
 
 @pytest.mark.parametrize("stream", [OPERATIONS, ACTIVITIES])
@@ -274,6 +279,8 @@ def test_cron_line(stream: str, zoom: Zoom, tmp_path: Path) -> None:
     settings_file(zoom, tmp_path)
     logs = Path(relocate("/var/log/zoom-oplog-shipper", tmp_path))
     logs.mkdir(parents=True)
+    (metrics,) = [Path(relocate(p, tmp_path)) for p in re.findall(r"--metrics-file (/\S+)", job.command)]
+    metrics.parent.mkdir(parents=True)
     # cron's environment: the file's variables, HOME of the user; the venv's bin stands in for
     # /usr/local/bin.
     env = {
@@ -287,6 +294,8 @@ def test_cron_line(stream: str, zoom: Zoom, tmp_path: Path) -> None:
     out, err = re.findall(r"2?>>(/\S+)", job.command)
     assert_delivered(read_file_lines(Path(relocate(out, tmp_path))), zoom.account, stream)
     assert b"complete" in Path(relocate(err, tmp_path)).read_bytes()
+    assert b"metrics" not in Path(relocate(err, tmp_path)).read_bytes()
+    assert_metrics_of_a_success(metrics, zoom.account.config.account_id, stream)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -325,15 +334,20 @@ def test_kubernetes_cronjob_container(stream: str, zoom: Zoom, tmp_path: Path) -
             path.chmod(0o400)
     mount = Path(relocate(container["volumeMounts"][0]["mountPath"], tmp_path))
     mount.mkdir(parents=True)
-    result = run(container["command"], env)
+    command = [relocate(word, tmp_path) for word in container["command"]]
+    result = run(command, env)
     lines = result.stdout.splitlines()
     # The container runtime would split anything longer into partial lines.
     assert max(len(line) for line in lines) < CRI_LINE_LIMIT
     assert_delivered([json.loads(line) for line in lines], zoom.account, stream)
     # stderr shares the container log: JSON lines the cluster's agent can tell apart.
     for line in result.stderr.splitlines():
-        assert "log" in json.loads(line)
+        assert "log" in json.loads(line) and json.loads(line)["log"]["level"] != "warning"
     assert_state_in(mount, zoom.account, stream)
+    # The metrics file sits on the claim, beside the state.
+    (metrics,) = [Path(command[i + 1]) for i, word in enumerate(command) if word == "--metrics-file"]
+    assert metrics.parent == mount
+    assert_metrics_of_a_success(metrics, zoom.account.config.account_id, stream)
 
 
 # ---------------------------------------------------------------------------------------------

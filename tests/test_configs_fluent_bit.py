@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import filelock
 import pytest
 from agent_configs import (
     ACTIVITIES,
@@ -28,12 +29,14 @@ from agent_configs import (
     FLUENT_BIT_MULTI,
     FLUENT_BIT_PARSERS,
     FLUENT_BIT_YAML,
+    METRICS_DIR,
     OPERATIONS,
     SOURCETYPES,
     SPLUNK_PROPS,
     Account,
     FluentBitInput,
     Zoom,
+    assert_metrics_of_a_success,
     base_env,
     credentials_env,
     fgets_records,
@@ -63,7 +66,7 @@ FB_INPUTS = [item for path in FLUENT_BIT_CONFIGS for item in fluent_bit_inputs(p
 
 
 def _fb_id(item: FluentBitInput) -> str:
-    return f"{item.path.name}:{item.settings.get('tag')}"
+    return f"{item.path.name}:{item.settings.get('tag')}" + (":oneshot" if item.oneshot else "")
 
 
 def _fb_settings(item: FluentBitInput) -> Any:
@@ -90,16 +93,16 @@ def _stream(item: FluentBitInput) -> str:
 
 
 def test_fluent_bit_configs_have_their_inputs() -> None:
-    assert {_fb_id(i) for i in FB_INPUTS} == {
-        "zoom-oplog.yaml:zoom.operation",
-        "zoom-oplog.yaml:zoom.activity",
-        "zoom-oplog.conf:zoom.operation",
-        "zoom-oplog.conf:zoom.activity",
-        "zoom-oplog-multi-account.yaml:zoom.operation.acme",
-        "zoom-oplog-multi-account.yaml:zoom.operation.globex",
-        "zoom-oplog-multi-account.yaml:zoom.activity.acme",
-        "zoom-oplog-multi-account.yaml:zoom.activity.globex",
+    # Per account and stream an hourly input and its twin that runs once at start.
+    tags = {
+        "zoom-oplog.yaml": ("zoom.operation", "zoom.activity"),
+        "zoom-oplog.conf": ("zoom.operation", "zoom.activity"),
+        "zoom-oplog-multi-account.yaml": tuple(
+            f"zoom.{stream}.{account}" for stream in ("operation", "activity") for account in ("acme", "globex")
+        ),
     }
+    expected = [f"{name}:{tag}{kind}" for name, ts in tags.items() for tag in ts for kind in ("", ":oneshot")]
+    assert sorted(_fb_id(i) for i in FB_INPUTS) == sorted(expected)
 
 
 @pytest.mark.parametrize("path", FLUENT_BIT_CONFIGS, ids=lambda p: p.name)
@@ -113,8 +116,13 @@ def test_every_config_ships_both_streams_with_the_same_settings(path: Path) -> N
         assert item.settings["tag"].startswith(DATASETS[stream])
     for item in [i for i, s in zip(items, streams, strict=True) if s == ACTIVITIES]:
         account = item.settings["tag"].removeprefix(DATASETS[ACTIVITIES])
-        (twin,) = [i for i in items if i.settings["tag"] == DATASETS[OPERATIONS] + account]
-        assert item.command == twin.command.replace(" run ", f" run --stream {ACTIVITIES} ")
+        (twin,) = [
+            i for i in items if i.settings["tag"] == DATASETS[OPERATIONS] + account and i.oneshot == item.oneshot
+        ]
+        # The same command with the stream, and its own metrics file.
+        assert item.command == twin.command.replace(" run ", f" run --stream {ACTIVITIES} ").replace(
+            f"_{OPERATIONS}.prom", f"_{ACTIVITIES}.prom"
+        )
         assert {k: v for k, v in item.settings.items() if k not in ("tag", "command")} == {
             k: v for k, v in twin.settings.items() if k not in ("tag", "command")
         }
@@ -122,8 +130,12 @@ def test_every_config_ships_both_streams_with_the_same_settings(path: Path) -> N
 
 
 @pytest.mark.parametrize("item", FB_INPUTS, ids=_fb_id)
-def test_exec_runs_the_program_hourly_in_its_own_thread(item: FluentBitInput) -> None:
-    assert int(item.settings["interval_sec"]) == HOURLY
+def test_exec_runs_the_program_hourly_or_once_in_its_own_thread(item: FluentBitInput) -> None:
+    # An hourly input, or its twin that runs once at start (which has no interval: oneshot ignores it).
+    if item.oneshot:
+        assert "interval_sec" not in item.settings and "interval_nsec" not in item.settings
+    else:
+        assert int(item.settings["interval_sec"]) == HOURLY
     assert item.settings["threaded"].lower() == "on"
     settings = _fb_settings(item)
     assert settings.max_runtime.total_seconds() <= HOURLY / 2
@@ -166,13 +178,46 @@ def test_multi_account_commands_take_their_values_from_the_environment(item: Flu
 def test_multi_account_inputs_are_separate() -> None:
     # One state directory and one set of variables per account, shared by its two streams
     # (each stream keeps its own state file and lock there).
-    items = [i for i in FB_INPUTS if i.path == FLUENT_BIT_MULTI]
+    items = [i for i in FB_INPUTS if i.path == FLUENT_BIT_MULTI and not i.oneshot]
     assert len({i.settings["tag"] for i in items}) == len(items)
     accounts = {i.settings["tag"].rsplit(".", 1)[-1] for i in items}
     assert len({(str(_fb_settings(i).state_dir), _stream(i)) for i in items}) == len(items)
     assert len({str(_fb_settings(i).state_dir) for i in items}) == len(accounts)
     for name in ("ZOOM_CLIENT_SECRET", "ZOOM_BACKFILL_START"):
         assert len({split_shell_command(i.command)[0][name] for i in items}) == len(accounts), name
+
+
+@pytest.mark.parametrize("path", FLUENT_BIT_CONFIGS, ids=lambda p: p.name)
+def test_every_command_runs_when_fluent_bit_starts_and_then_hourly(path: Path) -> None:
+    # An interval input's first run is one interval after the start (an hour: a wrong secret would
+    # show an hour after deploy); a oneshot twin of each runs the same command at once. When each
+    # input runs is in_exec's own rule (FluentBitInput.run_times, from in_exec.c v5.1.1).
+    runs: dict[tuple[str, str], list[int]] = {}
+    for item in fluent_bit_inputs(path):
+        runs.setdefault((item.settings["tag"], item.command), []).extend(item.run_times(3 * HOURLY))
+    assert runs
+    for (tag, _), times in runs.items():
+        assert sorted(times) == [0, HOURLY, 2 * HOURLY, 3 * HOURLY], tag
+
+
+@pytest.mark.parametrize("path", FLUENT_BIT_CONFIGS, ids=lambda p: p.name)
+def test_the_run_at_start_is_its_hourly_inputs_twin_and_fluent_bit_keeps_running(path: Path) -> None:
+    items = fluent_bit_inputs(path)
+    hourly = [i for i in items if not i.oneshot]
+    at_start = [i for i in items if i.oneshot]
+    assert len(hourly) == len(at_start) >= 2
+    for item in items:
+        # exit_after_oneshot stops Fluent Bit once the command exits (in_exec_collect calls
+        # flb_engine_exit), and propagate_exit_code needs it: neither belongs here.
+        assert "exit_after_oneshot" not in item.settings and "propagate_exit_code" not in item.settings
+    for twin in at_start:
+        (item,) = [i for i in hourly if (i.settings["tag"], i.command) == (twin.settings["tag"], twin.command)]
+        assert {k: v for k, v in twin.settings.items() if k != "oneshot"} == {
+            k: v for k, v in item.settings.items() if k != "interval_sec"
+        }
+        assert twin.parser == item.parser
+    text = path.read_text(encoding="utf-8")
+    assert "oneshot" in text.lower() and "lock" in text
 
 
 @pytest.mark.parametrize("path", FLUENT_BIT_CONFIGS, ids=lambda p: p.name)
@@ -319,9 +364,12 @@ def test_single_account_delivers_every_record_once(path: Path, accounts: dict[st
     zoom = accounts["single"]
     env = {**base_env(tmp_path), **zoom_env(zoom.base_url, zoom.now), **credentials_env(zoom.account)}
     state_dir = tmp_path / "var/lib/fluent-bit/zoom-oplog-shipper"
+    Path(relocate(METRICS_DIR, tmp_path)).mkdir(parents=True)  # made once at install
     items = fluent_bit_inputs(path)
-    assert sorted(_stream(i) for i in items) == [ACTIVITIES, OPERATIONS]
-    for item in items:
+    # Fluent Bit starts: the oneshot inputs run at once and deliver everything.
+    at_start = [i for i in items if i.oneshot]
+    assert sorted(_stream(i) for i in at_start) == [ACTIVITIES, OPERATIONS]
+    for item in at_start:
         stream = _stream(item)
         result = run_input(item, env, tmp_path)
         assert result.returncode == 0, result.stderr.decode(errors="replace")
@@ -330,17 +378,43 @@ def test_single_account_delivers_every_record_once(path: Path, accounts: dict[st
         # stderr is for people: text lines ending with the summary (what lands in the journal).
         last = result.stderr.decode().splitlines()[-1]
         assert "exit code 0" in last and not last.startswith("{")
-    for item in items:
+        assert "metrics" not in result.stderr.decode()  # no warning: the file was written
+        metrics = Path(relocate(str(_fb_settings(item).metrics_file), tmp_path))
+        assert_metrics_of_a_success(metrics, zoom.account.config.account_id, stream)
+    # An hour later the interval inputs run: nothing is sent twice.
+    hourly = [i for i in items if not i.oneshot]
+    assert sorted(_stream(i) for i in hourly) == [ACTIVITIES, OPERATIONS]
+    for item in hourly:
         again = run_input(item, env, tmp_path)
         assert again.returncode == 0 and again.stdout == b""
+
+
+def test_a_run_that_overlaps_another_of_its_stream_exits_at_once(accounts: dict[str, Zoom], tmp_path: Path) -> None:
+    # The oneshot run and the hourly one could overlap (a restart during an hourly run, a second
+    # Fluent Bit): the one that finds the stream's lock held prints nothing and exits 0, and the
+    # next run delivers everything once.
+    zoom = accounts["single"]
+    env = {**base_env(tmp_path), **zoom_env(zoom.base_url, zoom.now), **credentials_env(zoom.account)}
+    state_dir = tmp_path / "var/lib/fluent-bit/zoom-oplog-shipper"
+    state_dir.mkdir(parents=True)
+    (item,) = [i for i in fluent_bit_inputs(FLUENT_BIT_YAML) if i.oneshot and _stream(i) == OPERATIONS]
+    lock = filelock.FileLock(str(state_file(state_dir, zoom.account.config.account_id, "all").with_suffix(".lock")))
+    with lock:
+        held = run_input(item, env, tmp_path)
+    assert held.returncode == 0 and held.stdout == b"", held.stderr.decode(errors="replace")
+    result = run_input(item, env, tmp_path)
+    assert result.returncode == 0
+    assert_delivered(read_like_fluent_bit(result.stdout, item), zoom.account, OPERATIONS)
 
 
 @pytest.mark.parametrize("index", [0, 1], ids=["operations", "activities"])
 def test_a_failed_run_leaves_nothing_on_stdout_and_its_reason_on_stderr(
     index: int, accounts: dict[str, Zoom], tmp_path: Path
 ) -> None:
-    item = fluent_bit_inputs(FLUENT_BIT_YAML)[index]
-    assert _stream(item) == (OPERATIONS, ACTIVITIES)[index]
+    # The run at start: the one that shows a wrong secret at deploy time.
+    (item,) = [
+        i for i in fluent_bit_inputs(FLUENT_BIT_YAML) if i.oneshot and _stream(i) == (OPERATIONS, ACTIVITIES)[index]
+    ]
     zoom = accounts["single"]
     env = {**base_env(tmp_path), **zoom_env(zoom.base_url, zoom.now), **credentials_env(zoom.account)}
     env["ZOOM_CLIENT_SECRET"] = "not-the-right-secret-value"
@@ -352,7 +426,7 @@ def test_a_failed_run_leaves_nothing_on_stdout_and_its_reason_on_stderr(
 
 
 def test_multi_account_each_input_delivers_its_own_account(accounts: dict[str, Zoom], tmp_path: Path) -> None:
-    items = fluent_bit_inputs(FLUENT_BIT_MULTI)
+    items = [i for i in fluent_bit_inputs(FLUENT_BIT_MULTI) if i.oneshot]
     names = {i.settings["tag"].rsplit(".", 1)[-1] for i in items}
     assert names == {"acme", "globex"}
     assert len(items) == 2 * len(names)

@@ -106,7 +106,14 @@ def test_activity_cronjob_is_its_accounts_operations_cronjob_with_the_stream(cro
     # Same Secret, settings, bounds and sandbox; only the name, labels, schedule, command and claim differ.
     (twin,) = [c for c in CRONJOBS if account_of(c) == account_of(cron) and settings(c).stream == OPERATIONS]
     mine, theirs = container(cron), container(twin)
-    assert mine["command"] == [CONSOLE_SCRIPT, "run", "--stream", ACTIVITIES, *theirs["command"][2:]]
+    # The same command with the stream, and its own metrics file.
+    assert mine["command"] == [
+        CONSOLE_SCRIPT,
+        "run",
+        "--stream",
+        ACTIVITIES,
+        *(word.replace(f"_{OPERATIONS}.prom", f"_{ACTIVITIES}.prom") for word in theirs["command"][2:]),
+    ]
     assert {k: v for k, v in mine.items() if k != "command"} == {k: v for k, v in theirs.items() if k != "command"}
     assert cron["metadata"]["name"] == f"{twin['metadata']['name']}-activities"
     claims = [

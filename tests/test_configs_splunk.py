@@ -17,6 +17,7 @@ import pytest
 from agent_configs import (
     ACTIVITIES,
     CONSOLE_SCRIPT,
+    METRICS_DIR,
     OPERATIONS,
     SPLUNK_INPUTS,
     SPLUNK_PROPS,
@@ -375,7 +376,8 @@ def test_wrapper_logs_only_warnings_by_default(tmp_path: Path) -> None:
     assert seen["ZOOM_OPLOG_LOG_LEVEL"] == "warning"
     assert seen["ZOOM_ACCOUNT_ID"] == "abc"
     assert seen["ZOOM_OPLOG_STATE_DIR"] == "/var/lib/zoom-oplog-shipper"
-    assert seen["ARGV"] == "run --stream operations"  # Splunk's "-index zoom" is not passed on
+    # Splunk's "-index zoom" is not passed on; each stream has its own metrics file.
+    assert seen["ARGV"] == f"run --stream operations --metrics-file {METRICS_DIR}/zoom_oplog_operations.prom"
     assert "LD_LIBRARY_PATH" not in seen and "PYTHONHOME" not in seen
 
 
@@ -383,7 +385,7 @@ def test_wrapper_logs_only_warnings_by_default(tmp_path: Path) -> None:
 def test_wrapper_runs_the_stream_its_input_names(stream: str, tmp_path: Path) -> None:
     # The flag wins over a ZOOM_OPLOG_STREAM in the shared env file: each input runs its own stream.
     seen = run_wrapper(tmp_path, "ZOOM_OPLOG_STREAM=operations\n", arguments=stanza_arguments(stream))
-    assert seen["ARGV"] == f"run --stream {stream}"
+    assert seen["ARGV"] == f"run --stream {stream} --metrics-file {METRICS_DIR}/zoom_oplog_{stream}.prom"
 
 
 def test_wrapper_refuses_a_stream_it_does_not_know(tmp_path: Path) -> None:
@@ -409,4 +411,53 @@ def test_wrapper_says_how_to_protect_the_file_it_executes() -> None:
     assert "owned by root, mode 0640" in text
     assert "CAP_DAC_READ_SEARCH" in text
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    assert lines[-1] == f'exec {CONSOLE_SCRIPT} run --stream "$stream"'
+    assert lines[-1] == (
+        f'exec {CONSOLE_SCRIPT} run --stream "$stream" --metrics-file "{METRICS_DIR}/zoom_oplog_$stream.prom"'
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# macros.conf: where each sign-in came from (issue 15, part 8).
+
+MACROS = SPLUNK / "macros.conf"
+#: iplocation's options (Splunk's search reference: iplocation [prefix=] [allfields=] [lang=] <field>)
+#: and the fields it adds with allfields=true.
+IPLOCATION_OPTIONS = {"prefix", "allfields", "lang"}
+IPLOCATION_FIELDS = {"City", "Continent", "Country", "MetroCode", "Region", "Timezone", "lat", "lon"}
+
+
+def macros() -> dict[str, str]:
+    return {name: ini_value(stanza, "definition") for name, stanza in read_ini(MACROS).items()}
+
+
+def test_iplocation_macro_locates_the_activity_address(activity_docs: list[dict[str, Any]]) -> None:
+    definition = macros()["zoom_activity_iplocation"]
+    command, *words = shlex.split(definition)
+    assert command == "iplocation"
+    options = dict(word.split("=", 1) for word in words if "=" in word)
+    (field_name,) = [word for word in words if "=" not in word]
+    assert set(options) <= IPLOCATION_OPTIONS
+    assert options["allfields"] == "true"
+    # The address props.conf calculates for zoom:activity: source.ip, which the program sets only
+    # for a valid address (Zoom's "unknown" is never looked up).
+    assert evals(SOURCETYPES[(ACTIVITIES, "ecs")])[field_name] == "'source.ip'"
+    assert any(field(doc, "source.ip") for doc in activity_docs)
+    assert all(
+        field(doc, "source.ip") is None
+        for doc in activity_docs
+        if doc["zoom"]["activity"].get("ip_address") == "unknown"
+    )
+    # The fields it adds, named as the macros file says.
+    text = MACROS.read_text(encoding="utf-8")
+    for name in IPLOCATION_FIELDS - {"MetroCode"}:
+        assert options["prefix"] + name in text, name
+
+
+def test_located_sign_ins_macro_searches_the_sign_in_event_type() -> None:
+    definition = macros()["zoom_activity_sign_ins_located"]
+    search, _, rest = definition.partition("|")
+    terms = shlex.split(search)
+    eventtype = [t.split("=", 1)[1] for t in terms if t.startswith("eventtype=")]
+    assert eventtype == ["zoom_activity_sign_in"] and eventtype[0] in read_ini(SPLUNK / "eventtypes.conf")
+    assert "src=*" in terms  # only events that carry an address
+    assert rest.strip() == "`zoom_activity_iplocation`"

@@ -134,8 +134,10 @@ def test_service_is_a_oneshot_bounded_below_the_timer(path: Path) -> None:
     stanza = service(path)
     assert ini_value(stanza, "Type") == "oneshot"
     argv = ini_value(stanza, "ExecStart").split()
-    # The stream by name: the settings file is shared by both streams' units.
-    assert argv == [f"/usr/local/bin/{CONSOLE_SCRIPT}", "run", "--stream", STREAM_OF[path]]
+    # The stream by name: the settings file is shared by both streams' units; so is the metrics
+    # file by name (tests/test_configs_metrics.py checks where it goes).
+    assert argv[:4] == [f"/usr/local/bin/{CONSOLE_SCRIPT}", "run", "--stream", STREAM_OF[path]]
+    assert argv[4:5] == ["--metrics-file"] and len(argv) == 6
     args = build_parser().parse_args(argv[1:])
     flags = {k: v for k, v in vars(args).items() if k != "command"}
     env = {k: v for k, v in unit_env(stanza).items() if k != "ZOOM_CLIENT_SECRET_FILE"}
@@ -365,7 +367,8 @@ CRON_FILES = (CRON_FILE, CRON_MULTI)
 
 
 CRON_LINE = re.compile(
-    rf"set -a; \. (/etc/zoom-oplog-shipper/\S+); set \+a; exec {CONSOLE_SCRIPT} run --stream (\w+) >>(/\S+) 2>>(/\S+)"
+    rf"set -a; \. (/etc/zoom-oplog-shipper/\S+); set \+a; "
+    rf"exec {CONSOLE_SCRIPT} run --stream (\w+) --metrics-file /\S+ >>(/\S+) 2>>(/\S+)"
 )
 
 
@@ -404,4 +407,4 @@ def test_multi_account_cron_lines_read_their_own_settings() -> None:
     assert len(set(env_files)) == len(jobs) // 2  # one per account, read by its two lines
     for job, env_file in zip(jobs, env_files, strict=True):
         name = Path(env_file).name.removesuffix(".env")
-        assert job.command.count(name) == 3, job.command
+        assert job.command.count(name) == 4, job.command  # settings, events, log, metrics

@@ -35,6 +35,7 @@ from agent_configs import (
     CONSOLE_SCRIPT,
     DATA_STREAMS,
     DATASETS,
+    METRICS_DIR,
     OPERATIONS,
     SOURCETYPES,
     VECTOR_ADDED_FIELDS,
@@ -45,6 +46,7 @@ from agent_configs import (
     VectorSource,
     Zoom,
     all_vector_sources,
+    assert_metrics_of_a_success,
     base_env,
     console_script,
     credentials_env,
@@ -366,9 +368,15 @@ def single_runs(
     runs: dict[Path, dict[str, SourceRun]] = {}
     for path in (VECTOR_YAML, VECTOR_TOML):
         root = tmp_path_factory.mktemp(path.stem)
+        Path(relocate(METRICS_DIR, root)).mkdir(parents=True)  # made once at install
         env = vector_env(accounts["single"], root)
         runs[path] = {s.name: exec_like_vector(s, child_environment(s, env, root)) for s in vector_sources(path)}
+        METRICS_ROOTS[path] = root
     return runs
+
+
+#: The directory each config's single_runs ran under (its metrics files are there).
+METRICS_ROOTS: dict[Path, Path] = {}
 
 
 @pytest.fixture(scope="module")
@@ -444,9 +452,16 @@ def test_every_config_ships_both_streams_with_the_same_hardening(path: Path) -> 
     for activities in by_stream[ACTIVITIES]:
         (operations,) = [s for s in by_stream[OPERATIONS] if source_account(s) == source_account(activities)]
         assert activities.command == [CONSOLE_SCRIPT, "run", "--stream", ACTIVITIES, *operations.command[2:]]
-        assert {k: v for k, v in activities.spec.items() if k != "command"} == {
-            k: v for k, v in operations.spec.items() if k != "command"
-        }
+        # The same but for the metrics file: one per stream (a shared one would be overwritten).
+        metrics = activities.environment["ZOOM_OPLOG_METRICS_FILE"]
+        assert metrics == operations.environment["ZOOM_OPLOG_METRICS_FILE"].replace(OPERATIONS, ACTIVITIES)
+        assert metrics != operations.environment["ZOOM_OPLOG_METRICS_FILE"]
+
+        def same_part(spec: dict[str, Any]) -> dict[str, Any]:
+            environment = {k: v for k, v in spec["environment"].items() if k != "ZOOM_OPLOG_METRICS_FILE"}
+            return {**{k: v for k, v in spec.items() if k != "command"}, "environment": environment}
+
+        assert same_part(activities.spec) == same_part(operations.spec)
     # Each stream keeps its own state file and lock, so the two share a state directory.
     assert len({s.environment["ZOOM_OPLOG_STATE_DIR"] for s in sources}) == len(by_stream[OPERATIONS])
 
@@ -586,6 +601,12 @@ def test_a_successful_run_reaches_every_sink_it_should(
         assert not any("stream" in d for d in docs if d not in summaries)
         if config["sinks"][sink]["type"] == "elasticsearch":
             assert {destination(config["sinks"][sink], d) for d in docs} == {"logs-zoom_oplog_shipper.log-default"}
+    # No warning about the metrics file (it was written), and each source's metrics file.
+    assert not [line for line in log_lines if "metrics" in line["message"]]
+    for name in runs:
+        source = sources[name]
+        metrics = Path(relocate(source.environment["ZOOM_OPLOG_METRICS_FILE"], METRICS_ROOTS[path]))
+        assert_metrics_of_a_success(metrics, account.config.account_id, source_stream(source))
 
 
 def test_activity_events_keep_what_is_not_an_address(single_runs: dict[Path, dict[str, SourceRun]]) -> None:

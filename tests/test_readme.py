@@ -89,7 +89,8 @@ def _shown_commands() -> list[str]:
     """Every ``zoom-oplog-shipper ...`` command the README shows in code, without placeholders."""
     text = README.read_text(encoding="utf-8")
     found = re.findall(r"`(zoom-oplog-shipper [^`]*)`", text)
-    found += re.findall(r"^.*?(zoom-oplog-shipper \S.*)$", "\n".join(FENCE.findall(text)), re.M)
+    # The command word itself, not the end of a path such as /opt/zoom-oplog-shipper/bin/zoom-oplog-shipper.
+    found += re.findall(r"^(?:.*?[\s(])?(zoom-oplog-shipper \S.*)$", "\n".join(FENCE.findall(text)), re.M)
     commands = set()
     for command in found:
         command = command.split("|")[0].split("#")[0].split("&&")[0].strip()
@@ -120,3 +121,12 @@ def test_quick_start_is_what_ci_runs() -> None:
     assert tests.index("pip install -e '.[test]'") < tests.index("pytest")
     for line in ("pip install -q .", "zoom-oplog-shipper demo", "pip install -q -e '.[test]'", "pytest"):
         assert line in ci
+
+
+def test_readme_says_the_activity_logs_hold_successful_sign_ins_and_outs_only() -> None:
+    # Zoom's report lists only "Sign in" and "Sign out" (its API spec of GET /report/activities):
+    # an analyst must not look for failed sign-ins there.
+    text = README.read_text(encoding="utf-8")
+    output = text[text.index("## Output") : text.index("## Guarantees")]
+    assert "successful sign-ins and sign-outs only" in output and "no failed" in output
+    assert "`Sign in` or `Sign out`" in output

@@ -1,3 +1,3 @@
 """Ship Zoom admin operation logs as ECS JSON lines."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -39,4 +39,9 @@ export ZOOM_OPLOG_LOG_LEVEL ZOOM_OPLOG_STATE_DIR
 PATH="${PATH:-/usr/bin:/bin}:/usr/local/bin:/usr/bin:/bin"
 export PATH
 
-exec zoom-oplog-shipper run --stream "$stream"
+# The run's health for node_exporter's textfile collector, one file per stream (docs/agents.md,
+# "Metrics"), in a directory the splunk user owns:
+#   install -d -o splunk -g splunk -m 0755 /var/lib/zoom-oplog-shipper-metrics
+# A flag, not the env file: both inputs read that file, and two runs sharing one metrics file
+# would overwrite each other's gauges.
+exec zoom-oplog-shipper run --stream "$stream" --metrics-file "/var/lib/zoom-oplog-shipper-metrics/zoom_oplog_$stream.prom"
