@@ -65,19 +65,44 @@ DOC = ROOT / "docs" / "dashboards.md"
 DATA = Path(__file__).parent / "data"
 STREAMS = (OPERATIONS, ACTIVITIES)
 
-#: Written by the activity ingest pipeline's GeoIP/ASN processors when GeoIP is on, with these
-#: types. The deploy helper's pipeline and zoom.activity@mappings.json must contain exactly these
-#: names; once merged, check against configs/elasticsearch instead of this list.
-GEOIP_FIELDS = {
-    "source.geo.location": "geo_point",
-    "source.geo.country_iso_code": "keyword",
-    "source.geo.country_name": "keyword",
-    "source.geo.region_name": "keyword",
-    "source.geo.city_name": "keyword",
-    "source.geo.continent_name": "keyword",
-    "source.as.number": "long",
-    "source.as.organization.name": "keyword",
-}
+ACTIVITY_PIPELINE = CONFIGS / "elasticsearch" / "zoom-oplog-shipper-activity.json"
+
+
+def pipeline_written_fields(pipeline: dict[str, Any]) -> set[str]:
+    """The fields the activity ingest pipeline's GeoIP/ASN lookups write, after its renames."""
+    written: set[str] = set()
+    for processor in pipeline["processors"]:
+        (kind, spec), *_ = processor.items()
+        if kind == "geoip":
+            written |= {f"{spec['target_field']}.{name}" for name in spec["properties"]}
+        elif kind == "rename" and spec["field"] in written:
+            written = (written - {spec["field"]}) | {spec["target_field"]}
+    return written
+
+
+def test_the_geoip_fields_are_what_the_activity_pipeline_writes_with_their_ecs_types() -> None:
+    assert geoip_fields() == {
+        "source.geo.location": "geo_point",
+        "source.geo.continent_name": "keyword",
+        "source.geo.country_iso_code": "keyword",
+        "source.geo.country_name": "keyword",
+        "source.geo.region_iso_code": "keyword",
+        "source.geo.region_name": "keyword",
+        "source.geo.city_name": "keyword",
+        "source.as.number": "long",
+        "source.as.organization.name": "keyword",
+    }
+
+
+def geoip_fields() -> dict[str, str]:
+    """Written by the activity ingest pipeline when GeoIP is on (not printed by the program), with
+    the types the shipped activity mappings give them; a field the mappings lack has no type."""
+    activity = json.loads(ES_TEMPLATES[ACTIVITIES][1].read_text())["template"]["mappings"]["properties"]
+    types = dict(mapped_fields(activity))
+    written = pipeline_written_fields(json.loads(ACTIVITY_PIPELINE.read_text()))
+    return {name: types.get(name, "unmapped") for name in written}
+
+
 #: Field types a terms or date_histogram aggregation accepts (a text field would fail the panel).
 AGGREGATABLE = frozenset({"keyword", "constant_keyword", "ip", "date", "long", "integer", "boolean"})
 #: Fields Splunk gives every event.
@@ -365,15 +390,18 @@ def kibana_uses(objects: list[dict[str, Any]]) -> Iterator[Use]:
 
 def kibana_problems(text: str, universes: dict[str, Universe]) -> list[str]:
     problems = []
+    geoip = geoip_fields()
     for use in kibana_uses(parse_ndjson(text)):
         where = f"Kibana panel {use.panel!r}, field {use.field}"
         if use.stream is None:
             problems.append(f"{where}: its data view matches no stream's data stream")
             continue
-        if use.field in GEOIP_FIELDS:
-            kind = GEOIP_FIELDS[use.field] if use.stream == ACTIVITIES else None
+        if use.field in geoip:
+            kind = geoip[use.field] if use.stream == ACTIVITIES else None
             if kind is None:
                 problems.append(f"{where}: GeoIP runs in the activity pipeline only")
+            elif kind == "unmapped":
+                problems.append(f"{where}: the activity pipeline writes it but the activity template does not map it")
         else:
             universe = universes[use.stream]
             kind = universe.mapped.get(use.field)
