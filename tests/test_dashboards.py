@@ -7,8 +7,7 @@ finds it:
 
 - Kibana: mapped by the shipped templates (the zoom.* component of the panel's stream, or an ECS
   field, which ecs@mappings maps) AND printed by the program for that stream; a GeoIP field is one
-  the activity ingest pipeline writes when GeoIP is on (an explicit list until the deploy helper's
-  pipeline and mappings are merged);
+  the shipped activity ingest pipeline writes when GeoIP is on, mapped by the activity template;
 - Splunk: a field the program prints for the search's sourcetype (arrays as ``field{}``, as
   KV_MODE=json names them), or one props.conf calculates for that sourcetype (CIM);
 - Loki: a stream label every shipped Loki sink sets for that stream, or a field ``| json``
