@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import platformdirs  # imported here, before any fork: an unprivileged child cannot read root's install
 import pytest
+from unprivileged import open_directory, run_unprivileged
 
 from zoom_oplog_shipper.config import Config, load_config
 from zoom_oplog_shipper.errors import ConfigError
@@ -231,3 +234,29 @@ def test_new_and_reworked_setting_errors(flags: dict[str, Any], env: dict[str, s
     with pytest.raises(ConfigError) as info:
         load(flags, env)
     assert needle in str(info.value)
+
+
+def test_a_default_config_file_that_cannot_be_looked_for_is_one_clear_error(tmp_path: Path) -> None:
+    """`sudo -u agent ...` without -H leaves HOME at root's: the default file there cannot even be
+    stat'ed. That is an exit-2 line naming the fix, never an unexpected failure nor a skipped file."""
+    with open_directory() as base:
+        home = base / "root-home"
+        (home / "zoom-oplog-shipper").mkdir(parents=True)
+        (home / "zoom-oplog-shipper" / "config.toml").write_text('max_rps = "1"\n')
+        home.chmod(0o700)
+        env = {"ZOOM_ACCOUNT_ID": "a", "ZOOM_CLIENT_ID": "c", "ZOOM_CLIENT_SECRET": "s"}
+
+        def step() -> str:
+            os.environ["XDG_CONFIG_HOME"] = str(home)
+            assert platformdirs.user_config_dir("x")  # the real lookup the program does
+            try:
+                load_config({}, env, NOW)
+            except ConfigError as exc:
+                return str(exc)
+            return "no error"
+
+        message = run_unprivileged(step) if os.geteuid() == 0 else "skipped: not root"
+    if message.startswith("skipped"):
+        pytest.skip("needs root to drop to another user")
+    assert message.startswith(f"cannot look for the default config file {home}/zoom-oplog-shipper/config.toml")
+    assert "ZOOM_OPLOG_CONFIG" in message and "HOME" in message

@@ -140,9 +140,24 @@ def _read_secret_file(path_text: str, setting: str, warnings: list[str]) -> str:
 def _config_path(flags: Mapping[str, Any], env: Mapping[str, str]) -> Path | None:
     """The config file named by --config or ZOOM_OPLOG_CONFIG, else the default one when it exists."""
     path: Path | None = read_setting(BY_NAME["config"], lookup(BY_NAME["config"], flags, env, {}, None)).value
-    if path is None and default_config_path().is_file():
+    if path is None and _default_config_exists(default_config_path()):
         path = default_config_path()
     return path
+
+
+def _default_config_exists(path: Path) -> bool:
+    """Whether the default config file is there; one that cannot even be looked for is an error,
+    never skipped (its settings would silently not apply)."""
+    try:
+        return path.is_file()
+    except OSError as exc:
+        msg = (
+            f"cannot look for the default config file {path} ({exc.strerror}): it is under a home "
+            "directory this user cannot enter (HOME left from another user, e.g. by `sudo -u` without -H?); "
+            f"run with this user's own HOME, or name the config file with {BY_NAME['config'].env} or "
+            f"{BY_NAME['config'].flag}"
+        )
+        raise ConfigError(msg) from None
 
 
 def _client_secret(found: Mapping[str, Found], warnings: list[str]) -> str:
