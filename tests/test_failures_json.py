@@ -317,6 +317,7 @@ MISTAKES = [
     ("stdout full", "run > /dev/full", 1, "cannot write the events to stdout (No space left on device)"),
     ("demo days", "demo --days -1", 2, "argument --days: '-1' is not a whole number from 1 to 180"),
     ("simulate port", "simulate --port 99999", 2, "argument --port: '99999' is not a port; use 0-65535"),
+    ("simulate limit", "simulate --qps-limit 0", 2, "argument --qps-limit: '0' is not a whole number from 1"),
 ]
 
 

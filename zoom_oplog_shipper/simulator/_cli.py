@@ -67,6 +67,7 @@ def _number_in(kind: Callable[[str], _N], low: _N, high: _N, what: str) -> Calla
 
 
 _seconds = _switch_type(parse_duration)
+_limit = _switch_type(_number_in(int, 1, 2**31 - 1, "a whole number from 1 (leave the switch out for no limit)"))
 _port = _switch_type(_number_in(int, 0, 65535, "a port; use 0-65535 (0 picks a free one)"))
 _whole_seconds = _switch_type(_parse_whole_seconds)
 _tz = _switch_type(parse_tz_offset)
@@ -153,8 +154,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--late-by", type=_seconds, default=0.0, help="delay of late records (seconds or 30m, 2h)")
 
     faults = parser.add_argument_group("rate limits and faults")
-    faults.add_argument("--qps-limit", type=int, default=None, help="report requests per second")
-    faults.add_argument("--daily-limit", type=int, default=None, help="report requests per UTC day")
+    faults.add_argument(
+        "--qps-limit", type=_limit, default=None, help="report requests per second (no limit if left out)"
+    )
+    faults.add_argument(
+        "--daily-limit", type=_limit, default=None, help="report requests per UTC day (no limit if left out)"
+    )
     faults.add_argument("--fail-rate", type=_fraction, default=0.0)
     faults.add_argument(
         "--fail-kinds",
