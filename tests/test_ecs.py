@@ -314,21 +314,21 @@ def test_events_of_one_text_share_nothing() -> None:
 
 
 EXTRA_TEXTS = [
-    # meeting ids written in groups: the parser joins the digits, the shape cannot hold them
+    # meeting ids written in groups (the parser joins the digits)
     ("Delete Meeting 123 456 7890", "Webinar", "Delete"),
     ("Delete Meeting 123 4", "Webinar", "Delete"),
     ("Delete cloud recording for meeting 12-3", "Recording", "Delete"),
     ("Delete cloud recording for meeting 11122223333 and 44455566677", "Recording", "Delete"),
     ("Change Role  - a.b@x.io: from Member to Admin - c@y.io: from User to Owner", "User", "Batch Update"),
-    # longer than the parser reads, with numbers that the placeholders make longer still
+    # longer than the parser reads
     ("Security  - " + " - ".join(f"Setting {i}: from On to Off" for i in range(150)), "Account", "Update"),
     ("Update User we\\ird\x01@example.com  - Job Title: set to Boss", "User", "Update"),
 ]
 
 
 def reference_event(rec: dict[str, Any]) -> dict[str, Any]:
-    """The event the slow way: ``rec`` mapped with a detail the parser does not know, then the
-    parser's fields for the real detail merged in (dicts key by key, the ECS sets unioned)."""
+    """The event by a generic merge: ``rec`` mapped with a detail the parser does not know, then the
+    parser's fields for the real detail deep-merged in (dicts key by key, the ECS sets unioned)."""
     text, category, action = rec["operation_detail"], rec.get("category_type"), rec.get("action")
     doc = map_sample({**rec, "operation_detail": "-"})
     doc["message"] = doc["zoom"]["operation"]["operation_detail"] = text
@@ -348,16 +348,16 @@ def reference_event(rec: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def assert_maps_like_the_parser(rec: dict[str, Any]) -> None:
+def assert_merges_like_a_deep_merge(rec: dict[str, Any]) -> None:
     assert orjson.dumps(map_sample(rec)) == orjson.dumps(reference_event(rec)), rec["operation_detail"]
 
 
-def test_shapes_map_like_the_parser_on_generated_records() -> None:
-    """Details that share a shape share a parse: each event equals the one from parsing its own text."""
+def test_detail_fields_merge_like_a_deep_merge_on_generated_records() -> None:
+    """The event's own fields and the parsed ones merge as a deep merge would, the ECS sets unioned."""
     records = generate_records(5, 20, 300, datetime(2026, 11, 26, tzinfo=UTC)) + SAMPLES
     extra = [{"category_type": c, "action": a, "operation_detail": t, "operator": "a@b.io"} for t, c, a in EXTRA_TEXTS]
     for rec in records + extra:
-        assert_maps_like_the_parser(rec)
+        assert_merges_like_a_deep_merge(rec)
 
 
 FRAGMENTS = st.sampled_from(
@@ -376,11 +376,11 @@ TEXTS = st.lists(FRAGMENTS | st.text(max_size=5), max_size=30).map("".join)
     operator=st.sampled_from([None, "a@b.io", "Zoom System"]),
     timed=st.booleans(),
 )
-def test_shapes_map_like_the_parser(
+def test_detail_fields_merge_like_a_deep_merge(
     text: str, category: str | None, action: str | None, operator: str | None, timed: bool
 ) -> None:
     rec = {"category_type": category, "action": action, "operation_detail": text, "operator": operator}
     if timed:
         rec["time"] = "2026-01-01T00:00:00Z"
-    assert_maps_like_the_parser(rec)
+    assert_merges_like_a_deep_merge(rec)
     assert_ecs_valid(map_sample(rec))
