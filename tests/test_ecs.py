@@ -13,14 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.schemas import ECS, assert_ecs_valid, flatten
-from zoom_oplog_shipper.detail import (
-    TAG_ADMIN_ROLE_GRANTED,
-    TAG_SECURITY_CONTROL_DISABLED,
-    Change,
-    Detail,
-    RoleChange,
-    parse_detail,
-)
 from zoom_oplog_shipper.ecs import (
     ECS_VERSION,
     UNPARSABLE_TIME_TAG,
@@ -33,6 +25,14 @@ from zoom_oplog_shipper.ecs import (
 )
 from zoom_oplog_shipper.records import record_time
 from zoom_oplog_shipper.simulator import generate_records
+from zoom_oplog_shipper.streams.operations.detail import (
+    TAG_ADMIN_ROLE_GRANTED,
+    TAG_SECURITY_CONTROL_DISABLED,
+    Change,
+    Detail,
+    RoleChange,
+    parse_detail,
+)
 
 DATA = Path(__file__).parent / "data"
 ECS_DETAIL = json.loads((DATA / "ecs_fields_detail.json").read_text(encoding="utf-8"))

@@ -1,7 +1,8 @@
 """Map a raw Zoom operation-log record to an ECS 9.4.0 event (a pure function of its inputs).
 
 The event is built step by step: the fields every event has, then the fields that
-:mod:`zoom_oplog_shipper.detail` parses out of ``operation_detail`` (:func:`detail_fields`), merged in.
+:mod:`~zoom_oplog_shipper.streams.operations.detail` parses out of ``operation_detail``
+(:func:`detail_fields`), merged in.
 """
 
 from __future__ import annotations
@@ -13,14 +14,14 @@ from typing import Any
 
 import orjson
 
-from zoom_oplog_shipper.detail import (
+from zoom_oplog_shipper.records import rfc3339_millis
+from zoom_oplog_shipper.streams.operations.detail import (
     TAG_ADMIN_ROLE_GRANTED,
     TAG_SECURITY_CONTROL_DISABLED,
     Detail,
     object_and_changes,
     parse_detail,
 )
-from zoom_oplog_shipper.records import rfc3339_millis
 
 ECS_VERSION = "9.4.0"
 DATASET = "zoom.operation"

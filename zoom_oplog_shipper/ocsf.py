@@ -21,7 +21,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from zoom_oplog_shipper.detail import (
+from zoom_oplog_shipper.streams.operations.detail import (
     ADMIN_ROLE_PATTERN,
     TAG_ADMIN_ROLE_GRANTED,
     TAG_SECURITY_CONTROL_DISABLED,
