@@ -91,7 +91,7 @@ def ceiling(pages: list[bytes]) -> int:
 
 def breakdown(records: int, repeat: int) -> dict[str, float]:
     """Microseconds per record of each step of ``ours`` (best of ``repeat``), to show where the time goes."""
-    import zoom_oplog_shipper.ecs as ecs_module
+    import zoom_oplog_shipper.streams.operations.ecs as ecs_module
 
     pages = make_pages(records)
     formatter = make_formatter("ecs", SIM_ACCOUNT, False)

@@ -21,14 +21,14 @@ from py_ocsf_models.events.base_event import BaseEvent
 
 from tests.schemas import assert_ecs_valid as assert_ecs_fields
 from tests.schemas import flatten, unknown_attributes
-from zoom_oplog_shipper.activity_ecs import DATASET, source_ip, to_ecs_activity
-from zoom_oplog_shipper.activity_ocsf import to_ocsf_activity
-from zoom_oplog_shipper.ecs import UNPARSABLE_TIME_TAG, to_raw
-from zoom_oplog_shipper.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL
 from zoom_oplog_shipper.output import make_formatter
 from zoom_oplog_shipper.records import record_time
 from zoom_oplog_shipper.simulator import generate_activity_records
 from zoom_oplog_shipper.streams import STREAMS, Stream
+from zoom_oplog_shipper.streams.activities.ecs import DATASET, source_ip, to_ecs_activity
+from zoom_oplog_shipper.streams.activities.ocsf import to_ocsf_activity
+from zoom_oplog_shipper.streams.operations.ecs import UNPARSABLE_TIME_TAG, to_raw
+from zoom_oplog_shipper.streams.operations.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL
 
 CREATED = "2026-11-26T12:00:00.000Z"
 CREATED_DT = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)

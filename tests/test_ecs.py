@@ -13,16 +13,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.schemas import ECS, assert_ecs_valid, flatten
-from zoom_oplog_shipper.ecs import (
-    ECS_VERSION,
-    UNPARSABLE_TIME_TAG,
-    categorize,
-    detail_fields,
-    event_type,
-    normalize,
-    to_ecs,
-    to_raw,
-)
 from zoom_oplog_shipper.records import record_time
 from zoom_oplog_shipper.simulator import generate_records
 from zoom_oplog_shipper.streams.operations.detail import (
@@ -32,6 +22,16 @@ from zoom_oplog_shipper.streams.operations.detail import (
     Detail,
     RoleChange,
     parse_detail,
+)
+from zoom_oplog_shipper.streams.operations.ecs import (
+    ECS_VERSION,
+    UNPARSABLE_TIME_TAG,
+    categorize,
+    detail_fields,
+    event_type,
+    normalize,
+    to_ecs,
+    to_raw,
 )
 
 DATA = Path(__file__).parent / "data"

@@ -1,4 +1,4 @@
-"""Tests for zoom_oplog_shipper.ocsf: OCSF 1.5.0 events checked against maintained OCSF models.
+"""Tests for zoom_oplog_shipper.streams.operations.ocsf: OCSF 1.5.0 events checked against maintained OCSF models.
 
 Two model packages do the checking, neither of them hand-written here:
 - ``ocsf-emitter``: pydantic models generated from the OCSF 1.5.0 schema for every class
@@ -23,7 +23,7 @@ from py_ocsf_models.events.base_event import BaseEvent
 from pydantic import BaseModel
 
 from tests.schemas import unknown_attributes
-from zoom_oplog_shipper.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL, to_ocsf
+from zoom_oplog_shipper.streams.operations.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL, to_ocsf
 
 DATA = Path(__file__).parent / "data"
 CREATED = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)

@@ -8,10 +8,10 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from zoom_oplog_shipper.ecs import to_ecs
 from zoom_oplog_shipper.errors import OutputClosedError
 from zoom_oplog_shipper.output import TRUNCATED_TAG, PageWriter, encode, make_encoder, make_formatter
 from zoom_oplog_shipper.records import record_time
+from zoom_oplog_shipper.streams.operations.ecs import to_ecs
 
 REC = {"time": "2026-01-01T00:00:00Z", "operator": "a@b.io", "operation_detail": "Ünïcode detail " * 400}
 

@@ -9,9 +9,9 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from zoom_oplog_shipper.ecs import to_raw
 from zoom_oplog_shipper.errors import OutputClosedError
 from zoom_oplog_shipper.streams import OPERATIONS, Stream
+from zoom_oplog_shipper.streams.operations.ecs import to_raw
 
 log = logging.getLogger(__name__)
 

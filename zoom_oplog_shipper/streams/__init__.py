@@ -105,7 +105,8 @@ OPERATIONS = Stream(
     "operation logs",
     Report("/report/operationlogs", "operation_logs", ("report:read:operation_logs:admin", CLASSIC_SCOPE),
            "Reports > Admin Activity Logs (view)"),
-    EventMapping("zoom.operation", "zoom_oplog_shipper.ecs:to_ecs", "zoom_oplog_shipper.ocsf:to_ocsf"),
+    EventMapping("zoom.operation", "zoom_oplog_shipper.streams.operations.ecs:to_ecs",
+                 "zoom_oplog_shipper.streams.operations.ocsf:to_ocsf"),
     query=lambda config: {"category_type": config.category_type},
     partition=lambda config: config.category_type,
     refused=_category_refused,
@@ -116,8 +117,8 @@ ACTIVITIES = Stream(
     "sign-in/sign-out activity logs",
     Report("/report/activities", "activity_logs", ("report:read:user_activities:admin", CLASSIC_SCOPE),
            "Reports > User activity reports > Sign In/Sign Out (view)"),
-    EventMapping("zoom.activity", "zoom_oplog_shipper.activity_ecs:to_ecs_activity",
-            "zoom_oplog_shipper.activity_ocsf:to_ocsf_activity"),
+    EventMapping("zoom.activity", "zoom_oplog_shipper.streams.activities.ecs:to_ecs_activity",
+            "zoom_oplog_shipper.streams.activities.ocsf:to_ocsf_activity"),
 )  # fmt: skip
 
 STREAMS = (OPERATIONS, ACTIVITIES)

@@ -26,8 +26,8 @@ from typing import Any
 
 import orjson
 
-from zoom_oplog_shipper.ecs import ECS_VERSION, UNPARSABLE_TIME_TAG
 from zoom_oplog_shipper.records import rfc3339_millis
+from zoom_oplog_shipper.streams.operations.ecs import ECS_VERSION, UNPARSABLE_TIME_TAG
 
 DATASET = "zoom.activity"
 #: The record's fields, in the order Zoom documents them.

@@ -23,9 +23,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from zoom_oplog_shipper.activity_ecs import action_of, source_ip, summary, text_field
-from zoom_oplog_shipper.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL
 from zoom_oplog_shipper.records import record_time
+from zoom_oplog_shipper.streams.activities.ecs import action_of, source_ip, summary, text_field
+from zoom_oplog_shipper.streams.operations.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL
 
 __all__ = ["AUTHENTICATION", "to_ocsf_activity"]
 
