@@ -56,7 +56,7 @@ from benchmarks.harness import (
     summarize,
 )
 from zoom_oplog_shipper.config import DEFAULT_LOOKBACK, parse_duration
-from zoom_oplog_shipper.streams.operations.ecs import UNPARSABLE_TIME_TAG
+from zoom_oplog_shipper.formats.ecs import UNPARSABLE_TIME_TAG
 from zoom_oplog_shipper.zoom_client import PAGE_SIZE
 
 #: Generated history for the backfills: the sizes are spread evenly over this many days.

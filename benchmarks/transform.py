@@ -22,6 +22,7 @@ import orjson
 
 from benchmarks.harness import SIM_ACCOUNT, summarize
 from zoom_oplog_shipper.config import DEFAULT_MAX_LINE_BYTES
+from zoom_oplog_shipper.formats import ECS
 from zoom_oplog_shipper.output import PageWriter, encode, make_encoder, make_formatter
 from zoom_oplog_shipper.records import canonical, epoch, fingerprint, record_time, rfc3339_millis
 from zoom_oplog_shipper.scan import Cursor, render_page, scan_page
@@ -50,7 +51,7 @@ def ours(pages: list[bytes]) -> int:
     account = SIM_ACCOUNT
     formatter = make_formatter("ecs", account, False)
     max_bytes = DEFAULT_MAX_LINE_BYTES
-    encoder = make_encoder(max_bytes)  # as the pipeline builds it
+    encoder = make_encoder(max_bytes, "ecs")  # as the pipeline builds it
     now = datetime.now(UTC)
     created = rfc3339_millis(now)
     cutoff = now - timedelta(days=365)
@@ -126,7 +127,7 @@ def breakdown(records: int, repeat: int) -> dict[str, float]:
         "canonical": lambda: [len([canonical(r) for r in c[0]]) for c in chunks],
         "fingerprint": lambda: [len([fingerprint(SIM_ACCOUNT, x, 0) for x in c[2]]) for c in chunks],
         "to_ecs (with detail)": to_ecs_all,
-        "encode": lambda: [len([encode(d, DEFAULT_MAX_LINE_BYTES) for d in c[4]]) for c in chunks],
+        "encode": lambda: [len([encode(d, DEFAULT_MAX_LINE_BYTES, ECS) for d in c[4]]) for c in chunks],
         "epoch": lambda: [[epoch(t) for t in c[1] if t is not None] for c in chunks],
     }
     out = {name: best(fn) for name, fn in steps.items()}

@@ -13,6 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.schemas import ECS, assert_ecs_valid, flatten
+from zoom_oplog_shipper.formats import to_raw
+from zoom_oplog_shipper.formats.ecs import ECS_VERSION, UNPARSABLE_TIME_TAG, normalize
+from zoom_oplog_shipper.mapping import EventContext
 from zoom_oplog_shipper.records import record_time
 from zoom_oplog_shipper.simulator import generate_records
 from zoom_oplog_shipper.streams.operations.detail import (
@@ -23,16 +26,7 @@ from zoom_oplog_shipper.streams.operations.detail import (
     RoleChange,
     parse_detail,
 )
-from zoom_oplog_shipper.streams.operations.ecs import (
-    ECS_VERSION,
-    UNPARSABLE_TIME_TAG,
-    categorize,
-    detail_fields,
-    event_type,
-    normalize,
-    to_ecs,
-    to_raw,
-)
+from zoom_oplog_shipper.streams.operations.ecs import categorize, detail_fields, event_type, to_ecs
 
 DATA = Path(__file__).parent / "data"
 ECS_DETAIL = json.loads((DATA / "ecs_fields_detail.json").read_text(encoding="utf-8"))
@@ -41,7 +35,7 @@ CREATED = "2026-11-26T12:00:00.000Z"
 
 
 def map_sample(rec: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    return to_ecs(rec, "ab" * 16, "acct-1", CREATED, record_time(rec), **kw)
+    return to_ecs(rec, EventContext("ab" * 16, "acct-1", CREATED, record_time(rec), **kw))
 
 
 @pytest.mark.parametrize("rec", SAMPLES, ids=lambda r: str(r.get("operation_detail"))[:40])
@@ -149,12 +143,12 @@ def test_admin_type_only_on_iam_events() -> None:
 
 def test_raw_format_keeps_the_record_untouched() -> None:
     rec = SAMPLES[0]
-    assert to_raw(rec, "ff" * 16) == {"event": {"id": "ff" * 16}, "record": rec}
+    assert to_raw(rec, EventContext("ff" * 16, "acct", CREATED, None)) == {"event": {"id": "ff" * 16}, "record": rec}
 
 
 def test_timestamp_other_offsets() -> None:
     rec = {"time": "2026-01-01T10:00:00+02:00"}
-    doc = to_ecs(rec, "a", "b", CREATED, record_time(rec))
+    doc = to_ecs(rec, EventContext("a", "b", CREATED, record_time(rec)))
     assert doc["@timestamp"] == "2026-01-01T08:00:00.000Z"
     assert record_time(rec) == datetime(2026, 1, 1, 8, tzinfo=UTC)
 

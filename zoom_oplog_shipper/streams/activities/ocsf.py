@@ -15,77 +15,54 @@
 - ``service.name`` is ``Zoom``: the service signed in to (the class requires ``service`` or
   ``dst_endpoint``).
 - The raw record is ``unmapped.activity_log``. ``time``, ``metadata`` and the unparsable-time
-  label follow ``ocsf.to_ocsf``; ``metadata.log_name`` is ``activities``.
+  label are every event's (`zoom_oplog_shipper.formats.ocsf`); ``metadata.log_name`` is ``activities``.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from zoom_oplog_shipper.records import record_time
-from zoom_oplog_shipper.streams.activities.ecs import action_of, source_ip, summary, text_field
-from zoom_oplog_shipper.streams.operations.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL
+from zoom_oplog_shipper.formats.ocsf import (
+    EMAIL_ADDRESS,
+    INFORMATIONAL,
+    IP_ADDRESS,
+    SUCCESS,
+    UNKNOWN_STATUS,
+    account,
+    classified,
+    event_time,
+    metadata,
+    observable,
+)
+from zoom_oplog_shipper.mapping import EventContext, text_field
+from zoom_oplog_shipper.streams.activities.record import action_of, source_ip, summary
 
-__all__ = ["AUTHENTICATION", "to_ocsf_activity"]
+__all__ = ["AUTHENTICATION", "to_ocsf"]
 
-AUTHENTICATION: Final = 3002
-_CLASS_NAME: Final = "Authentication"
-_CATEGORY_UID: Final = 3
-_CATEGORY_NAME: Final = "Identity & Access Management"
+AUTHENTICATION: Final = (3002, "Authentication")
 _ACTIVITIES: Final = {"sign-in": (1, "Logon"), "sign-out": (2, "Logoff")}
 _OTHER: Final = (99, "Other")
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MILLISECOND: Final = timedelta(milliseconds=1)
-_OBSERVABLE_IP: Final = (2, "IP Address")
-_OBSERVABLE_EMAIL: Final = (5, "Email Address")
 
 
-def to_ocsf_activity(record: dict[str, Any], event_id: str, account_id: str, created: datetime) -> dict[str, Any]:
-    """The OCSF 1.5.0 Authentication event for one activity ``record``; never raises on bad fields.
-
-    Same contract as ``ocsf.to_ocsf``: ``event_id`` becomes ``metadata.uid``, ``account_id`` the
-    tenant and the user's account, ``created`` (when the shipper read the record; naive means UTC)
-    ``metadata.logged_time`` and the event time when the record's own is missing or unparsable.
-    """
+def to_ocsf(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
+    """The OCSF 1.5.0 Authentication event for one activity ``record``; never raises on bad fields."""
     rec: dict[str, Any] = record if isinstance(record, dict) else {}
     kind = text_field(rec, "type")
     action, _ = action_of(kind)
-    activity_id, activity = _ACTIVITIES.get(action or "", _OTHER)
-    logged = _epoch_ms(created if created.tzinfo is not None else created.replace(tzinfo=UTC))
-    moment = record_time(rec)
-    metadata: dict[str, Any] = {
-        "version": OCSF_VERSION,
-        "product": {"name": "Zoom", "vendor_name": "Zoom", "feature": {"name": "Sign In/Sign Out Activity"}},
-        "uid": str(event_id),
-        "logged_time": logged,
-        "log_name": "activities",
-    }
-    if account_id:
-        metadata["tenant_uid"] = account_id
-    if isinstance(rec.get("time"), str):
-        metadata["original_time"] = rec["time"]
-    if moment is None:
-        metadata["labels"] = [TIME_UNPARSABLE_LABEL]
+    activity_id, caption = _ACTIVITIES.get(action or "", _OTHER)
     known = activity_id != _OTHER[0]
-    event: dict[str, Any] = {
-        "category_uid": _CATEGORY_UID,
-        "category_name": _CATEGORY_NAME,
-        "class_uid": AUTHENTICATION,
-        "class_name": _CLASS_NAME,
-        "activity_id": activity_id,
-        "activity_name": activity if known or kind is None else kind,
-        "type_uid": AUTHENTICATION * 100 + activity_id,
-        "type_name": f"{_CLASS_NAME}: {activity}",
-        "severity_id": 1,
-        "severity": "Informational",
-        "status_id": 1 if known else 0,
-        "status": "Success" if known else "Unknown",
-        "time": logged if moment is None else _epoch_ms(moment),
-        "metadata": metadata,
-        "user": _user(text_field(rec, "email"), account_id),
-        "service": {"name": "Zoom"},
-    }
+    time_ms, labels = event_time(context)
+    event = classified(
+        AUTHENTICATION,
+        (activity_id, caption if known or kind is None else kind),
+        caption,
+        INFORMATIONAL,
+        SUCCESS if known else UNKNOWN_STATUS,
+        time_ms,
+        metadata(rec, context, "Sign In/Sign Out Activity", "activities", labels),
+    )
+    event["user"] = _user(text_field(rec, "email"), context.account_id)
+    event["service"] = {"name": "Zoom"}
     message = summary(rec)
     if message:
         event["message"] = message
@@ -95,7 +72,14 @@ def to_ocsf_activity(record: dict[str, Any], event_id: str, account_id: str, cre
     address = source_ip(rec.get("ip_address"))
     if address is not None:
         event["src_endpoint"] = {"ip": address}
-    observables = _observables(event["user"].get("email_addr"), address)
+    observables = [
+        observable(name, observed, value)
+        for name, observed, value in (
+            ("user.email_addr", EMAIL_ADDRESS, event["user"].get("email_addr")),
+            ("src_endpoint.ip", IP_ADDRESS, address),
+        )
+        if value is not None
+    ]
     if observables:
         event["observables"] = observables
     event["unmapped"] = {"activity_log": dict(rec)}
@@ -108,23 +92,9 @@ def _user(email: str | None, account_id: str) -> dict[str, Any]:
         user["name"] = email
         if "@" in email:
             user["email_addr"] = email
-    if account_id:
-        user["account"] = {"uid": account_id, "type_id": 99, "type": "Zoom Account"}
+    user_account = account(account_id)
+    if user_account:
+        user["account"] = user_account
     if not user:
         user = {"type_id": 0, "type": "Unknown"}  # the class requires a user
     return user
-
-
-def _observables(email: str | None, address: str | None) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for name, (type_id, type_name), value in (
-        ("user.email_addr", _OBSERVABLE_EMAIL, email),
-        ("src_endpoint.ip", _OBSERVABLE_IP, address),
-    ):
-        if value is not None:
-            out.append({"name": name, "type_id": type_id, "type": type_name, "value": value})
-    return out
-
-
-def _epoch_ms(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MILLISECOND

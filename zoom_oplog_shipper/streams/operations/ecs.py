@@ -7,14 +7,11 @@ The event is built step by step: the fields every event has, then the fields tha
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import orjson
-
-from zoom_oplog_shipper.records import rfc3339_millis
+from zoom_oplog_shipper.formats.ecs import envelope, normalize, user
+from zoom_oplog_shipper.mapping import EventContext
 from zoom_oplog_shipper.streams.operations.detail import (
     TAG_ADMIN_ROLE_GRANTED,
     TAG_SECURITY_CONTROL_DISABLED,
@@ -23,13 +20,9 @@ from zoom_oplog_shipper.streams.operations.detail import (
     parse_detail,
 )
 
-ECS_VERSION = "9.4.0"
 DATASET = "zoom.operation"
-UNPARSABLE_TIME_TAG = "zoom_time_unparsable"
 
-_NON_WORD = re.compile(r"[^a-z0-9]+")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-
+#: The record's own fields, kept as zoom.operation.* (each only when it is a non-empty string).
 _OWN_FIELDS = ("action", "category_type", "operation_detail", "operator")
 #: Categories whose records are about identity objects, and the ECS object type they act on.
 _IAM_OBJECT = {"user": "user", "role": "user", "user_group": "group", "group": "group"}
@@ -40,16 +33,9 @@ _TYPE_WORDS = (
 )
 
 
-def normalize(text: str) -> str:
-    """Lower case, words joined by hyphens: ``Batch Update`` -> ``batch-update``."""
-    return _NON_WORD.sub("-", text.lower()).strip("-")
-
-
 def event_type(action: str | None) -> str:
     """The ECS activity type an action names: creation, deletion, change or info."""
-    if not action:
-        return "info"
-    words = set(_NON_WORD.split(action.lower()))
+    words = set(normalize(action or "").split("-"))
     for kind, names in _TYPE_WORDS:
         if words.intersection(names):
             return kind
@@ -78,59 +64,25 @@ def _event_kind(category_type: str | None, action: str | None) -> tuple[tuple[st
     return tuple(categories), tuple(types), normalize(action) if action else None
 
 
-def to_ecs(
-    record: dict[str, Any],
-    event_id: str,
-    account_id: str,
-    created: str,
-    time: datetime | None,
-    *,
-    include_original: bool = False,
-) -> dict[str, Any]:
-    """The ECS event for ``record``; missing or odd fields are left out, never raised on.
-
-    ``time`` is the record's parsed time (None when it has none: then `@timestamp` is ``created``
-    and the event is tagged), ``created`` the RFC 3339 time the run read the record.
-    """
-    # The record's own fields, kept as zoom.operation.*: each counts only when it is a non-empty string.
+def to_ecs(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
+    """The ECS event for one operation-log ``record``; missing or odd fields are left out, never raised on."""
     own = {key: value for key in _OWN_FIELDS if isinstance(value := record.get(key), str) and value}
     action, category_type = own.get("action"), own.get("category_type")
     detail, operator = own.get("operation_detail"), own.get("operator")
     categories, types, normalized_action = _event_kind(category_type, action)
-    event: dict[str, Any] = {
-        "kind": "event",
-        "id": event_id,
-        "category": list(categories),
-        "type": list(types),
-        "module": "zoom",
-        "dataset": DATASET,
-        "created": created,
-    }
-    if normalized_action is not None:
-        event["action"] = normalized_action
-    if include_original:
-        event["original"] = orjson.dumps(record).decode()
-    doc: dict[str, Any] = {
-        "@timestamp": created if time is None else rfc3339_millis(time),
-        "ecs": {"version": ECS_VERSION},
-        "event": event,
-        "organization": {"id": account_id},
-        "data_stream": {"type": "logs", "dataset": DATASET, "namespace": "default"},
-        "zoom": {"operation": own},
-    }
-    if time is None:
-        doc["tags"] = [UNPARSABLE_TIME_TAG]
+    known = {"action": normalized_action} if normalized_action is not None else {}
+    doc = envelope(record, context, DATASET, (list(categories), list(types)), known, {"operation": own})
     if detail is not None:
         doc["message"] = detail
     if operator is not None:
-        doc["user"] = {"name": operator, "email": operator} if _EMAIL.match(operator) else {"name": operator}
+        doc["user"] = user(operator)
         doc["related"] = {"user": [operator]}
     fields = detail_fields(parse_detail(detail, category_type, action)) if detail is not None else {}
     if fields:
         _merge(doc, fields)
-        if categories[0] != "iam" and "admin" in event["type"]:
+        if categories[0] != "iam" and "admin" in doc["event"]["type"]:
             # `admin` is an IAM type; a role grant filed under another category keeps its tag only.
-            event["type"].remove("admin")
+            doc["event"]["type"].remove("admin")
     return doc
 
 
@@ -231,8 +183,3 @@ def _union(current: list[Any], new: list[Any]) -> None:
     for item in new:
         if item not in current:
             current.append(item)
-
-
-def to_raw(record: Any, event_id: str) -> dict[str, Any]:
-    """Format ``raw``: the Zoom record untouched, with its fingerprint beside it."""
-    return {"event": {"id": event_id}, "record": record}
