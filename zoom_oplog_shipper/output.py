@@ -97,9 +97,9 @@ def _change_texts(doc: dict[str, Any], fmt: OutputFormat) -> list[tuple[dict[str
     return targets
 
 
-def _drop_derived(doc: dict[str, Any], fmt: OutputFormat, max_bytes: int) -> bytes | None:
-    """Drop derived objects one by one; the line once it fits, else None."""
-    for path in fmt.derived:
+def _drop(doc: dict[str, Any], paths: tuple[FieldPath, ...], max_bytes: int) -> bytes | None:
+    """Drop the fields at ``paths`` one by one; the line once it fits, else None."""
+    for path in paths:
         holder = _at(doc, path[:-1])
         if holder is not None and path[-1] in holder:
             del holder[path[-1]]
@@ -149,13 +149,9 @@ def encode(doc: dict[str, Any], max_bytes: int, fmt: OutputFormat) -> bytes:
         return line
     # Work on a copy: the document can share objects with the record (format raw).
     doc = orjson.loads(line)
-    for path in fmt.copies:
-        holder = _at(doc, path[:-1])
-        if holder is not None and path[-1] in holder:
-            del holder[path[-1]]
-            line = orjson.dumps(doc)
-            if len(line) <= max_bytes:
-                return line
+    dropped = _drop(doc, fmt.copies, max_bytes)
+    if dropped is not None:
+        return dropped
     _mark(doc, fmt)
     steps: tuple[Callable[[int], bool], ...] = (
         lambda excess: _shorten(_fields(doc, fmt.texts), excess, max_bytes // _TEXT_SHARE),
@@ -173,7 +169,7 @@ def encode(doc: dict[str, Any], max_bytes: int, fmt: OutputFormat) -> bytes:
     line = orjson.dumps(doc)
     if len(line) <= max_bytes:
         return line
-    dropped = _drop_derived(doc, fmt, max_bytes)
+    dropped = _drop(doc, fmt.derived, max_bytes)
     if dropped is not None:
         return dropped
     for limit in (256, 64):
