@@ -163,6 +163,16 @@ def test_every_output_format_has_a_record_reader() -> None:
     assert set(RECORD_OF) == set(ID_OF) == set(OUTPUT_FORMATS)
 
 
+def test_a_format_the_stream_does_not_map_is_refused_with_the_stream_and_format_named() -> None:
+    ecs_only = Stream("ecs-only", "ECS-only logs", TELEPHONY.report, lambda: {"ecs": to_ecs_x})
+    assert make_formatter("raw", "acct", False, ecs_only)({"a": 1}, "ab" * 16, None, "2026-01-01T00:00:00.000Z") == {
+        "event": {"id": "ab" * 16},
+        "record": {"a": 1},
+    }  # raw is every stream's
+    with pytest.raises(LookupError, match="ECS-only logs have no ocsf mapper"):
+        make_formatter("ocsf", "acct", False, ecs_only)
+
+
 @pytest.mark.parametrize("output_format", OUTPUT_FORMATS)
 @pytest.mark.parametrize("how", list(PASSES))
 def test_a_stream_declared_in_a_test_syncs_through_the_engine(
