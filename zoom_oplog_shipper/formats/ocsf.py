@@ -103,6 +103,16 @@ def account(account_id: str) -> dict[str, Any] | None:
     return {"uid": account_id, "type_id": 99, "type": "Zoom Account"} if account_id else None
 
 
+def user(name: str, zoom_account: dict[str, Any] | None) -> dict[str, Any]:
+    """A Zoom user known by ``name``: `email_addr` too when it holds an ``@``, and its Zoom account."""
+    found: dict[str, Any] = {"name": name}
+    if "@" in name:
+        found["email_addr"] = name
+    if zoom_account:
+        found["account"] = zoom_account
+    return found
+
+
 def observable(name: str, kind: tuple[int, str], value: str) -> dict[str, Any]:
     """One entry of `observables`: the attribute's path, its type and its value."""
     return {"name": name, "type_id": kind[0], "type": kind[1], "value": value}

@@ -33,14 +33,15 @@ from zoom_oplog_shipper.formats.ocsf import (
     event_time,
     metadata,
     observable,
+    user,
 )
 from zoom_oplog_shipper.mapping import EventContext, text_field
-from zoom_oplog_shipper.streams.activities.record import action_of, source_ip, summary
+from zoom_oplog_shipper.streams.activities.record import SIGN_IN, SIGN_OUT, action_of, source_ip, summary
 
 __all__ = ["AUTHENTICATION", "to_ocsf"]
 
 AUTHENTICATION: Final = (3002, "Authentication")
-_ACTIVITIES: Final = {"sign-in": (1, "Logon"), "sign-out": (2, "Logoff")}
+_ACTIVITIES: Final = {SIGN_IN: (1, "Logon"), SIGN_OUT: (2, "Logoff")}
 _OTHER: Final = (99, "Other")
 
 
@@ -87,14 +88,8 @@ def to_ocsf(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
 
 
 def _user(email: str | None, account_id: str) -> dict[str, Any]:
-    user: dict[str, Any] = {}
+    """The user who signed in or out (the class requires a user: Unknown when nothing is known)."""
+    zoom_account = account(account_id)
     if email is not None:
-        user["name"] = email
-        if "@" in email:
-            user["email_addr"] = email
-    user_account = account(account_id)
-    if user_account:
-        user["account"] = user_account
-    if not user:
-        user = {"type_id": 0, "type": "Unknown"}  # the class requires a user
-    return user
+        return user(email, zoom_account)
+    return {"account": zoom_account} if zoom_account else {"type_id": 0, "type": "Unknown"}

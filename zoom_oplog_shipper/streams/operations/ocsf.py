@@ -31,6 +31,7 @@ from zoom_oplog_shipper.formats.ocsf import (
     event_time,
     metadata,
     observable,
+    user,
 )
 from zoom_oplog_shipper.mapping import EventContext, text_field
 from zoom_oplog_shipper.streams.operations.detail import (
@@ -167,20 +168,20 @@ def to_ocsf(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
     if detail.disabled_controls:
         unmapped["disabled_controls"] = list(detail.disabled_controls)
 
-    user_account = account(context.account_id)
+    zoom_account = account(context.account_id)
     target_known = detail.target_user_email is not None or detail.target_user_name is not None
     if category in ACCOUNT_CHANGE_CATEGORIES and target_known:
         class_ = ACCOUNT_CHANGE
         activity_id = _account_activity(detail, detail_text, action)
         captions = _ACCOUNT_CHANGE_ACTIVITIES
-        body = _account_change_body(detail, user_account)
+        body = _account_change_body(detail, zoom_account)
         if detail.changes:
             unmapped["changes"] = [change_as_dict(ch) for ch in detail.changes]
     else:
         class_ = ENTITY_MANAGEMENT
         activity_id = _entity_activity(detail, detail_text, action)
         captions = _ENTITY_ACTIVITIES
-        body = {"entity": _entity(detail, category_raw, category, context.account_id, user_account)}
+        body = {"entity": _entity(detail, category_raw, category, context.account_id, zoom_account)}
 
     caption = captions[activity_id]
     event = classified(
@@ -195,7 +196,7 @@ def to_ocsf(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
     message = detail_text or " ".join(p for p in (action, category_raw) if p)
     if message:
         event["message"] = message
-    actor = _actor(operator, action, user_account)
+    actor = _actor(operator, action, zoom_account)
     if actor:
         event["actor"] = actor
     event.update(body)
@@ -209,31 +210,30 @@ def to_ocsf(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
 # --- class bodies ----------------------------------------------------------------------------
 
 
-def _account_change_body(detail: Detail, account: dict[str, Any] | None) -> dict[str, Any]:
+def _account_change_body(detail: Detail, zoom_account: dict[str, Any] | None) -> dict[str, Any]:
     rc = detail.role_change
-    user = _target_user(detail, account, rc.old if rc else None)
-    body: dict[str, Any] = {"user": user}
+    body: dict[str, Any] = {"user": _target_user(detail, zoom_account, rc.old if rc else None)}
     if rc is not None:
-        body["user_result"] = _target_user(detail, account, rc.new)
+        body["user_result"] = _target_user(detail, zoom_account, rc.new)
         body["policy"] = {"name": rc.new, "desc": "Zoom role"}
     return body
 
 
-def _target_user(detail: Detail, account: dict[str, Any] | None, role: str | None) -> dict[str, Any]:
-    user: dict[str, Any] = {}
+def _target_user(detail: Detail, zoom_account: dict[str, Any] | None, role: str | None) -> dict[str, Any]:
+    target: dict[str, Any] = {}
     if detail.target_user_email:
-        user["email_addr"] = detail.target_user_email
+        target["email_addr"] = detail.target_user_email
     name = detail.target_user_name or detail.target_user_email
     if name:
-        user["name"] = name
+        target["name"] = name
     if role:
         type_id, type_name = _USER_TYPE_ADMIN if ADMIN_ROLE_PATTERN.search(role) else _USER_TYPE_USER
-        user["type_id"] = type_id
-        user["type"] = type_name
-        user["groups"] = [{"name": role, "type": "Zoom Role"}]
-    if account:
-        user["account"] = account
-    return user
+        target["type_id"] = type_id
+        target["type"] = type_name
+        target["groups"] = [{"name": role, "type": "Zoom Role"}]
+    if zoom_account:
+        target["account"] = zoom_account
+    return target
 
 
 def _entity(
@@ -241,7 +241,7 @@ def _entity(
     category_raw: str | None,
     category: str,
     account_id: str,
-    account: dict[str, Any] | None,
+    zoom_account: dict[str, Any] | None,
 ) -> dict[str, Any]:
     entity: dict[str, Any]
     if detail.object_type == "group":
@@ -257,7 +257,7 @@ def _entity(
     elif detail.target_user_email or detail.target_user_name:
         entity = _typed(_ENTITY_USER)
         entity["name"] = detail.target_user_name or detail.target_user_email
-        entity["user"] = _target_user(detail, account, None)
+        entity["user"] = _target_user(detail, zoom_account, None)
     elif category in ("account", "sub_account") and account_id:
         entity = _typed(_ENTITY_ORGANIZATION)
         entity["uid"] = account_id
@@ -283,15 +283,10 @@ def _typed(pair: tuple[int, str]) -> dict[str, Any]:
     return {"type_id": pair[0], "type": pair[1]}
 
 
-def _actor(operator: str | None, action: str | None, account: dict[str, Any] | None) -> dict[str, Any]:
+def _actor(operator: str | None, action: str | None, zoom_account: dict[str, Any] | None) -> dict[str, Any]:
     actor: dict[str, Any] = {}
     if operator:
-        user: dict[str, Any] = {"name": operator}
-        if "@" in operator:
-            user["email_addr"] = operator
-        if account:
-            user["account"] = account
-        actor["user"] = user
+        actor["user"] = user(operator, zoom_account)
     if action and " - " in action:
         # "SCIM API - Update": the change came through an integration, not the web portal.
         actor["app_name"] = action.split(" - ", 1)[0].strip()
