@@ -1,4 +1,4 @@
-"""Issue 5's (and issue 12's per-record) budgets, checked against the results, and the markdown table of the results."""
+"""The budgets (issues 5, 12 and 16), checked against the results, and the markdown table of the results."""
 
 from __future__ import annotations
 
@@ -9,9 +9,8 @@ from typing import Any
 BUDGETS: tuple[tuple[str, str, str, float, str], ...] = (
     ("e2e_throughput", "end-to-end backfill at the largest size", ">=", 100_000, "records/s"),
     ("e2e_vs_baseline", "end-to-end / curl+jq baseline at the largest size", ">=", 4.0, "x"),
-    ("transform", "transform-only throughput", ">=", 300_000, "records/s"),
-    ("transform_vs_ceiling", "transform-only / orjson round trip", ">=", 0.15, "x"),
-    ("transform_us", "per-record CPU of the engine's page functions (issue 12)", "<=", 10.0, "µs"),
+    # At the default rate limit (1,500 records/s) 30 µs a record is 4.5% of one core (issue 16).
+    ("cpu_us", "per-record CPU of the whole process at the largest size (shipper CPU / records)", "<=", 30.0, "µs"),
     ("rss", "peak RSS at the largest size (worst run)", "<=", 64.0, "MB"),
     ("rss_growth", "peak RSS at 1M / at 100k (medians)", "<=", 1.10, "x"),
     ("backfill_requests", "backfill requests / ideal (worst size)", "<=", 1.01, "x"),
@@ -43,6 +42,7 @@ def _measure(results: dict[str, Any]) -> dict[str, tuple[float, str] | None]:
         out["e2e_throughput"] = (largest["ours"]["records_per_s"]["median"], size)
         out["e2e_vs_baseline"] = (largest["ratio_to_baseline"], size)
         out["rss"] = (largest["ours"]["max_rss_mb"]["max"], size)
+        out["cpu_us"] = (largest["ours"]["cpu_s"]["median"] / largest["records"] * 1e6, f"{size}, median run")
         worst = max(backfill.values(), key=lambda r: r["ours"]["requests"]["total"] / r["ideal_requests"])
         out["backfill_requests"] = (
             worst["ours"]["requests"]["total"] / worst["ideal_requests"],
@@ -56,14 +56,6 @@ def _measure(results: dict[str, Any]) -> dict[str, tuple[float, str] | None]:
     if "100000" in backfill and "1000000" in backfill:
         ratio = backfill["1000000"]["ours"]["max_rss_mb"]["median"] / backfill["100000"]["ours"]["max_rss_mb"]["median"]
         out["rss_growth"] = (ratio, "1M vs 100k")
-    if "transform" in results:
-        t = results["transform"]
-        where = f"{t['records']:,} records in memory"
-        out["transform"] = (t["ours_records_per_s"]["median"], where)
-        out["transform_vs_ceiling"] = (t["ratio_to_ceiling"], where)
-        if "us_per_record_median" in t:
-            distinct = f"{where}, {t['distinct_details']:.0%} distinct details"
-            out["transform_us"] = (t["us_per_record_median"], distinct)
     if "incremental" in results:
         worst = max(results["incremental"], key=lambda s: s["empty"]["requests"] - s["empty"]["allowed"])
         empty = worst["empty"]
@@ -184,6 +176,9 @@ def markdown(results: dict[str, Any]) -> str:
     if t:
         n = f"{t['records']:,}"
         row(f"transform {n}: ours (parse, fingerprint, to_ecs, encode), records/s", _stat(t["ours_records_per_s"]))
+        if "us_per_record_median" in t:
+            distinct = f"{t['distinct_details']:.0%} distinct details"
+            lines.append(f"| transform {n}: ours, µs per record | {t['us_per_record_median']:.2f} | {distinct} | |")
         row(f"transform {n}: orjson loads + dumps ceiling, records/s", _stat(t["ceiling_records_per_s"]))
         lines.append(f"| transform: ours / ceiling | {t['ratio_to_ceiling'] * 100:.1f}% | | |")
         for step, us in t.get("us_per_record", {}).items():

@@ -55,7 +55,7 @@ from benchmarks.harness import (
     shipper_env,
     summarize,
 )
-from zoom_oplog_shipper.ecs import UNPARSABLE_TIME_TAG
+from zoom_oplog_shipper.formats.ecs import UNPARSABLE_TIME_TAG
 from zoom_oplog_shipper.settings import DEFAULT_LOOKBACK, parse_duration
 from zoom_oplog_shipper.zoom_client import PAGE_SIZE
 

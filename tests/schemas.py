@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from zoom_oplog_shipper.ecs import ECS_VERSION
+from zoom_oplog_shipper.formats.ecs import ECS_VERSION
 
 ECS = json.loads((Path(__file__).parent / "data" / "ecs_fields.json").read_text())
 

@@ -21,17 +21,19 @@ from py_ocsf_models.events.base_event import BaseEvent
 
 from tests.schemas import assert_ecs_valid as assert_ecs_fields
 from tests.schemas import flatten, unknown_attributes
-from zoom_oplog_shipper.activity_ecs import DATASET, source_ip, to_ecs_activity
-from zoom_oplog_shipper.activity_ocsf import to_ocsf_activity
-from zoom_oplog_shipper.ecs import UNPARSABLE_TIME_TAG, to_raw
-from zoom_oplog_shipper.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL
+from zoom_oplog_shipper.formats import OUTPUT_FORMATS, to_raw
+from zoom_oplog_shipper.formats.ecs import UNPARSABLE_TIME_TAG
+from zoom_oplog_shipper.formats.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL
+from zoom_oplog_shipper.mapping import EventContext
 from zoom_oplog_shipper.output import make_formatter
 from zoom_oplog_shipper.records import record_time
 from zoom_oplog_shipper.simulator import generate_activity_records
-from zoom_oplog_shipper.streams import STREAMS, Stream
+from zoom_oplog_shipper.streams import STREAMS
+from zoom_oplog_shipper.streams.activities.ecs import DATASET, to_ecs
+from zoom_oplog_shipper.streams.activities.ocsf import to_ocsf
+from zoom_oplog_shipper.streams.activities.record import source_ip
 
 CREATED = "2026-11-26T12:00:00.000Z"
-CREATED_DT = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 CREATED_MS = 1795694400000
 ACCOUNT = "acct-1"
 EVENT_ID = "ab" * 16
@@ -40,11 +42,11 @@ T_MS = 1717754400000
 
 
 def ecs_of(record: Any, **kw: Any) -> dict[str, Any]:
-    return to_ecs_activity(record, EVENT_ID, ACCOUNT, CREATED, record_time(record), **kw)
+    return to_ecs(record, EventContext(EVENT_ID, ACCOUNT, CREATED, record_time(record), **kw))
 
 
-def ocsf_of(record: Any) -> dict[str, Any]:
-    return to_ocsf_activity(record, EVENT_ID, ACCOUNT, CREATED_DT)
+def ocsf_of(record: Any, account: str = ACCOUNT, created: str = CREATED) -> dict[str, Any]:
+    return to_ocsf(record, EventContext(EVENT_ID, account, created, record_time(record)))
 
 
 def assert_ecs_valid(doc: dict[str, Any]) -> None:
@@ -242,14 +244,15 @@ def test_event_original_and_raw_format_keep_the_record() -> None:
     record = {**FULL, "extra": {"nested": True}}
     assert orjson.loads(ecs_of(record, include_original=True)["event"]["original"]) == record
     assert "original" not in ecs_of(record)["event"]
-    assert to_raw(record, EVENT_ID) == {"event": {"id": EVENT_ID}, "record": record}
+    raw = to_raw(record, EventContext(EVENT_ID, ACCOUNT, CREATED, None))
+    assert raw == {"event": {"id": EVENT_ID}, "record": record}
 
 
 def test_naive_created_is_utc_and_empty_account_is_left_out() -> None:
-    event = to_ocsf_activity(FULL, EVENT_ID, "", CREATED_DT.replace(tzinfo=None))
+    event = ocsf_of(FULL, account="", created=CREATED.removesuffix("Z"))
     assert event["metadata"]["logged_time"] == CREATED_MS
     assert "tenant_uid" not in event["metadata"] and "account" not in event["user"]
-    bare = to_ocsf_activity({"time": T}, EVENT_ID, "", CREATED_DT)
+    bare = ocsf_of({"time": T}, account="")
     assert bare["user"] == {"type_id": 0, "type": "Unknown"}
     assert_ocsf_valid(bare)
 
@@ -291,8 +294,16 @@ def test_random_records_always_map_to_valid_events(record: dict[str, Any]) -> No
     assert_ocsf_valid(ocsf_of(record))
 
 
-@pytest.mark.parametrize("stream", STREAMS, ids=lambda s: s.key)
-def test_each_streams_declared_dataset_is_the_one_its_events_carry(stream: Stream) -> None:
+def test_every_stream_maps_every_format_and_lands_in_its_own_dataset() -> None:
     record = {"time": "2026-11-26T10:00:00Z", "email": "a@example.com", "type": "Sign in", "action": "Add"}
-    event = make_formatter("ecs", "acct", False, stream)(record, "ab" * 16, None, "2026-11-26T12:00:00.000Z")
-    assert event["event"]["dataset"] == event["data_stream"]["dataset"] == stream.mapping.dataset
+    datasets = set()
+    for stream in STREAMS:
+        docs = {
+            name: make_formatter(name, "acct", False, stream)(record, "ab" * 16, record_time(record), CREATED)
+            for name in OUTPUT_FORMATS
+        }
+        assert docs["ecs"]["event"]["dataset"] == docs["ecs"]["data_stream"]["dataset"]
+        datasets.add(docs["ecs"]["event"]["dataset"])
+        assert docs["ocsf"]["metadata"]["uid"] == "ab" * 16
+        assert docs["raw"] == {"event": {"id": "ab" * 16}, "record": record}
+    assert datasets == {"zoom.operation", DATASET}

@@ -19,8 +19,10 @@ import orjson
 import pytest
 
 from detections.evaluate import any_value, connect, load
-from zoom_oplog_shipper.ecs import to_ecs
+from zoom_oplog_shipper.formats import ECS
+from zoom_oplog_shipper.mapping import EventContext
 from zoom_oplog_shipper.output import encode
+from zoom_oplog_shipper.streams.operations.ecs import to_ecs
 
 MAPPING = Path(__file__).parent.parent / "configs" / "elasticsearch" / "zoom.operation@mappings.json"
 BATCHED = "Security  - Waiting Room: from Off to On - Sign in with Two-Factor Authentication: from On to Off"
@@ -29,7 +31,9 @@ TIME = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
 
 def event(detail: str) -> dict[str, Any]:
     record = {"action": "Update", "category_type": "Account", "operation_detail": detail, "operator": "a@example.com"}
-    return to_ecs({**record, "time": "2026-11-02T09:30:00Z"}, "0" * 32, "acct", "2026-11-02T09:35:00.000Z", TIME)
+    return to_ecs(
+        {**record, "time": "2026-11-02T09:30:00Z"}, EventContext("0" * 32, "acct", "2026-11-02T09:35:00.000Z", TIME)
+    )
 
 
 def changes_mapping() -> dict[str, Any]:
@@ -102,7 +106,7 @@ def test_an_event_over_the_line_limit_loses_the_terms_before_its_text() -> None:
     # The terms repeat each change's setting and value: they go before the free text is cut.
     value = "welcome to the meeting " * 170  # text, value and term about 4 KB each: 3 fit in 16 KB, 4 do not
     doc = event(f"Account Settings  - Welcome text: from Hello to {value}")
-    line = encode(doc, 16384)
+    line = encode(doc, 16384, ECS)
     printed = orjson.loads(line)
     assert len(line) <= 16384 and "truncated" in printed["tags"]
     assert "setting_to" not in printed["zoom"]["operation"]["changes"][0]

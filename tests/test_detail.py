@@ -1,4 +1,4 @@
-"""Tests for zoom_oplog_shipper.detail: the operation_detail parser (its ECS fields: test_ecs.py)."""
+"""Tests for zoom_oplog_shipper.streams.operations.detail: the operation_detail parser (its ECS fields: test_ecs.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from zoom_oplog_shipper.detail import (
+from zoom_oplog_shipper.streams.operations.detail import (
     SECURITY_CONTROL_RULES,
     Change,
     Detail,

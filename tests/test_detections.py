@@ -25,10 +25,11 @@ from detections.evaluate import connect, load
 from detections.pipelines import EcsSqliteBackend, LokiArrayValues
 from detections.proof import Score, queries, score
 from tests.conftest import simulator_env
-from zoom_oplog_shipper.ecs import to_ecs
+from zoom_oplog_shipper.mapping import EventContext
 from zoom_oplog_shipper.records import record_time
 from zoom_oplog_shipper.simulator import Scenario, Simulator, SimulatorConfig, serve_in_thread
 from zoom_oplog_shipper.simulator._incidents import DAYS
+from zoom_oplog_shipper.streams.operations.ecs import to_ecs
 
 ROOT = Path(__file__).parent.parent
 DOCS = ROOT / "docs" / "detections.md"
@@ -213,7 +214,7 @@ def test_sqlite_is_no_more_precise_than_elasticsearch(condition: str, matches: b
         "time": "2026-11-02T09:30:00Z",
     }
     event = orjson.loads(
-        orjson.dumps(to_ecs(record, "0" * 32, "acct", "2026-11-02T09:35:00.000Z", record_time(record)))
+        orjson.dumps(to_ecs(record, EventContext("0" * 32, "acct", "2026-11-02T09:35:00.000Z", record_time(record))))
     )
     connection = connect()
     load(connection, [event])

@@ -13,7 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.schemas import ECS, assert_ecs_valid, flatten
-from zoom_oplog_shipper.detail import (
+from zoom_oplog_shipper.formats import to_raw
+from zoom_oplog_shipper.formats.ecs import ECS_VERSION, UNPARSABLE_TIME_TAG, normalize
+from zoom_oplog_shipper.mapping import EventContext
+from zoom_oplog_shipper.records import record_time
+from zoom_oplog_shipper.simulator import generate_records
+from zoom_oplog_shipper.streams.operations.detail import (
     TAG_ADMIN_ROLE_GRANTED,
     TAG_SECURITY_CONTROL_DISABLED,
     Change,
@@ -21,18 +26,7 @@ from zoom_oplog_shipper.detail import (
     RoleChange,
     parse_detail,
 )
-from zoom_oplog_shipper.ecs import (
-    ECS_VERSION,
-    UNPARSABLE_TIME_TAG,
-    categorize,
-    detail_fields,
-    event_type,
-    normalize,
-    to_ecs,
-    to_raw,
-)
-from zoom_oplog_shipper.records import record_time
-from zoom_oplog_shipper.simulator import generate_records
+from zoom_oplog_shipper.streams.operations.ecs import categorize, detail_fields, event_type, to_ecs
 
 DATA = Path(__file__).parent / "data"
 ECS_DETAIL = json.loads((DATA / "ecs_fields_detail.json").read_text(encoding="utf-8"))
@@ -41,7 +35,7 @@ CREATED = "2026-11-26T12:00:00.000Z"
 
 
 def map_sample(rec: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    return to_ecs(rec, "ab" * 16, "acct-1", CREATED, record_time(rec), **kw)
+    return to_ecs(rec, EventContext("ab" * 16, "acct-1", CREATED, record_time(rec), **kw))
 
 
 @pytest.mark.parametrize("rec", SAMPLES, ids=lambda r: str(r.get("operation_detail"))[:40])
@@ -151,12 +145,12 @@ def test_admin_type_only_on_iam_events() -> None:
 
 def test_raw_format_keeps_the_record_untouched() -> None:
     rec = SAMPLES[0]
-    assert to_raw(rec, "ff" * 16) == {"event": {"id": "ff" * 16}, "record": rec}
+    assert to_raw(rec, EventContext("ff" * 16, "acct", CREATED, None)) == {"event": {"id": "ff" * 16}, "record": rec}
 
 
 def test_timestamp_other_offsets() -> None:
     rec = {"time": "2026-01-01T10:00:00+02:00"}
-    doc = to_ecs(rec, "a", "b", CREATED, record_time(rec))
+    doc = to_ecs(rec, EventContext("a", "b", CREATED, record_time(rec)))
     assert doc["@timestamp"] == "2026-01-01T08:00:00.000Z"
     assert record_time(rec) == datetime(2026, 1, 1, 8, tzinfo=UTC)
 
@@ -324,21 +318,21 @@ def test_events_of_one_text_share_nothing() -> None:
 
 
 EXTRA_TEXTS = [
-    # meeting ids written in groups: the parser joins the digits, the shape cannot hold them
+    # meeting ids written in groups (the parser joins the digits)
     ("Delete Meeting 123 456 7890", "Webinar", "Delete"),
     ("Delete Meeting 123 4", "Webinar", "Delete"),
     ("Delete cloud recording for meeting 12-3", "Recording", "Delete"),
     ("Delete cloud recording for meeting 11122223333 and 44455566677", "Recording", "Delete"),
     ("Change Role  - a.b@x.io: from Member to Admin - c@y.io: from User to Owner", "User", "Batch Update"),
-    # longer than the parser reads, with numbers that the placeholders make longer still
+    # longer than the parser reads
     ("Security  - " + " - ".join(f"Setting {i}: from On to Off" for i in range(150)), "Account", "Update"),
     ("Update User we\\ird\x01@example.com  - Job Title: set to Boss", "User", "Update"),
 ]
 
 
 def reference_event(rec: dict[str, Any]) -> dict[str, Any]:
-    """The event the slow way: ``rec`` mapped with a detail the parser does not know, then the
-    parser's fields for the real detail merged in (dicts key by key, the ECS sets unioned)."""
+    """The event by a generic merge: ``rec`` mapped with a detail the parser does not know, then the
+    parser's fields for the real detail deep-merged in (dicts key by key, the ECS sets unioned)."""
     text, category, action = rec["operation_detail"], rec.get("category_type"), rec.get("action")
     doc = map_sample({**rec, "operation_detail": "-"})
     doc["message"] = doc["zoom"]["operation"]["operation_detail"] = text
@@ -358,16 +352,16 @@ def reference_event(rec: dict[str, Any]) -> dict[str, Any]:
     return doc
 
 
-def assert_maps_like_the_parser(rec: dict[str, Any]) -> None:
+def assert_merges_like_a_deep_merge(rec: dict[str, Any]) -> None:
     assert orjson.dumps(map_sample(rec)) == orjson.dumps(reference_event(rec)), rec["operation_detail"]
 
 
-def test_shapes_map_like_the_parser_on_generated_records() -> None:
-    """Details that share a shape share a parse: each event equals the one from parsing its own text."""
+def test_detail_fields_merge_like_a_deep_merge_on_generated_records() -> None:
+    """The event's own fields and the parsed ones merge as a deep merge would, the ECS sets unioned."""
     records = generate_records(5, 20, 300, datetime(2026, 11, 26, tzinfo=UTC)) + SAMPLES
     extra = [{"category_type": c, "action": a, "operation_detail": t, "operator": "a@b.io"} for t, c, a in EXTRA_TEXTS]
     for rec in records + extra:
-        assert_maps_like_the_parser(rec)
+        assert_merges_like_a_deep_merge(rec)
 
 
 FRAGMENTS = st.sampled_from(
@@ -386,11 +380,11 @@ TEXTS = st.lists(FRAGMENTS | st.text(max_size=5), max_size=30).map("".join)
     operator=st.sampled_from([None, "a@b.io", "Zoom System"]),
     timed=st.booleans(),
 )
-def test_shapes_map_like_the_parser(
+def test_detail_fields_merge_like_a_deep_merge(
     text: str, category: str | None, action: str | None, operator: str | None, timed: bool
 ) -> None:
     rec = {"category_type": category, "action": action, "operation_detail": text, "operator": operator}
     if timed:
         rec["time"] = "2026-01-01T00:00:00Z"
-    assert_maps_like_the_parser(rec)
+    assert_merges_like_a_deep_merge(rec)
     assert_ecs_valid(map_sample(rec))

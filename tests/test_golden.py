@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 import pytest
 
-from zoom_oplog_shipper.output import encode, make_formatter
+from zoom_oplog_shipper.output import make_encoder, make_formatter
 from zoom_oplog_shipper.records import canonical, fingerprint, record_time
 from zoom_oplog_shipper.settings import DEFAULT_MAX_LINE_BYTES
 
@@ -67,6 +67,7 @@ def render(records: list[Any], name: str) -> list[bytes]:
     """The lines the engine prints for ``records`` in output ``name`` (ids as the engine makes them)."""
     output_format, include_original = FORMATS[name]
     formatter = make_formatter(output_format, ACCOUNT, include_original)
+    encoder = make_encoder(DEFAULT_MAX_LINE_BYTES, output_format)
     occurrences: dict[bytes, int] = {}
     lines = []
     for record in records:
@@ -74,7 +75,7 @@ def render(records: list[Any], name: str) -> list[bytes]:
         n = occurrences.get(canon, 0)
         occurrences[canon] = n + 1
         event_id = fingerprint(ACCOUNT, canon, n).hex()
-        lines.append(encode(formatter(record, event_id, record_time(record), CREATED), DEFAULT_MAX_LINE_BYTES))
+        lines.append(encoder(formatter(record, event_id, record_time(record), CREATED)))
     return lines
 
 

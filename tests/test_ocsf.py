@@ -1,4 +1,4 @@
-"""Tests for zoom_oplog_shipper.ocsf: OCSF 1.5.0 events checked against maintained OCSF models.
+"""Tests for zoom_oplog_shipper.streams.operations.ocsf: OCSF 1.5.0 events checked against maintained OCSF models.
 
 Two model packages do the checking, neither of them hand-written here:
 - ``ocsf-emitter``: pydantic models generated from the OCSF 1.5.0 schema for every class
@@ -10,7 +10,7 @@ Two model packages do the checking, neither of them hand-written here:
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,13 @@ from py_ocsf_models.events.base_event import BaseEvent
 from pydantic import BaseModel
 
 from tests.schemas import unknown_attributes
-from zoom_oplog_shipper.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL, to_ocsf
+from zoom_oplog_shipper.formats.ocsf import OCSF_VERSION, TIME_UNPARSABLE_LABEL
+from zoom_oplog_shipper.mapping import EventContext
+from zoom_oplog_shipper.records import record_time
+from zoom_oplog_shipper.streams.operations.ocsf import to_ocsf
 
 DATA = Path(__file__).parent / "data"
-CREATED = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
+CREATED = "2026-11-26T12:00:00.000Z"
 CREATED_MS = 1795694400000
 ACCOUNT = "acct-123"
 MODELS: dict[int, type[BaseModel]] = {3001: ocsf_models.AccountChange, 3004: ocsf_models.EntityManagement}
@@ -50,8 +53,8 @@ def assert_valid_ocsf(event: dict[str, Any]) -> BaseModel:
     return instance
 
 
-def event_for(record: Any, created: datetime = CREATED) -> dict[str, Any]:
-    return to_ocsf(record, "evt-1", ACCOUNT, created)
+def event_for(record: Any, created: str = CREATED) -> dict[str, Any]:
+    return to_ocsf(record, EventContext("evt-1", ACCOUNT, created, record_time(record)))
 
 
 @pytest.mark.parametrize("record", sample_records(), ids=lambda r: str(r.get("operation_detail"))[:50])
@@ -266,8 +269,8 @@ def test_time_forms(raw: str, expected_ms: int) -> None:
 
 
 def test_naive_and_offset_created_are_utc() -> None:
-    naive = event_for({}, created=datetime(2026, 11, 26, 12, 0, 0))
-    offset = event_for({}, created=datetime(2026, 11, 26, 13, 0, 0, tzinfo=timezone(timedelta(hours=1))))
+    naive = event_for({}, created="2026-11-26T12:00:00")
+    offset = event_for({}, created="2026-11-26T13:00:00+01:00")
     assert naive["time"] == offset["time"] == CREATED_MS
     assert naive["metadata"]["logged_time"] == CREATED_MS
 

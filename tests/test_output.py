@@ -8,26 +8,28 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from zoom_oplog_shipper.ecs import to_ecs
 from zoom_oplog_shipper.errors import OutputClosedError
+from zoom_oplog_shipper.formats import ECS, FORMATS
+from zoom_oplog_shipper.mapping import EventContext
 from zoom_oplog_shipper.output import TRUNCATED_TAG, PageWriter, encode, make_encoder, make_formatter
 from zoom_oplog_shipper.records import record_time
+from zoom_oplog_shipper.streams.operations.ecs import to_ecs
 
 REC = {"time": "2026-01-01T00:00:00Z", "operator": "a@b.io", "operation_detail": "Ünïcode detail " * 400}
 
 
 def doc(**kw: Any) -> dict[str, Any]:
-    return to_ecs(REC, "ab" * 16, "acct", "2026-01-01T00:00:00.000Z", record_time(REC), **kw)
+    return to_ecs(REC, EventContext("ab" * 16, "acct", "2026-01-01T00:00:00.000Z", record_time(REC), **kw))
 
 
 def test_short_line_untouched() -> None:
     small = {"a": 1}
-    assert encode(small, 4096) == b'{"a":1}'
+    assert encode(small, 4096, ECS) == b'{"a":1}'
 
 
 @pytest.mark.parametrize("limit", [2048, 4096, 9000])
 def test_long_lines_are_cut_under_the_limit(limit: int) -> None:
-    line = encode(doc(include_original=True), limit)
+    line = encode(doc(include_original=True), limit, ECS)
     assert len(line) <= limit
     parsed = orjson.loads(line)
     assert TRUNCATED_TAG in parsed["tags"]
@@ -38,9 +40,9 @@ def test_long_lines_are_cut_under_the_limit(limit: int) -> None:
 
 def test_parsed_changes_are_cut_too() -> None:
     rec = {"time": "2026-01-01T00:00:00Z", "operation_detail": "Security  - Note: from On to " + "x" * 9000}
-    full = to_ecs(rec, "ab" * 16, "acct", "2026-01-01T00:00:00.000Z", record_time(rec))
+    full = to_ecs(rec, EventContext("ab" * 16, "acct", "2026-01-01T00:00:00.000Z", record_time(rec)))
     assert len(full["zoom"]["operation"]["changes"][0]["to"]) > 4000
-    line = encode(full, 3000)
+    line = encode(full, 3000, ECS)
     parsed = orjson.loads(line)
     assert len(line) <= 3000 and TRUNCATED_TAG in parsed["tags"]
     assert parsed["zoom"]["operation"]["changes"][0]["to"].endswith("…")
@@ -49,7 +51,7 @@ def test_parsed_changes_are_cut_too() -> None:
 def test_original_dropped_first() -> None:
     full = doc(include_original=True)
     without = len(orjson.dumps(doc()))
-    line = encode(full, without + 10)
+    line = encode(full, without + 10, ECS)
     parsed = orjson.loads(line)
     assert "original" not in parsed["event"] and "tags" not in parsed
     assert parsed["message"] == REC["operation_detail"]
@@ -136,7 +138,7 @@ def marked_truncated(doc: dict[str, Any]) -> bool:
 )
 def test_every_line_holds_the_limit(output_format: str, limit: int, rec: dict[str, Any]) -> None:
     doc = formatted(output_format, rec, include_original=True)
-    line = encode(doc, limit)
+    line = encode(doc, limit, FORMATS[output_format])
     assert len(line) <= limit
     parsed = orjson.loads(line)
     assert marked_truncated(parsed)
@@ -154,7 +156,7 @@ def test_every_line_holds_the_limit(output_format: str, limit: int, rec: dict[st
 def test_many_changes_keep_the_first_ones_and_count_the_rest() -> None:
     doc = formatted("ecs", big_record())
     total = len(doc["zoom"]["operation"]["changes"])
-    line = encode(doc, 4096)
+    line = encode(doc, 4096, ECS)
     parsed = orjson.loads(line)
     op = parsed["zoom"]["operation"]
     kept = op["changes"]
@@ -169,7 +171,7 @@ def test_ocsf_changes_are_cut_and_the_event_stays_valid_ocsf() -> None:
     from tests.test_ocsf import assert_valid_ocsf
 
     doc = formatted("ocsf", big_record())
-    line = encode(doc, 4096)
+    line = encode(doc, 4096, FORMATS["ocsf"])
     parsed = orjson.loads(line)
     assert len(line) <= 4096 and "tags" not in parsed
     assert TRUNCATED_TAG in parsed["metadata"]["labels"]
@@ -196,7 +198,7 @@ def test_no_line_ever_exceeds_the_limit(
     # Dropping event.original is not a cut: the event is tagged only when its own text had to go.
     without_original = orjson.loads(orjson.dumps(doc))
     without_original.get("event", {}).pop("original", None)
-    line = encode(doc, limit)
+    line = encode(doc, limit, FORMATS[output_format])
     assert len(line) <= limit
     parsed = orjson.loads(line)
     assert marked_truncated(parsed) == (len(orjson.dumps(without_original)) > limit)
@@ -204,5 +206,5 @@ def test_no_line_ever_exceeds_the_limit(
 
 @pytest.mark.parametrize("max_bytes", [200, 1000, 4096, 1_000_000])
 def test_the_engines_encoder_writes_what_encode_writes(max_bytes: int) -> None:
-    line = make_encoder(max_bytes)(doc(include_original=True))
-    assert line == encode(doc(include_original=True), max_bytes) and len(line) <= max_bytes
+    line = make_encoder(max_bytes, "ecs")(doc(include_original=True))
+    assert line == encode(doc(include_original=True), max_bytes, ECS) and len(line) <= max_bytes

@@ -46,3 +46,4 @@ def test_epoch_and_rfc3339() -> None:
     moment = datetime(2022, 1, 25, 17, 52, 16, 123456, tzinfo=UTC)
     assert epoch(moment) == 1643133136
     assert rfc3339_millis(moment) == "2022-01-25T17:52:16.123Z"
+    assert rfc3339_millis(moment.replace(year=999)) == "0999-01-25T17:52:16.123Z"  # RFC 3339: four digits

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import NOW, FakeClock, FakeZoom, make_config, record
 from zoom_oplog_shipper.errors import ApiError, ConfigError, DailyLimitError
-from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
+from zoom_oplog_shipper.output import PageWriter, make_encoder, make_formatter
 from zoom_oplog_shipper.state import StateStore, state_file
 from zoom_oplog_shipper.streams import OPERATIONS
 from zoom_oplog_shipper.summary import RunSummary
@@ -46,7 +46,7 @@ class Harness:
             store,
             writer or PageWriter(out),
             make_formatter(cfg.output_format, cfg.account_id, cfg.include_original),
-            lambda doc: encode(doc, cfg.max_line_bytes),
+            make_encoder(cfg.max_line_bytes, cfg.output_format),
             self.clock,
             should_stop or (lambda: False),
         )

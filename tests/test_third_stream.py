@@ -1,9 +1,10 @@
 """A log type is one declaration: a third stream, declared here alone, syncs through the real engine.
 
 Nothing in the package knows this stream. The test declares it (path, records field, an extra query
-parameter, scopes, dataset, mappers written below), serves it with its own pytest-httpserver handler,
-and runs it through `run`'s own composition (`pipeline.run_pass`, given the stream) and through the
-public parts composed by hand (lock, store, client reader, engine, formatter).
+parameter, scopes, and its ECS and OCSF mappers, written below to the package's mapper contract;
+``raw`` is every stream's), serves it with its own pytest-httpserver handler, and runs it, in each
+output format, through `run`'s own composition (`pipeline.run_pass`, given the stream) and through
+the public parts composed by hand (lock, store, client reader, engine, formatter, encoder).
 """
 
 from __future__ import annotations
@@ -23,28 +24,36 @@ from werkzeug import Request, Response
 from tests.conftest import NOW, SECRET, FakeClock, make_config
 from zoom_oplog_shipper import pipeline
 from zoom_oplog_shipper.config import Config
-from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
+from zoom_oplog_shipper.formats import OUTPUT_FORMATS
+from zoom_oplog_shipper.formats.ecs import envelope
+from zoom_oplog_shipper.formats.ocsf import INFORMATIONAL, SUCCESS, classified, event_time, metadata
+from zoom_oplog_shipper.mapping import EventContext, EventMapping
+from zoom_oplog_shipper.output import PageWriter, make_encoder, make_formatter
 from zoom_oplog_shipper.records import canonical
 from zoom_oplog_shipper.state import RunLock, StateStore
-from zoom_oplog_shipper.streams import EventMapping, Report, Stream
+from zoom_oplog_shipper.streams import Report, Stream
 from zoom_oplog_shipper.sync import SyncEngine
 from zoom_oplog_shipper.zoom_client import ZoomClient
 
 
-def to_ecs_x(
-    record: dict[str, Any], event_id: str, account_id: str, created: str, time: datetime | None, *,
-    include_original: bool = False,
-) -> dict[str, Any]:  # fmt: skip
-    """The throwaway stream's ECS mapping: just enough to recognise its events."""
-    event = {"id": event_id, "dataset": "zoom.telephony", "created": created, "kind": "event"}
-    if include_original:
-        event["original"] = orjson.dumps(record).decode()
-    return {"@timestamp": record.get("time"), "event": event, "organization": {"id": account_id}}
+def to_ecs_x(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
+    """The throwaway stream's ECS mapping: the shared envelope and the record's own fields."""
+    return envelope(record, context, "zoom.telephony", (["network"], ["info"]), {}, {"telephony": dict(record)})
 
 
-def to_ocsf_x(record: dict[str, Any], event_id: str, account_id: str, created: datetime) -> dict[str, Any]:
-    """The throwaway stream's OCSF mapping (unused by the test, required by the declaration)."""
-    return {"metadata": {"uid": event_id}, "time": int(created.timestamp() * 1000)}
+def to_ocsf_x(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
+    """The throwaway stream's OCSF mapping: the shared classification and metadata, the record unmapped."""
+    time, labels = event_time(context)
+    event = classified(
+        (4001, "Network Activity"), (99, "Other"), "Other", INFORMATIONAL, SUCCESS, time,
+        metadata(record, context, "Telephony", "telephony", labels),
+    )  # fmt: skip
+    event["unmapped"] = {"telephony_log": record}
+    return event
+
+
+def telephony_mappers() -> EventMapping:
+    return {"ecs": to_ecs_x, "ocsf": to_ocsf_x}
 
 
 TELEPHONY = Stream(
@@ -56,11 +65,22 @@ TELEPHONY = Stream(
         scopes=("report:read:telephony:admin", "report:read:admin"),
         permission="Reports > Telephony (view)",
     ),
-    mapping=EventMapping(
-        dataset="zoom.telephony", ecs="tests.test_third_stream:to_ecs_x", ocsf="tests.test_third_stream:to_ocsf_x"
-    ),
+    mappers=telephony_mappers,
     query=lambda _config: {"direction": "both"},
 )
+
+#: Output format -> the record a printed document carries.
+RECORD_OF = {
+    "ecs": lambda doc: orjson.loads(doc["event"]["original"]),
+    "ocsf": lambda doc: doc["unmapped"]["telephony_log"],
+    "raw": lambda doc: doc["record"],
+}
+#: Output format -> the event id of a printed document.
+ID_OF = {
+    "ecs": lambda doc: doc["event"]["id"],
+    "ocsf": lambda doc: doc["metadata"]["uid"],
+    "raw": lambda doc: doc["event"]["id"],
+}
 
 
 class TelephonyReport:
@@ -119,7 +139,7 @@ def compose(config: Config, clock: FakeClock, out: io.BytesIO) -> None:
             store,
             PageWriter(out),
             make_formatter(config.output_format, config.account_id, config.include_original, TELEPHONY),
-            lambda doc: encode(doc, config.max_line_bytes),
+            make_encoder(config.max_line_bytes, config.output_format),
             clock,
         ).run()
     finally:
@@ -135,12 +155,29 @@ def run_pass(config: Config, clock: FakeClock, out: io.BytesIO) -> None:
 PASSES = {"engine": compose, "run_pass": run_pass}
 
 
-def originals(docs: list[dict[str, Any]]) -> Counter[bytes]:
-    return Counter(canonical(orjson.loads(d["event"]["original"])) for d in docs)
+def originals(docs: list[dict[str, Any]], output_format: str) -> Counter[bytes]:
+    return Counter(canonical(RECORD_OF[output_format](d)) for d in docs)
 
 
+def test_every_output_format_has_a_record_reader() -> None:
+    assert set(RECORD_OF) == set(ID_OF) == set(OUTPUT_FORMATS)
+
+
+def test_a_format_the_stream_does_not_map_is_refused_with_the_stream_and_format_named() -> None:
+    ecs_only = Stream("ecs-only", "ECS-only logs", TELEPHONY.report, lambda: {"ecs": to_ecs_x})
+    assert make_formatter("raw", "acct", False, ecs_only)({"a": 1}, "ab" * 16, None, "2026-01-01T00:00:00.000Z") == {
+        "event": {"id": "ab" * 16},
+        "record": {"a": 1},
+    }  # raw is every stream's
+    with pytest.raises(LookupError, match="ECS-only logs have no ocsf mapper"):
+        make_formatter("ocsf", "acct", False, ecs_only)
+
+
+@pytest.mark.parametrize("output_format", OUTPUT_FORMATS)
 @pytest.mark.parametrize("how", list(PASSES))
-def test_a_stream_declared_in_a_test_syncs_through_the_engine(httpserver: HTTPServer, tmp_path: Path, how: str) -> None:
+def test_a_stream_declared_in_a_test_syncs_through_the_engine(
+    httpserver: HTTPServer, tmp_path: Path, how: str, output_format: str
+) -> None:
     report = TelephonyReport(httpserver)
 
     def sync(config: Config, clock: FakeClock) -> list[dict[str, Any]]:
@@ -152,12 +189,21 @@ def test_a_stream_declared_in_a_test_syncs_through_the_engine(httpserver: HTTPSe
     report.records = [call(NOW - timedelta(minutes=7 * n), n) for n in range(640)]
     report.records += [call(NOW - timedelta(hours=5), n) for n in range(40)] + [call(NOW - timedelta(hours=9), 1)] * 3
     clock = FakeClock(NOW)
-    config = make_config(tmp_path, report.base, backfill_start=NOW - timedelta(days=4), include_original=True)
+    config = make_config(
+        tmp_path,
+        report.base,
+        backfill_start=NOW - timedelta(days=4),
+        include_original=True,
+        output_format=output_format,
+    )
 
     docs = sync(config, clock)
-    assert {d["event"]["dataset"] for d in docs} == {"zoom.telephony"}  # the test's own mapper
-    assert originals(docs) == Counter(canonical(r) for r in report.records)
-    assert len({d["event"]["id"] for d in docs}) == len(docs)
+    if output_format == "ecs":  # the test's own mappers made these
+        assert {d["event"]["dataset"] for d in docs} == {"zoom.telephony"}
+    elif output_format == "ocsf":
+        assert {(d["class_uid"], d["metadata"]["log_name"]) for d in docs} == {(4001, "telephony")}
+    assert originals(docs, output_format) == Counter(canonical(r) for r in report.records)
+    assert len({ID_OF[output_format](d) for d in docs}) == len(docs)
     assert all(q["direction"] == "both" and "category_type" not in q for q in report.queries)
     assert any(q.get("next_page_token") for q in report.queries)  # it did page
 
@@ -167,7 +213,7 @@ def test_a_stream_declared_in_a_test_syncs_through_the_engine(httpserver: HTTPSe
     later = call(clock.now() - timedelta(minutes=2), 999)
     report.records.append(later)
     clock.advance(600)
-    assert originals(sync(config, clock)) == Counter([canonical(later)])
+    assert originals(sync(config, clock), output_format) == Counter([canonical(later)])
 
     path = TELEPHONY.state_path(config)
     assert path.exists() and "telephony" in path.name

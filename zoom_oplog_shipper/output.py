@@ -9,8 +9,10 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from zoom_oplog_shipper.ecs import to_raw
 from zoom_oplog_shipper.errors import OutputClosedError, OutputError
+from zoom_oplog_shipper.formats import FORMATS, FieldPath, OutputFormat
+from zoom_oplog_shipper.mapping import EventContext
+from zoom_oplog_shipper.scan import Encoder, Formatter
 from zoom_oplog_shipper.stdout import ReaderWatch, unwritable
 from zoom_oplog_shipper.streams import OPERATIONS, Stream
 
@@ -20,71 +22,22 @@ TRUNCATED_TAG = "truncated"
 _ELLIPSIS = "…"
 #: Free text is first cut no shorter than this share of the limit, so the parsed changes go before it.
 _TEXT_SHARE = 8
-#: Where each format keeps its lists of parsed changes (the count of dropped ones goes beside them).
-_CHANGE_LISTS = (("zoom", "operation"), ("entity", "data"), ("unmapped",))
-#: Derived objects, dropped whole (in this order) when cutting was not enough.
-_DERIVED = {
-    "ecs": (
-        ("zoom", "operation", "changes"),
-        ("related",),
-        ("user", "target"),
-        ("user", "changes"),
-        ("group",),
-        ("zoom", "role"),
-        ("zoom", "meeting"),
-        ("zoom", "webinar"),
-        ("zoom", "operation", "disabled_controls"),
-    ),
-    "ocsf": (
-        ("entity", "data"),
-        ("unmapped", "changes"),
-        ("unmapped", "disabled_controls"),
-        ("observables",),
-        ("user_result",),
-        ("policy",),
-    ),
-    "raw": (),
-}
-#: What a line always keeps: ids, times and the event's classification.
-_CORE = {
-    "ecs": ("@timestamp", "ecs", "event", "organization", "data_stream", "tags"),
-    "ocsf": (
-        "category_uid",
-        "category_name",
-        "class_uid",
-        "class_name",
-        "activity_id",
-        "activity_name",
-        "type_uid",
-        "type_name",
-        "severity_id",
-        "severity",
-        "status_id",
-        "status",
-        "time",
-        "metadata",
-    ),
-    "raw": ("event", "tags"),
-}
 
 
-def _kind(doc: dict[str, Any]) -> str:
-    if "class_uid" in doc and isinstance(doc.get("metadata"), dict):
-        return "ocsf"
-    return "ecs" if "ecs" in doc else "raw"
-
-
-def _at(doc: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
-    """The dict at ``path`` in ``doc``, or None."""
+def _at(doc: dict[str, Any], path: FieldPath) -> dict[str, Any] | None:
+    """The dict at ``path`` in ``doc`` (``doc`` itself for the empty path), or None."""
     node: Any = doc
     for key in path:
         node = node.get(key) if isinstance(node, dict) else None
     return node if isinstance(node, dict) else None
 
 
-def _mark(doc: dict[str, Any], kind: str) -> None:
-    """Tag the event as cut: `tags` (ECS, raw) or `metadata.labels` (OCSF has no `tags`)."""
-    labels = doc["metadata"].setdefault("labels", []) if kind == "ocsf" else doc.setdefault("tags", [])
+def _mark(doc: dict[str, Any], fmt: OutputFormat) -> None:
+    """Tag the event as cut, in the format's labels (``tags``; OCSF: ``metadata.labels``)."""
+    holder: dict[str, Any] = doc
+    for key in fmt.labels[:-1]:
+        holder = holder.setdefault(key, {})
+    labels = holder.setdefault(fmt.labels[-1], [])
     if isinstance(labels, list) and TRUNCATED_TAG not in labels:
         labels.append(TRUNCATED_TAG)
 
@@ -94,15 +47,13 @@ def _cut(value: str, keep: int) -> str:
     return value.encode()[:keep].decode(errors="ignore") + _ELLIPSIS
 
 
-def _text_targets(doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
-    """The free-text fields: the message and the raw detail, wherever the format keeps them."""
+def _fields(doc: dict[str, Any], paths: tuple[FieldPath, ...]) -> list[tuple[dict[str, Any], str]]:
+    """(holder, key) of each text field at ``paths`` that the document has."""
     targets: list[tuple[dict[str, Any], str]] = []
-    if isinstance(doc.get("message"), str):
-        targets.append((doc, "message"))
-    for path in (("zoom", "operation"), ("record",), ("unmapped", "operation_log")):
-        holder = _at(doc, path)
-        if holder is not None and isinstance(holder.get("operation_detail"), str):
-            targets.append((holder, "operation_detail"))
+    for path in paths:
+        holder = _at(doc, path[:-1])
+        if holder is not None and isinstance(holder.get(path[-1]), str):
+            targets.append((holder, path[-1]))
     return targets
 
 
@@ -117,11 +68,11 @@ def _shorten(targets: list[tuple[dict[str, Any], str]], excess: int, floor: int)
     return True
 
 
-def _drop_changes(doc: dict[str, Any], excess: int) -> bool:
+def _drop_changes(doc: dict[str, Any], fmt: OutputFormat, excess: int) -> bool:
     """Drop parsed changes from the end of each list until about ``excess`` bytes are saved; count them."""
     saved = 0
     dropped_any = False
-    for path in _CHANGE_LISTS:
+    for path in fmt.change_lists:
         holder = _at(doc, path)
         changes = holder.get("changes") if holder is not None else None
         if holder is None or not isinstance(changes, list) or not changes:
@@ -133,10 +84,10 @@ def _drop_changes(doc: dict[str, Any], excess: int) -> bool:
     return dropped_any
 
 
-def _drop_terms(doc: dict[str, Any]) -> bool:
+def _drop_terms(doc: dict[str, Any], fmt: OutputFormat) -> bool:
     """Drop every change's ``setting_to`` (it repeats the setting and the value); False when there was none."""
     dropped = False
-    for path in _CHANGE_LISTS:
+    for path in fmt.change_lists:
         holder = _at(doc, path)
         for change in holder.get("changes") or () if holder is not None else ():
             if isinstance(change, dict) and change.pop("setting_to", None) is not None:
@@ -148,10 +99,10 @@ def _drop_terms(doc: dict[str, Any]) -> bool:
 _CHANGE_TEXTS = ("section", "setting", "from", "to", "setting_to")
 
 
-def _change_texts(doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+def _change_texts(doc: dict[str, Any], fmt: OutputFormat) -> list[tuple[dict[str, Any], str]]:
     """The text fields of the parsed changes that are left."""
     targets: list[tuple[dict[str, Any], str]] = []
-    for path in _CHANGE_LISTS:
+    for path in fmt.change_lists:
         holder = _at(doc, path)
         changes = holder.get("changes") if holder is not None else None
         for change in changes if isinstance(changes, list) else ():
@@ -160,10 +111,10 @@ def _change_texts(doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
     return targets
 
 
-def _drop_derived(doc: dict[str, Any], kind: str, max_bytes: int) -> bytes | None:
-    """Drop derived objects one by one; the line once it fits, else None."""
-    for path in _DERIVED[kind]:
-        holder = _at(doc, path[:-1]) if len(path) > 1 else doc
+def _drop(doc: dict[str, Any], paths: tuple[FieldPath, ...], max_bytes: int) -> bytes | None:
+    """Drop the fields at ``paths`` one by one; the line once it fits, else None."""
+    for path in paths:
+        holder = _at(doc, path[:-1])
         if holder is not None and path[-1] in holder:
             del holder[path[-1]]
             line = orjson.dumps(doc)
@@ -183,9 +134,9 @@ def _squeeze(value: Any, limit: int) -> Any:
     return value
 
 
-def _last_resort(doc: dict[str, Any], kind: str, max_bytes: int) -> bytes:
+def _last_resort(doc: dict[str, Any], fmt: OutputFormat, max_bytes: int) -> bytes:
     """Only the core (ids, times, classification), its strings squeezed until the line fits."""
-    core = {k: doc[k] for k in _CORE[kind] if k in doc}
+    core = {k: doc[k] for k in fmt.core if k in doc}
     limit = 256
     while True:
         line = orjson.dumps(_squeeze(core, limit))
@@ -193,17 +144,16 @@ def _last_resort(doc: dict[str, Any], kind: str, max_bytes: int) -> bytes:
             break
         limit //= 2
     if len(line) > max_bytes:  # an absurd account id or event id: keep only what identifies the event
-        ident = doc.get("metadata", {}).get("uid") if kind == "ocsf" else doc.get("event", {}).get("id")
-        line = orjson.dumps({"event": {"id": str(ident)[:64]}, "tags": [TRUNCATED_TAG]})
+        line = orjson.dumps({"event": {"id": _ident(doc, fmt)[:64]}, "tags": [TRUNCATED_TAG]})
     return line
 
 
-def encode(doc: dict[str, Any], max_bytes: int) -> bytes:
-    """One JSON line (no newline) of at most ``max_bytes`` bytes, never more.
+def encode(doc: dict[str, Any], max_bytes: int, fmt: OutputFormat) -> bytes:
+    """One JSON line (no newline) of at most ``max_bytes`` bytes, never more; ``fmt`` is the document's format.
 
-    Over the limit, in this order until it fits: `event.original` goes; the changes' `setting_to`
-    terms go (each repeats its change's setting and value); the free text (message,
-    raw detail) is cut to an eighth of the limit; parsed changes are dropped from the end
+    Over the limit, in this order until it fits: the copy of the record (`event.original`) goes;
+    the changes' `setting_to` terms go (each repeats its change's setting and value); the free text
+    (message, raw detail) is cut to an eighth of the limit; parsed changes are dropped from the end
     (``changes_truncated`` counts them); the free text is cut further; derived objects (parsed
     changes, related users, targets...) are dropped; every other string and list is cut; at last
     only the core is kept: ids, times and the event's classification. A cut event is tagged
@@ -214,20 +164,16 @@ def encode(doc: dict[str, Any], max_bytes: int) -> bytes:
         return line
     # Work on a copy: the document can share objects with the record (format raw).
     doc = orjson.loads(line)
-    event = doc.get("event")
-    if isinstance(event, dict) and "original" in event:
-        del event["original"]
-        line = orjson.dumps(doc)
-        if len(line) <= max_bytes:
-            return line
-    kind = _kind(doc)
-    _mark(doc, kind)
+    dropped = _drop(doc, fmt.copies, max_bytes)
+    if dropped is not None:
+        return dropped
+    _mark(doc, fmt)
     steps: tuple[Callable[[int], bool], ...] = (
-        lambda excess: _drop_terms(doc),
-        lambda excess: _shorten(_text_targets(doc), excess, max_bytes // _TEXT_SHARE),
-        lambda excess: _drop_changes(doc, excess),
-        lambda excess: _shorten(_text_targets(doc), excess, 16),
-        lambda excess: _shorten(_change_texts(doc), excess, 16),
+        lambda excess: _drop_terms(doc, fmt),
+        lambda excess: _shorten(_fields(doc, fmt.texts), excess, max_bytes // _TEXT_SHARE),
+        lambda excess: _drop_changes(doc, fmt, excess),
+        lambda excess: _shorten(_fields(doc, fmt.texts), excess, 16),
+        lambda excess: _shorten(_change_texts(doc, fmt), excess, 16),
     )
     for step in steps:
         for _ in range(8):
@@ -239,23 +185,20 @@ def encode(doc: dict[str, Any], max_bytes: int) -> bytes:
     line = orjson.dumps(doc)
     if len(line) <= max_bytes:
         return line
-    dropped = _drop_derived(doc, kind, max_bytes)
+    dropped = _drop(doc, fmt.derived, max_bytes)
     if dropped is not None:
         return dropped
     for limit in (256, 64):
         line = orjson.dumps(_squeeze(doc, limit))
         if len(line) <= max_bytes:
             return line
-    log.warning("event %s had to be cut to its ids, times and classification to fit the line limit", _ident(doc))
-    return _last_resort(doc, kind, max_bytes)
+    log.warning("event %s had to be cut to its ids, times and classification to fit the line limit", _ident(doc, fmt))
+    return _last_resort(doc, fmt, max_bytes)
 
 
-def _ident(doc: dict[str, Any]) -> str:
-    event = doc.get("event")
-    if isinstance(event, dict) and "id" in event:
-        return str(event["id"])
-    metadata = doc.get("metadata")
-    return str(metadata.get("uid")) if isinstance(metadata, dict) else "?"
+def _ident(doc: dict[str, Any], fmt: OutputFormat) -> str:
+    holder = _at(doc, fmt.event_id[:-1])
+    return str(holder.get(fmt.event_id[-1]) if holder is not None else None)
 
 
 class PageWriter:
@@ -301,30 +244,23 @@ _CLOSED = (
 
 def make_formatter(
     output_format: str, account_id: str, include_original: bool, stream: Stream = OPERATIONS
-) -> Callable[[dict[str, Any], str, datetime | None, str], dict[str, Any]]:
-    """The function that turns (record, event id, time, created) into the document to print."""
-    if output_format == "raw":
-        return lambda record, event_id, _time, _created: to_raw(record, event_id)
+) -> Formatter:
+    """The engine's formatter: (record, event id, record time, created) -> ``stream``'s ``output_format`` document."""
     mapper = stream.mapper(output_format)
-    if output_format == "ocsf":
 
-        def ocsf(record: dict[str, Any], event_id: str, time: datetime | None, created: str) -> dict[str, Any]:
-            return mapper(record, event_id, account_id, datetime.fromisoformat(created.replace("Z", "+00:00")))
+    def formatter(record: dict[str, Any], event_id: str, time: datetime | None, created: str) -> dict[str, Any]:
+        return mapper(record, EventContext(event_id, account_id, created, time, include_original))
 
-        return ocsf
-
-    def ecs(record: dict[str, Any], event_id: str, time: datetime | None, created: str) -> dict[str, Any]:
-        return mapper(record, event_id, account_id, created, time, include_original=include_original)
-
-    return ecs
+    return formatter
 
 
-def make_encoder(max_bytes: int) -> Callable[[dict[str, Any]], bytes]:
-    """The function that turns a document into its line: :func:`encode` within ``max_bytes``."""
+def make_encoder(max_bytes: int, output_format: str) -> Encoder:
+    """The engine's encoder: a document of ``output_format`` -> its line, :func:`encode` within ``max_bytes``."""
+    fmt = FORMATS[output_format]
     dumps = orjson.dumps
 
     def encoder(doc: dict[str, Any]) -> bytes:
         line = dumps(doc)  # encode's first step, here: most lines fit, and this runs per record
-        return line if len(line) <= max_bytes else encode(doc, max_bytes)
+        return line if len(line) <= max_bytes else encode(doc, max_bytes, fmt)
 
     return encoder

@@ -204,7 +204,7 @@ def _sync(
             store,
             PageWriter(cast(BinaryIO, PageGuard(out, flag))),
             make_formatter(config.output_format, config.account_id, config.include_original, log_type),
-            make_encoder(config.max_line_bytes),
+            make_encoder(config.max_line_bytes, config.output_format),
             clock,
             should_stop=flag,
         )

@@ -69,5 +69,4 @@ def epoch(moment: datetime) -> int:
 
 def rfc3339_millis(moment: datetime) -> str:
     """``2022-01-25T17:52:16.000Z``: UTC with milliseconds, as ECS timestamps are written."""
-    moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

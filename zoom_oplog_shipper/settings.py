@@ -19,27 +19,13 @@ from typing import Any
 
 from zoom_oplog_shipper.errors import ConfigError
 
+# The --format, --stream and --category-type values, from the formats' and streams' declarations.
+from zoom_oplog_shipper.formats import OUTPUT_FORMATS as OUTPUT_FORMATS
+from zoom_oplog_shipper.streams import CATEGORY_TYPES as CATEGORY_TYPES
+from zoom_oplog_shipper.streams import STREAM_KEYS as STREAM_KEYS
+
 APP_NAME = "zoom-oplog-shipper"
 
-#: Zoom's documented values plus ``admin``, which the connector documentation lists.
-CATEGORY_TYPES = (
-    "all",
-    "user",
-    "user_settings",
-    "account",
-    "billing",
-    "im",
-    "recording",
-    "phone_contacts",
-    "webinar",
-    "sub_account",
-    "role",
-    "zoom_rooms",
-    "admin",
-)
-OUTPUT_FORMATS = ("ecs", "raw", "ocsf")
-#: The log types (zoom_oplog_shipper.streams): admin operation logs, sign-in/sign-out activity logs.
-STREAM_KEYS = ("operations", "activities")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
 

@@ -1,31 +1,45 @@
 """The log types: each is one `Stream` declaration of what differs; the engine owns what is shared.
 
 A stream names its report endpoint, the field its records come in, the query parameters it adds,
-the scopes `check` looks for, where its state lives, and its ECS and OCSF mappings. Windows, paging,
-page-token restarts, learned API facts, dedupe, resume and the order of durability are the engine's
-and the same for every stream. The simulator declares the same endpoints, keyed by `Stream.key`.
+the scopes `check` looks for, where its state lives, and its mappers (in its own package beside
+this one: `streams.operations`, `streams.activities`). Windows, paging, page-token restarts,
+learned API facts, dedupe, resume and the order of durability are the engine's and the same for
+every stream. The simulator declares the same endpoints, keyed by `Stream.key`.
+
+Start-up reads this module (the settings derive `--stream` and `--category-type` from it), so it
+imports no mapper: a stream's mappers are imported by the run that maps its records.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from zoom_oplog_shipper.formats import FORMATS
+from zoom_oplog_shipper.mapping import EventMapping, Mapper
 
 if TYPE_CHECKING:
     from zoom_oplog_shipper.config import Config
 
-#: (record, event id hex, account id, created RFC 3339, record time or None, include_original) -> ECS event
-EcsMapper = Callable[..., dict[str, Any]]
-#: (record, event id hex, account id, created time) -> OCSF event
-OcsfMapper = Callable[[dict[str, Any], str, str, datetime], dict[str, Any]]
-
-#: Zoom's documented category values, for the message when Zoom refuses one.
-ZOOM_DOCUMENTED_CATEGORIES = (
-    "all, user, user_settings, account, billing, im, recording, phone_contacts, webinar, sub_account, role, zoom_rooms"
+#: The operation logs' categories (`category_type`) as Zoom documents them.
+ZOOM_CATEGORIES = (
+    "all",
+    "user",
+    "user_settings",
+    "account",
+    "billing",
+    "im",
+    "recording",
+    "phone_contacts",
+    "webinar",
+    "sub_account",
+    "role",
+    "zoom_rooms",
 )
+#: What `--category-type` accepts: Zoom's values plus ``admin``, which the connector documentation lists.
+CATEGORY_TYPES = (*ZOOM_CATEGORIES, "admin")
 
 
 @dataclass(frozen=True)
@@ -43,16 +57,6 @@ class Report:
 
 
 @dataclass(frozen=True)
-class EventMapping:
-    """Where a stream's events land and the functions that build them."""
-
-    #: ECS `event.dataset` and the data stream's dataset (the mappers write it; a test holds them to it).
-    dataset: str
-    ecs: str  # "module:function" of the ECS mapper, imported when used (start-up stays fast)
-    ocsf: str  # "module:function" of the OCSF mapper
-
-
-@dataclass(frozen=True)
 class Stream:
     """One log type: everything about it that differs from the other log types."""
 
@@ -61,7 +65,9 @@ class Stream:
     #: What a person calls it, in messages.
     title: str
     report: Report
-    mapping: EventMapping
+    #: The stream's own mapper of each output format (a format with one mapper for every stream,
+    #: ``raw``, needs none), imported when a run maps: start-up stays fast.
+    mappers: Callable[[], EventMapping]
     #: Query parameters the stream adds to `from`, `to`, `page_size` and `next_page_token`.
     query: Callable[[Config], dict[str, str]] = field(default=lambda _config: {})
     #: Which store of the account this run uses (one store, and one lock, per partition).
@@ -79,23 +85,35 @@ class Stream:
 
         return state_file(config.state_dir, config.account_id, self.store_key(config))
 
-    def mapper(self, output_format: str) -> Callable[..., dict[str, Any]]:
-        """The ECS or OCSF mapping function of this stream."""
-        from importlib import import_module
-
-        target = self.mapping.ocsf if output_format == "ocsf" else self.mapping.ecs
-        module, _, name = target.partition(":")
-        function: Callable[..., dict[str, Any]] = getattr(import_module(module), name)
-        return function
+    def mapper(self, output_format: str) -> Mapper:
+        """The function that maps this stream's records to ``output_format``."""
+        fmt = FORMATS[output_format]
+        mapper = self.mappers().get(fmt.name, fmt.mapper)
+        if mapper is None:
+            msg = f"the {self.title} have no {fmt.name} mapper; declare one in the stream's mappers"
+            raise LookupError(msg)
+        return mapper
 
 
 def _category_refused(config: Config, text: str) -> str | None:
     if "category" in text.lower() and config.category_type != "all":
         return (
             f"Zoom refused category type {config.category_type!r} ({text}); "
-            f"Zoom documents: {ZOOM_DOCUMENTED_CATEGORIES}; set ZOOM_CATEGORY_TYPE (--category-type) to one of them"
+            f"Zoom documents: {', '.join(ZOOM_CATEGORIES)}; set ZOOM_CATEGORY_TYPE (--category-type) to one of them"
         )
     return None
+
+
+def _operations_mappers() -> EventMapping:
+    from zoom_oplog_shipper.streams.operations import ecs, ocsf
+
+    return {"ecs": ecs.to_ecs, "ocsf": ocsf.to_ocsf}
+
+
+def _activities_mappers() -> EventMapping:
+    from zoom_oplog_shipper.streams.activities import ecs, ocsf
+
+    return {"ecs": ecs.to_ecs, "ocsf": ocsf.to_ocsf}
 
 
 CLASSIC_SCOPE = "report:read:admin"
@@ -105,7 +123,7 @@ OPERATIONS = Stream(
     "operation logs",
     Report("/report/operationlogs", "operation_logs", ("report:read:operation_logs:admin", CLASSIC_SCOPE),
            "Reports > Admin Activity Logs (view)"),
-    EventMapping("zoom.operation", "zoom_oplog_shipper.ecs:to_ecs", "zoom_oplog_shipper.ocsf:to_ocsf"),
+    _operations_mappers,
     query=lambda config: {"category_type": config.category_type},
     partition=lambda config: config.category_type,
     refused=_category_refused,
@@ -116,12 +134,13 @@ ACTIVITIES = Stream(
     "sign-in/sign-out activity logs",
     Report("/report/activities", "activity_logs", ("report:read:user_activities:admin", CLASSIC_SCOPE),
            "Reports > User activity reports > Sign In/Sign Out (view)"),
-    EventMapping("zoom.activity", "zoom_oplog_shipper.activity_ecs:to_ecs_activity",
-            "zoom_oplog_shipper.activity_ocsf:to_ocsf_activity"),
+    _activities_mappers,
 )  # fmt: skip
 
 STREAMS = (OPERATIONS, ACTIVITIES)
 BY_KEY = {s.key: s for s in STREAMS}
+#: The `--stream` values.
+STREAM_KEYS = tuple(BY_KEY)
 
 
 def stream_of(config: Config) -> Stream:

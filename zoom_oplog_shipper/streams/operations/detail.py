@@ -4,8 +4,7 @@ Zoom writes what an admin did as prose: ``"Security  - Sign in with Two-Factor A
 from On to Off"``, ``"Update User bart@example.io  - User Role: from Member to Admin"``,
 ``"Change Role  - homer@example.io: from User to Co-Owner"``. This module turns that prose into a
 :class:`Detail` (object acted on, setting changes, role change, derived security flags); the
-output mappings (:mod:`zoom_oplog_shipper.ecs`, :mod:`zoom_oplog_shipper.ocsf`) turn a
-:class:`Detail` into their fields.
+output mappings beside it (:mod:`.ecs`, :mod:`.ocsf`) turn a :class:`Detail` into their fields.
 
 The parser is total: any input, including ``None``, non-strings and text it does not know, yields a
 :class:`Detail` (the empty one for unknown text) and never raises. It is driven by the pattern

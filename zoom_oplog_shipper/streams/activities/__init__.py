@@ -1,0 +1,1 @@
+"""The sign-in/sign-out activity logs (`--stream activities`): their ECS and OCSF mappings."""

@@ -1,0 +1,185 @@
+"""Map a raw Zoom operation-log record to an ECS 9.4.0 event (a pure function of its inputs).
+
+The event is built step by step: the fields every event has, then the fields that
+:mod:`~zoom_oplog_shipper.streams.operations.detail` parses out of ``operation_detail``
+(:func:`detail_fields`), merged in.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from zoom_oplog_shipper.formats.ecs import envelope, normalize, user
+from zoom_oplog_shipper.mapping import EventContext
+from zoom_oplog_shipper.streams.operations.detail import (
+    TAG_ADMIN_ROLE_GRANTED,
+    TAG_SECURITY_CONTROL_DISABLED,
+    Detail,
+    object_and_changes,
+    parse_detail,
+)
+
+DATASET = "zoom.operation"
+
+#: The record's own fields, kept as zoom.operation.* (each only when it is a non-empty string).
+_OWN_FIELDS = ("action", "category_type", "operation_detail", "operator")
+#: Categories whose records are about identity objects, and the ECS object type they act on.
+_IAM_OBJECT = {"user": "user", "role": "user", "user_group": "group", "group": "group"}
+_TYPE_WORDS = (
+    ("deletion", ("delete", "remove", "deleted", "removed")),
+    ("creation", ("add", "create", "added", "created")),
+    ("change", ("update", "edit", "change", "updated", "changed", "modify", "set", "assign")),
+)
+
+
+def event_type(action: str | None) -> str:
+    """The ECS activity type an action names: creation, deletion, change or info."""
+    words = set(normalize(action or "").split("-"))
+    for kind, names in _TYPE_WORDS:
+        if words.intersection(names):
+            return kind
+    return "info"
+
+
+def categorize(category_type: str | None, action: str | None) -> tuple[list[str], list[str]]:
+    """ECS ``event.category`` and ``event.type`` for a record.
+
+    ECS allows a type only where every category on the event allows it, and IAM events carry the
+    object type (user or group) that `configuration` does not allow, so an identity record is
+    `iam` alone and every other record is `configuration`.
+    """
+    activity = event_type(action)
+    key = normalize(category_type or "").replace("-", "_")
+    obj = _IAM_OBJECT.get(key)
+    if obj is not None:
+        return ["iam"], [activity, obj]
+    return ["configuration"], [activity]
+
+
+@lru_cache(maxsize=1024)
+def _event_kind(category_type: str | None, action: str | None) -> tuple[tuple[str, ...], tuple[str, ...], str | None]:
+    """``event.category``, ``event.type`` and ``event.action`` for one (category, action) pair."""
+    categories, types = categorize(category_type, action)
+    return tuple(categories), tuple(types), normalize(action) if action else None
+
+
+def to_ecs(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
+    """The ECS event for one operation-log ``record``; missing or odd fields are left out, never raised on."""
+    own = {key: value for key in _OWN_FIELDS if isinstance(value := record.get(key), str) and value}
+    action, category_type = own.get("action"), own.get("category_type")
+    detail, operator = own.get("operation_detail"), own.get("operator")
+    categories, types, normalized_action = _event_kind(category_type, action)
+    known = {"action": normalized_action} if normalized_action is not None else {}
+    doc = envelope(record, context, DATASET, (list(categories), list(types)), known, {"operation": own})
+    if detail is not None:
+        doc["message"] = detail
+    if operator is not None:
+        doc["user"] = user(operator)
+        doc["related"] = {"user": [operator]}
+    fields = detail_fields(parse_detail(detail, category_type, action)) if detail is not None else {}
+    if fields:
+        _merge(doc, fields)
+        if categories[0] != "iam" and "admin" in doc["event"]["type"]:
+            # `admin` is an IAM type; a role grant filed under another category keeps its tag only.
+            doc["event"]["type"].remove("admin")
+    return doc
+
+
+def _merge(doc: dict[str, Any], fields: dict[str, Any]) -> None:
+    """Merge :func:`detail_fields` into an event: dicts key by key after the event's own keys;
+    ``related.user``, ``tags`` and ``event.type`` unioned (the event's order first)."""
+    for key, value in fields.items():
+        current: Any = doc.get(key)
+        if key == "zoom":  # the event has zoom.operation, and nothing else under zoom
+            for name, part in value.items():
+                if name == "operation":
+                    current["operation"].update(part)
+                else:
+                    current[name] = part
+        elif key == "event":
+            _union(current["type"], value["type"])
+        elif current is None:
+            doc[key] = value
+        elif key == "user":
+            current.update(value)
+        elif key == "related":
+            _union(current["user"], value["user"])
+        elif key == "tags":
+            _union(current, value)
+        else:  # pragma: no cover - detail_fields sets nothing else the event has
+            doc[key] = value
+
+
+# --- the fields parsed out of operation_detail -------------------------------------------------
+
+
+def detail_fields(detail: Detail) -> dict[str, Any]:
+    """The ECS 9.4.0 fields for a parsed ``operation_detail``, as a nested dict (empty when it is empty).
+
+    :func:`to_ecs` merges them into the event: nested dicts key by key (no key here collides with
+    one the event sets: ``user.target``/``user.changes`` sit beside the operator's ``user.name``);
+    the lists ``related.user``, ``tags`` and ``event.type`` are unioned with the event's.
+    ``event.type: ["admin"]`` appears only when an admin/owner role is granted, an IAM event type
+    (:func:`to_ecs` drops it from events that are not ``iam``).
+
+    Fields: ``user.target.email``/``user.target.name`` (the affected user), ``group.name`` (the
+    group acted on), ``related.user`` (every user seen in the text; the event adds the operator),
+    ``user.target.roles`` = the role before the change and ``user.changes.roles`` = the role
+    after it (ECS: ``user.target.*`` is the target as it was, ``user.changes.*`` holds the changed
+    values), ``tags`` (``security-control-disabled``, ``admin-role-granted``). Non-ECS data stays
+    under ``zoom.*``: ``zoom.operation.changes`` (``section``, ``setting``, ``from``, ``to``,
+    absent keys left out), ``zoom.operation.object_type``, ``zoom.operation.disabled_controls``,
+    ``zoom.role.name``, ``zoom.meeting.id``, ``zoom.webinar.id``.
+    """
+    out: dict[str, Any] = {}
+    target: dict[str, Any] = {}
+    if detail.target_user_email:
+        target["email"] = detail.target_user_email
+    if detail.target_user_name:
+        target["name"] = detail.target_user_name
+    user: dict[str, Any] = {}
+    rc = detail.role_change
+    if rc is not None:
+        if rc.old:
+            target["roles"] = [rc.old]
+        user["changes"] = {"roles": [rc.new]}
+    if target:
+        user["target"] = target
+    if user:
+        out["user"] = user
+    if detail.group_name:
+        out["group"] = {"name": detail.group_name}
+    if detail.related_users:
+        out["related"] = {"user": list(detail.related_users)}
+
+    tags: list[str] = []
+    if detail.security_control_disabled:
+        tags.append(TAG_SECURITY_CONTROL_DISABLED)
+    if detail.admin_granted:
+        tags.append(TAG_ADMIN_ROLE_GRANTED)
+        out["event"] = {"type": ["admin"]}
+    if tags:
+        out["tags"] = tags
+
+    operation = object_and_changes(detail)
+    if detail.disabled_controls:
+        operation["disabled_controls"] = list(detail.disabled_controls)
+    zoom: dict[str, Any] = {}
+    if operation:
+        zoom["operation"] = operation
+    if detail.role:
+        zoom["role"] = {"name": detail.role}
+    if detail.meeting_id:
+        zoom["meeting"] = {"id": detail.meeting_id}
+    if detail.webinar_id:
+        zoom["webinar"] = {"id": detail.webinar_id}
+    if zoom:
+        out["zoom"] = zoom
+    return out
+
+
+def _union(current: list[Any], new: list[Any]) -> None:
+    for item in new:
+        if item not in current:
+            current.append(item)
