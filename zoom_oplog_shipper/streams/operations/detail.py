@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 __all__ = [
     "ADMIN_ROLE_PATTERN",
@@ -43,8 +43,7 @@ TAG_SECURITY_CONTROL_DISABLED: Final = "security-control-disabled"
 TAG_ADMIN_ROLE_GRANTED: Final = "admin-role-granted"
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """One setting change: ``section - setting: from old to new``.
 
     ``old`` is ``None`` for "set to" forms and plain assignments (``"User Type: Basic"``);
@@ -57,16 +56,14 @@ class Change:
     new: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class RoleChange:
+class RoleChange(NamedTuple):
     """A user's role before (``None`` when assigned at creation) and after the operation."""
 
     old: str | None
     new: str
 
 
-@dataclass(frozen=True, slots=True)
-class Detail:
+class Detail(NamedTuple):
     """What :func:`parse_detail` understood of one ``operation_detail``.
 
     Every field is optional; ``Detail()`` (all empty) means "nothing recognised".
