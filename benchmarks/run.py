@@ -57,7 +57,7 @@ from benchmarks.harness import (
 )
 from zoom_oplog_shipper.config import DEFAULT_LOOKBACK, parse_duration
 from zoom_oplog_shipper.ecs import UNPARSABLE_TIME_TAG
-from zoom_oplog_shipper.zoom_client import PAGE_SIZE
+from zoom_oplog_shipper.pages import PAGE_SIZE
 
 #: Generated history for the backfills: the sizes are spread evenly over this many days.
 BACKFILL_DAYS = 100

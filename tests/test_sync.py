@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import random
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from tests.conftest import NOW, FakeClock, FakeZoom, make_config, record
 from zoom_oplog_shipper.errors import ApiError, ConfigError, DailyLimitError
 from zoom_oplog_shipper.output import PageWriter, encode, make_formatter
+from zoom_oplog_shipper.pipeline import engine_options
 from zoom_oplog_shipper.state import StateStore, state_file
 from zoom_oplog_shipper.streams import OPERATIONS
 from zoom_oplog_shipper.summary import RunSummary
@@ -41,7 +43,7 @@ class Harness:
         store = StateStore.open(state_file(cfg.state_dir, cfg.account_id, cfg.category_type), cfg.account_id, "all")
         client = ZoomClient(cfg, clock=self.clock, rng=random.Random(3))
         engine = SyncEngine(
-            cfg,
+            engine_options(cfg),
             client.reader(OPERATIONS),
             store,
             writer or PageWriter(out),
@@ -363,3 +365,18 @@ def test_a_last_window_the_api_cannot_serve_yet_ends_the_run(h: Harness, concurr
     assert asked[0] >= "2026-10-02", asked[:3]
     assert summary.emitted == sum(1 for r in h.zoom.records if r["time"] < iso(NOW))
     assert summary.outcome == "complete" and set(h.ids().values()) == {1}
+
+
+@pytest.mark.parametrize(("backfill_days", "concurrency", "threads"), [(0, 3, False), (70, 1, False), (70, 3, True)])
+def test_window_reader_threads_only_for_a_backfill_of_several_windows_at_once(
+    h: Harness, backfill_days: int, concurrency: int, threads: bool
+) -> None:
+    """An hourly run reads one window, and `--concurrency 1` one window at a time: in the calling thread."""
+    h.zoom.records = spread(NOW - timedelta(days=70), 2000, timedelta(minutes=50))
+    if not backfill_days:  # a first run, then the hourly one
+        h.run(backfill_start=NOW - timedelta(days=1))
+        h.clock.advance(3600)
+    names: set[str] = set()
+    h.zoom.on_page = lambda args: names.update(t.name for t in threading.enumerate())
+    h.run(backfill_start=NOW - timedelta(days=backfill_days or 1), concurrency=concurrency)
+    assert any(name.startswith("zoom-window") for name in names) == threads

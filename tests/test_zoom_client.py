@@ -11,13 +11,12 @@ import requests
 
 from tests.conftest import SECRET, FakeClock, FakeZoom, make_config, record
 from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
+from zoom_oplog_shipper.pages import InvalidRequest, PageTokenExpired
 from zoom_oplog_shipper.streams import OPERATIONS
 from zoom_oplog_shipper.windows import Window
 from zoom_oplog_shipper.zoom_client import (
     MAX_ATTEMPTS,
-    InvalidRequest,
     Outcome,
-    PageTokenExpired,
     ZoomClient,
     _Token,
     classify,

@@ -10,7 +10,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
-from typing import Any, BinaryIO, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
@@ -18,6 +18,10 @@ from zoom_oplog_shipper.errors import ExitCode
 from zoom_oplog_shipper.logs import LOGGER_NAME
 from zoom_oplog_shipper.report import RunReport, classify
 from zoom_oplog_shipper.streams import Stream, stream_of
+
+if TYPE_CHECKING:
+    from zoom_oplog_shipper.state import StateStore
+    from zoom_oplog_shipper.sync import EngineOptions, SyncEngine
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -98,6 +102,41 @@ def stop_on_signals(flag: StopFlag) -> Iterator[None]:
             signal.signal(sig, old)
 
 
+def engine_options(config: Config) -> EngineOptions:
+    """The few settings the engine reads, from the run's Config."""
+    from zoom_oplog_shipper.settings import windows_at_once
+    from zoom_oplog_shipper.sync import EngineOptions
+
+    return EngineOptions(
+        account_id=config.account_id,
+        lookback=config.lookback,
+        max_runtime=config.max_runtime,
+        backfill_start=config.backfill_start,
+        max_records=config.max_records,
+        workers=windows_at_once(config.concurrency, config.max_rps),
+    )
+
+
+def make_engine(
+    config: Config, stream: Stream, store: StateStore, clock: Clock, session: Any, out: PageGuard, flag: StopFlag
+) -> SyncEngine:
+    """The engine of one pass of ``stream``: its client's pages, the formatter and encoder, stdout and the store."""
+    from zoom_oplog_shipper.output import PageWriter, make_encoder, make_formatter
+    from zoom_oplog_shipper.sync import SyncEngine
+    from zoom_oplog_shipper.zoom_client import ZoomClient
+
+    return SyncEngine(
+        engine_options(config),
+        ZoomClient(config, clock=clock, session=session).reader(stream),
+        store,
+        PageWriter(cast(BinaryIO, out)),
+        make_formatter(config.output_format, config.account_id, config.include_original, stream),
+        make_encoder(config.max_line_bytes),
+        clock,
+        should_stop=flag,
+    )
+
+
 def run_pass(
     config: Config,
     clock: Clock,
@@ -113,10 +152,7 @@ def run_pass(
     Without ``stop``, SIGTERM/SIGINT handlers are installed for the pass itself. ``log_type`` is the
     stream the settings select unless given.
     """
-    from zoom_oplog_shipper.output import PageWriter, make_encoder, make_formatter
     from zoom_oplog_shipper.state import RunLock, StateStore, make_state_dir
-    from zoom_oplog_shipper.sync import SyncEngine
-    from zoom_oplog_shipper.zoom_client import ZoomClient
 
     log_type = log_type or stream_of(config)
     report = report or RunReport(clock, config.account_id, config.category_type, config.metrics_file)
@@ -138,18 +174,8 @@ def run_pass(
         store = StateStore.open(path, config.account_id, log_type.store_key(config))
         code = int(ExitCode.FAILURE)
         try:
-            client = ZoomClient(config, clock=clock, session=session)
             flag = stop or StopFlag()
-            engine = SyncEngine(
-                config,
-                client.reader(log_type),
-                store,
-                PageWriter(cast(BinaryIO, PageGuard(out, flag))),
-                make_formatter(config.output_format, config.account_id, config.include_original, log_type),
-                make_encoder(config.max_line_bytes),
-                clock,
-                should_stop=flag,
-            )
+            engine = make_engine(config, log_type, store, clock, session, PageGuard(out, flag), flag)
             report.summary = engine.summary
             with stop_on_signals(flag) if stop is None else nullcontext():
                 engine.run()

@@ -21,6 +21,7 @@ from zoom_oplog_shipper import __version__
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import DEFAULT_API_URL, DEFAULT_OAUTH_URL, Config
 from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
+from zoom_oplog_shipper.pages import PAGE_SIZE, Counters, InvalidRequest, Page, PageTokenExpired
 from zoom_oplog_shipper.settings import label
 from zoom_oplog_shipper.streams import Stream
 from zoom_oplog_shipper.windows import Window
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 300
 #: Renew the token this long before Zoom says it expires (as Zoom's own SDK does).
 TOKEN_RENEW_MARGIN = 60.0
 MAX_ATTEMPTS = 6
@@ -100,14 +100,7 @@ def classify(status: int, body: Any, headers: Mapping[str, str], *, paged: bool 
         return Verdict(Outcome.RETRY, "HTTP 200 with a body that is not a JSON object")
     detail = f"HTTP {status}" + (f" code {code}" if code is not None else "") + (f": {message}" if message else "")
     if status == 429:
-        kind = headers.get("X-RateLimit-Type", "").lower()
-        if "daily" in kind or "daily" in message.lower():
-            return Verdict(Outcome.DAILY_LIMIT, detail, reset_at=headers.get("Retry-After"))
-        wait = None
-        retry_after = headers.get("Retry-After", "")
-        if retry_after.replace(".", "", 1).isdigit():
-            wait = float(retry_after)
-        return Verdict(Outcome.RETRY, detail, wait=wait if wait is not None else 1.0, code=code)
+        return _rate_limited(message, headers, detail, code)
     if code == ZoomCode.INVALID_TOKEN:
         return Verdict(Outcome.RENEW_TOKEN, detail, code=code)
     if status in (401, 403) or code in _AUTH_CODES:
@@ -123,6 +116,16 @@ def classify(status: int, body: Any, headers: Mapping[str, str], *, paged: bool 
     if 400 <= status < 500:
         return Verdict(Outcome.INVALID, detail, code=code)
     return Verdict(Outcome.RETRY, detail, code=code)
+
+
+def _rate_limited(message: str, headers: Mapping[str, str], detail: str, code: int | None) -> Verdict:
+    """A 429: the daily limit (not retried), or the per-second one (retried after Retry-After, else 1 s)."""
+    kind = headers.get("X-RateLimit-Type", "").lower()
+    if "daily" in kind or "daily" in message.lower():
+        return Verdict(Outcome.DAILY_LIMIT, detail, reset_at=headers.get("Retry-After"))
+    retry_after = headers.get("Retry-After", "")
+    wait = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 1.0
+    return Verdict(Outcome.RETRY, detail, wait=wait, code=code)
 
 
 #: (class or words in the text of a network failure, what a person is told); the first match wins.
@@ -164,36 +167,6 @@ def describe_network_error(exc: requests.RequestException) -> str:
 def backoff_delay(attempt: int, rng: random.Random) -> float:
     """Exponential backoff with full jitter for retry number ``attempt`` (1-based)."""
     return rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
-
-
-@dataclass(frozen=True)
-class Page:
-    """One page of records."""
-
-    records: list[Any]
-    next_page_token: str
-    tracking_id: str
-
-
-class PageTokenExpired(Exception):
-    """Zoom refused a next_page_token; the window must be read again from page one."""
-
-
-class InvalidRequest(ApiError):
-    """Zoom refused the request's parameters (code 300 and similar)."""
-
-    def __init__(self, message: str, code: int | None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class Counters:
-    """Requests and retries made so far (for the summary line)."""
-
-    requests: int = 0
-    retries: int = 0
-    token_requests: int = 0
 
 
 @dataclass
@@ -420,43 +393,43 @@ class ZoomClient:
                     log.debug("%s: %d records (tracking id %s)", what, len(page[0]), tracking or "-")
                     return Page(page[0], page[1], tracking)
                 verdict = Verdict(Outcome.RETRY, f"HTTP 200 without an {stream.report.records_field} list")
+            if verdict.outcome is Outcome.RENEW_TOKEN and not renewed:
+                log.info("access token refused (%s); renewing it once", verdict.reason)
+                self._drop_token(used)
+                renewed = True
+                attempt -= 1
+                continue
             suffix = f" (x-zm-trackingid {tracking})" if tracking else ""
-            match verdict.outcome:
-                case Outcome.RENEW_TOKEN if not renewed:
-                    log.info("access token refused (%s); renewing it once", verdict.reason)
-                    self._drop_token(used)
-                    renewed = True
-                    attempt -= 1
-                    continue
-                case Outcome.RENEW_TOKEN | Outcome.AUTH:
-                    raise AuthError(permission_message(stream, verdict) + suffix)
-                case Outcome.DAILY_LIMIT:
-                    when = (
-                        f"; the quota resets at {verdict.reset_at}"
-                        if verdict.reset_at
-                        else "; the quota resets at 00:00 UTC"
-                    )
-                    raise DailyLimitError(
-                        f"Zoom's daily request limit for this account is reached{when}{suffix}", verdict.reset_at
-                    )
-                case Outcome.PAGE_TOKEN:
-                    raise PageTokenExpired(verdict.reason)
-                case Outcome.WRONG_URL:
-                    msg = (
-                        f"{what}: {url} answered {verdict.reason}: {label('api_url')} {self._config.api_url} "
-                        f"is not Zoom's API; it ends in /v2, e.g. {DEFAULT_API_URL} (the default){suffix}"
-                    )
-                    raise ConfigError(msg)
-                case Outcome.INVALID:
-                    raise InvalidRequest(f"{what}: Zoom refused the request ({verdict.reason}){suffix}", verdict.code)
+            self._raise_unless_retried(verdict, stream, what, url, suffix)
             if attempt >= MAX_ATTEMPTS:
                 raise ApiError(f"{what} failed after {attempt} attempts: {verdict.reason}{suffix}; progress is kept")
-            wait = (
-                verdict.wait + self._rng.uniform(0, 1)
-                if verdict.wait is not None
-                else backoff_delay(attempt, self._rng)
-            )
-            self._wait_before_retry(wait, what, verdict.reason + suffix)
+            self._wait_before_retry(self._retry_wait(verdict, attempt), what, verdict.reason + suffix)
+
+    def _retry_wait(self, verdict: Verdict, attempt: int) -> float:
+        """Seconds before retry number ``attempt``: what Zoom asked for plus jitter, else the backoff."""
+        if verdict.wait is not None:
+            return verdict.wait + self._rng.uniform(0, 1)
+        return backoff_delay(attempt, self._rng)
+
+    def _raise_unless_retried(self, verdict: Verdict, stream: Stream, what: str, url: str, suffix: str) -> None:
+        """Raise what a report answer means unless it is retried (``what`` names the request)."""
+        match verdict.outcome:
+            case Outcome.RENEW_TOKEN | Outcome.AUTH:
+                raise AuthError(permission_message(stream, verdict) + suffix)
+            case Outcome.DAILY_LIMIT:
+                when = f"; the quota resets at {verdict.reset_at or '00:00 UTC'}"
+                msg = f"Zoom's daily request limit for this account is reached{when}{suffix}"
+                raise DailyLimitError(msg, verdict.reset_at)
+            case Outcome.PAGE_TOKEN:
+                raise PageTokenExpired(verdict.reason)
+            case Outcome.WRONG_URL:
+                msg = (
+                    f"{what}: {url} answered {verdict.reason}: {label('api_url')} {self._config.api_url} "
+                    f"is not Zoom's API; it ends in /v2, e.g. {DEFAULT_API_URL} (the default){suffix}"
+                )
+                raise ConfigError(msg)
+            case Outcome.INVALID:
+                raise InvalidRequest(f"{what}: Zoom refused the request ({verdict.reason}){suffix}", verdict.code)
 
 
 class StreamPages:
