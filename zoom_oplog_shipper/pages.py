@@ -23,7 +23,6 @@ class Page:
 
     records: list[Any]
     next_page_token: str
-    tracking_id: str
 
 
 class PageTokenExpired(Exception):
@@ -44,7 +43,6 @@ class Counters:
 
     requests: int = 0
     retries: int = 0
-    token_requests: int = 0
 
 
 class PageSource(Protocol):

@@ -11,8 +11,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any
 
 import orjson
 import requests
@@ -25,9 +24,6 @@ from zoom_oplog_shipper.pages import PAGE_SIZE, Counters, InvalidRequest, Page, 
 from zoom_oplog_shipper.settings import label
 from zoom_oplog_shipper.streams import Stream
 from zoom_oplog_shipper.windows import Window
-
-if TYPE_CHECKING:
-    from requests.sessions import _Settings
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +61,6 @@ class Outcome(Enum):
     INVALID = "invalid"
     #: 404 or "No such API": the URL setting does not point at Zoom.
     WRONG_URL = "wrong_url"
-    FAIL = "fail"
 
 
 @dataclass(frozen=True)
@@ -176,34 +171,6 @@ class _Token:
     scopes: tuple[str, ...] = field(default_factory=tuple)
 
 
-class _Session(requests.Session):
-    """A ``requests`` session that reads the proxy and CA bundle settings of the environment once per host.
-
-    ``requests`` reads them (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, ...) on every request, walking
-    all of ``os.environ`` twice; a run's environment does not change, so once per scheme and host
-    gives the same settings.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._environment: dict[str, _Settings] = {}
-
-    def merge_environment_settings(
-        self, url: str | bytes | None, proxies: Any, stream: bool | None, verify: Any, cert: Any
-    ) -> _Settings:
-        """The settings of ``requests`` for ``url``; the environment's part is read once per scheme and host."""
-        if not isinstance(url, str) or proxies or stream is not None or verify is not None or cert is not None:
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        scheme, netloc, *_ = urlsplit(url)
-        origin = f"{scheme}://{netloc}"
-        settings = self._environment.get(origin)
-        if settings is None:
-            settings = self._environment[origin] = super().merge_environment_settings(url, {}, None, None, None)
-        fresh = settings.copy()
-        fresh["proxies"] = dict(settings["proxies"])  # requests may change the proxies it is given
-        return fresh
-
-
 class ZoomClient:
     """Talks to Zoom's token and report endpoints with one token per process."""
 
@@ -218,7 +185,7 @@ class ZoomClient:
     ) -> None:
         self._config = config
         self._clock = clock
-        self._session = session or _Session()
+        self._session = session or requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
         #: Monotonic time after which no retry is waited for (the run's --max-runtime).
         self.deadline = deadline
@@ -311,7 +278,6 @@ class ZoomClient:
         what = "token request"
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                self.counters.token_requests += 1
                 status, body, headers = self._send(
                     "POST",
                     cfg.oauth_url,
@@ -391,7 +357,7 @@ class ZoomClient:
                 page = _parse_page(body, stream.report.records_field)
                 if page is not None:
                     log.debug("%s: %d records (tracking id %s)", what, len(page[0]), tracking or "-")
-                    return Page(page[0], page[1], tracking)
+                    return Page(page[0], page[1])
                 verdict = Verdict(Outcome.RETRY, f"HTTP 200 without an {stream.report.records_field} list")
             if verdict.outcome is Outcome.RENEW_TOKEN and not renewed:
                 log.info("access token refused (%s); renewing it once", verdict.reason)
