@@ -8,11 +8,16 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from zoom_oplog_shipper.planning import (
+    Pace,
+    Read,
     Refused,
     Slot,
     after_refusal,
     first_day,
     narrow,
+    next_read,
+    older_half,
+    piece,
     plan_slot,
     starting_point,
     window_after,
@@ -170,3 +175,84 @@ def test_a_refused_old_start_moves_a_day_later_three_times_at_most() -> None:
 
 def test_any_other_refusal_teaches_nothing() -> None:
     assert refusal(Window(date(2026, 11, 1), date(2026, 11, 20)), "Invalid field", end=END) is None
+
+
+# -- splitting the work (issue 18) -------------------------------------------------------------------------
+
+#: 240 records a day and 0.4 s an answer, the density and round trip of issue 18.
+PACE = {"per_day": 240.0, "round_trip": 0.4}
+
+
+def pace(max_rps: float, workers: int) -> Pace:
+    return Pace(PACE["per_day"], PACE["round_trip"], max_rps, workers)
+
+
+def reading(start: date, end: date, reach: datetime | None) -> Slot:
+    """A window being read newest first, its oldest record so far at ``reach``."""
+    slot = Slot(Window(start, end))
+    if reach is not None:
+        slot.remaining, slot.reach, slot.newest_first = Window(start, (reach + timedelta(hours=14)).date()), reach, True
+    return slot
+
+
+@pytest.mark.parametrize(
+    ("chains", "queued", "max_rps", "workers", "seconds"),
+    [
+        ([10.0], [], 5.0, 3, 4.0),  # one chain: a page per round trip
+        ([10.0, 10.0, 10.0], [], 5.0, 3, 6.0),  # three chains share 5 requests a second
+        ([19.0, 17.0], [], 5.0, 3, 7.6),  # two chains use 5 a second, each a page per round trip
+        ([10.0], [10.0], 0.0, 1, 8.0),  # one reader: the queued chain waits
+    ],
+)
+def test_the_makespan_shares_the_rate_limit_and_waits_for_idle_readers(
+    chains: list[float], queued: list[float], max_rps: float, workers: int, seconds: float
+) -> None:
+    assert pace(max_rps, workers).makespan(chains, queued) == pytest.approx(seconds)
+
+
+def test_nothing_is_split_before_the_density_and_the_round_trip_are_known_or_with_one_reader() -> None:
+    upcoming = Window(date(2026, 6, 1), date(2026, 6, 28))
+    for unknown in (Pace(None, 0.4, 20.0, 10), Pace(240.0, 0.0, 20.0, 10), pace(20.0, 1)):
+        read = next_read(unknown, [], upcoming, END, read=0, spent=0, to_inclusive=True)
+        assert read == Read(upcoming)
+
+
+def test_a_long_first_window_is_cut_when_its_chain_would_bound_the_run() -> None:
+    """150 days at --max-rps 20: the first window's 22 pages, one per round trip, would take 9 s; the
+    rate limit lets the whole history through in about 6 s."""
+    first = reading(date(2026, 7, 4), date(2026, 7, 31), datetime(2026, 7, 30, 18, tzinfo=UTC))
+    p = pace(20.0, 10)
+    upcoming = Window(date(2026, 8, 1), date(2026, 8, 28))
+    read = next_read(p, [piece(first, p, to_inclusive=True)], upcoming, date(2026, 12, 6), read=1, spent=0,
+                     to_inclusive=True)  # fmt: skip
+    assert read is not None and read.victim is first
+    assert read.window == Window(date(2026, 7, 4), date(2026, 7, 17)) and read.cost > 1
+
+
+def test_nothing_is_cut_when_the_chains_already_use_the_rate_limit() -> None:
+    """45 days at --max-rps 5: two windows of ~19 and ~17 pages already make 5 requests a second; a
+    third reader would only slow the longest down."""
+    first = reading(date(2026, 10, 17), date(2026, 11, 13), datetime(2026, 11, 12, 18, tzinfo=UTC))
+    p = pace(5.0, 3)
+    upcoming = Window(date(2026, 11, 14), date(2026, 12, 6))
+    read = next_read(p, [piece(first, p, to_inclusive=True)], upcoming, date(2026, 12, 6), read=1, spent=0,
+                     to_inclusive=True)  # fmt: skip
+    assert read == Read(upcoming)
+
+
+def test_the_days_not_planned_yet_are_split_into_equal_windows_within_the_budget() -> None:
+    p = pace(20.0, 10)
+    upcoming = Window(date(2026, 8, 1), date(2026, 8, 28))
+    read = next_read(p, [], upcoming, date(2026, 12, 6), read=0, spent=0, to_inclusive=True)
+    assert read is not None and read.victim is None and read.window.start == upcoming.start
+    days = (read.window.end - read.window.start).days + 1
+    assert 7 <= days < 28  # 128 days in about ten windows, not five of 28
+    broke = next_read(p, [], upcoming, date(2026, 12, 6), read=0, spent=100, to_inclusive=True)
+    assert broke is not None and (broke.window.end - broke.window.start).days + 1 == 26  # 128 days in five
+
+
+def test_a_window_cut_off_ends_a_day_before_the_last_day_the_readers_oldest_record_can_fall_on() -> None:
+    reach = datetime(2026, 7, 10, 9, tzinfo=UTC)  # its API day may be 07-10 (UTC+14 at most: 23:00)
+    assert older_half(date(2026, 7, 4), reach, to_inclusive=True) == Window(date(2026, 7, 4), date(2026, 7, 7))
+    assert older_half(date(2026, 7, 4), datetime(2026, 7, 4, 8, tzinfo=UTC), to_inclusive=True) is None
+    assert older_half(date(2026, 7, 4), datetime(2026, 7, 5, 20, tzinfo=UTC), to_inclusive=False) is None

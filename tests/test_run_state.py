@@ -72,3 +72,20 @@ def test_a_resume_point_narrows_only_its_own_window() -> None:
     run = state(resume=(point,))
     assert run.resumed(Window(date(2026, 8, 30), date(2026, 9, 26))) == Window(date(2026, 8, 30), date(2026, 9, 10))
     assert run.resumed(Window(date(2026, 8, 31), date(2026, 9, 27))) is None
+
+
+def test_a_window_cut_in_two_is_passed_by_the_watermark_only_when_both_parts_are_read() -> None:
+    run = state()
+    [victim] = slots(run, 27)
+    older = Window(date(2026, 8, 30), date(2026, 9, 10))
+    new = run.split(victim, older)
+    assert run.slots == [new, victim]
+    # the victim sends nothing older than what the new window is sure to return, and both check
+    # the records they may share against the store
+    assert victim.floor == new.recheck_from == midnight(date(2026, 9, 11)) - MAX_TZ_OFFSET
+    assert victim.cut_end == older.end
+    assert victim.recheck_before == midnight(date(2026, 9, 11)) + timedelta(hours=12)
+    finish(run, victim)
+    assert run.close_windows() == [] and run.watermark == START
+    finish(run, new)
+    assert [c.finished for c in run.close_windows()] == [[("2026-08-30", "2026-09-10")], [("2026-08-30", "2026-09-26")]]

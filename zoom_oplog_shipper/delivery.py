@@ -20,7 +20,7 @@ from zoom_oplog_shipper.output import PageWriter
 from zoom_oplog_shipper.planning import Refused, Slot, narrow
 from zoom_oplog_shipper.records import epoch, rfc3339_millis
 from zoom_oplog_shipper.run_state import RunState
-from zoom_oplog_shipper.scan import Candidate, Cursor, Encoder, Formatter, render_page, scan_page
+from zoom_oplog_shipper.scan import Candidate, Cursor, Encoder, Formatter, PageScan, render_page, scan_page
 from zoom_oplog_shipper.state import StateStore
 from zoom_oplog_shipper.summary import RunSummary
 from zoom_oplog_shipper.windows import Window, inclusive_bound
@@ -161,40 +161,54 @@ class Delivery:
     def _deliver(
         self, records: list[Any], slot: Slot, window: Window, query: Window, cursor: WindowCursor
     ) -> Delivered:
-        facts = self.state.facts
+        scan = self._scan(records, slot, query, cursor)
+        if scan.unordered:
+            self.state.facts.unordered = True
+            log.debug("records of %s..%s are not sorted by time; reading it again in full", window.start, window.end)
+            return Delivered.RESTART
+        cursor.scan = scan.cursor
+        if cursor.ordered:
+            self.state.observe(slot, len(records), scan.cursor, query)
+        narrowed = narrow(query, scan.cursor, ordered=cursor.ordered, to_inclusive=self.state.facts.to_inclusive)
+        cursor.remaining = slot.remaining = narrowed
+        self._commit(self._not_in_store(scan.candidates, cursor.recheck_all, slot), slot, window, query, narrowed)
+        cut_done = slot.cut_end is not None and narrowed.end <= slot.cut_end
+        return Delivered.DONE if scan.done or cut_done else Delivered.MORE
+
+    def _scan(self, records: list[Any], slot: Slot, query: Window, cursor: WindowCursor) -> PageScan:
+        """Which of the page's records are new (see `scan.scan_page`); learns an inclusive `to`."""
+        state = self.state
         scan = scan_page(
             records,
             cursor.scan,
             account_id=self.account_id,
-            cutoff=self.state.cutoff,
+            cutoff=state.cutoff if slot.floor is None else max(state.cutoff, slot.floor),
             seen=self.seen,
             ordered=cursor.ordered,
-            inclusive_bound=None if facts.to_inclusive else inclusive_bound(query),
+            inclusive_bound=None if state.facts.to_inclusive else inclusive_bound(query),
         )
         for entry in scan.skipped:
             log.warning("skipping a log entry that is not an object: %.200r", entry)
         if scan.to_inclusive:
             self._learn_inclusive()
-        if scan.unordered:
-            facts.unordered = True
-            log.debug("records of %s..%s are not sorted by time; reading it again in full", window.start, window.end)
-            return Delivered.RESTART
-        cursor.scan = scan.cursor
-        candidates = self._not_in_store(scan.candidates, cursor.recheck_all, slot)
-        narrowed = cursor.remaining = narrow(
-            query, scan.cursor, ordered=cursor.ordered, to_inclusive=facts.to_inclusive
-        )
+        return scan
+
+    def _commit(self, candidates: list[Candidate], slot: Slot, window: Window, query: Window, narrowed: Window) -> None:
+        """Print the new records, then commit them with the days of the window still to read (also
+        when nothing is new but those days narrowed)."""
+        # A cut window's older days are another window's: they stay to read until that one is done.
+        kept = narrowed if slot.cut_end is None else Window(narrowed.start, max(narrowed.end, slot.cut_end))
         resume = {
             "start": window.start.isoformat(),
             "end": window.end.isoformat(),
-            "from": narrowed.start.isoformat(),
-            "to": narrowed.end.isoformat(),
+            "from": kept.start.isoformat(),
+            "to": kept.end.isoformat(),
         }
         if candidates:
             self._print_and_commit(candidates, resume)
-        elif narrowed != query:
+            slot.records += len(candidates)
+        elif kept != query:
             self.output.store.commit_page((), resume)
-        return Delivered.DONE if scan.done else Delivered.MORE
 
     def _print_and_commit(self, candidates: list[Candidate], resume: dict[str, str]) -> None:
         out = self.output

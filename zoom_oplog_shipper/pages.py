@@ -23,6 +23,8 @@ class Page:
 
     records: list[Any]
     next_page_token: str
+    #: How long Zoom took to answer (seconds; not counting the rate limit's wait or retries).
+    seconds: float = 0.0
 
 
 class PageTokenExpired(Exception):

@@ -114,6 +114,7 @@ def engine_options(config: Config) -> EngineOptions:
         backfill_start=config.backfill_start,
         max_records=config.max_records,
         workers=windows_at_once(config.concurrency, config.max_rps),
+        max_rps=config.max_rps,
     )
 
 

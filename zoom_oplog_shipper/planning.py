@@ -11,11 +11,13 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from zoom_oplog_shipper.pages import PAGE_SIZE
 from zoom_oplog_shipper.records import rfc3339_millis
 from zoom_oplog_shipper.scan import Cursor
 from zoom_oplog_shipper.state import Snapshot
 from zoom_oplog_shipper.windows import (
     MAX_TZ_OFFSET,
+    MAX_WINDOW_DAYS,
     MIN_TZ_OFFSET,
     Window,
     following_start,
@@ -112,12 +114,12 @@ def first_day(watermark: datetime, lookback: timedelta, today: date, *, stored: 
 # -- which windows ----------------------------------------------------------------------------------
 
 
-@dataclass
+@dataclass(eq=False)
 class Slot:
     """A window planned for reading, the days it shares with the windows beside it, and how it went.
 
-    The planning fields are set when it is planned; the reader fills in ``read``, ``finished`` and
-    ``unservable``.
+    The planning fields are set when it is planned; the reader fills in the rest. Two slots are the
+    same only when they are one object.
     """
 
     window: Window
@@ -130,6 +132,16 @@ class Slot:
     finished: bool = False
     #: The API cannot serve the window's days yet (they are after its today), nor any after them.
     unservable: bool = False
+    #: What the reader has seen: records delivered, the days still to read (narrowed after each page),
+    #: and, read newest first, the oldest record so far (``reach``).
+    records: int = 0
+    remaining: Window | None = None
+    reach: datetime | None = None
+    newest_first: bool = False
+    #: Cut: the days up to ``cut_end`` went to another window; this reader sends no record before
+    #: ``floor`` and stops once the days it still has to read end at or before ``cut_end``.
+    cut_end: date | None = None
+    floor: datetime | None = None
 
     def shares_days(self) -> bool:
         """Whether records of this window may also come with a window beside it."""
@@ -237,3 +249,182 @@ def after_refusal(
         note = (logging.WARNING, f"Zoom refused {query.start} as older than it keeps; starting a day later")
         return Refused(Window(later, max(query.end, later)), shifted=True, note=note)
     return None
+
+
+# -- splitting the work (issue 18) ---------------------------------------------------------------------
+
+#: Splits (shorter windows, or an older part cut off a window being read) are made only while the
+#: pages they are expected to add stay within this share of the run's estimated pages.
+SPLIT_BUDGET = 0.04
+#: The pages a split is expected to add: one more window's partial last page (and the day it shares
+#: with the window before, until `to` is known to be inclusive); a cut also costs the cut reader's
+#: partial last page and the 14 h it reads past the cut (the API's day may start at UTC+14).
+BOUNDARY_PAGES = 0.5
+CUT_PAGES = 1.0
+#: No piece split off holds fewer pages than this.
+MIN_SPLIT_PAGES = 2.0
+#: A costlier plan is chosen only when it is expected to end sooner by more than this share.
+GAIN = 0.03
+_DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class Pace:
+    """How the run goes: records a day (None until a page in time order), one answer's round trip
+    (seconds, 0 until measured), --max-rps (0: no limit) and how many windows can be read at once."""
+
+    per_day: float | None
+    round_trip: float
+    max_rps: float
+    workers: int
+
+    def pages(self, days: float) -> float:
+        """The pages ``days`` of history are expected to take."""
+        return max(0.0, days) * (self.per_day or 0.0) / PAGE_SIZE
+
+    @property
+    def known(self) -> bool:
+        """Whether splitting can be planned: windows can be read at once, and density and round trip are known."""
+        return self.workers > 1 and bool(self.per_day) and self.round_trip > 0
+
+    def makespan(self, chains: list[float], queued: list[float]) -> float:
+        """Seconds until ``chains`` (pages read one after another, in flight) and then ``queued`` ones
+        (started as readers fall idle) are read: the readers share --max-rps equally, and each asks at
+        most once per round trip."""
+        active = sorted(c for c in chains if c > 0)
+        waiting = [c for c in queued if c > 0]
+        elapsed = 0.0
+        while active or waiting:
+            while waiting and len(active) < self.workers:
+                active.append(waiting.pop(0))
+            active.sort()
+            per_chain = 1 / self.round_trip
+            if self.max_rps > 0:
+                per_chain = min(per_chain, self.max_rps / len(active))
+            step = active[0]
+            elapsed += step / per_chain
+            active = [c - step for c in active[1:] if c > step]
+        return elapsed
+
+
+@dataclass(frozen=True)
+class Piece:
+    """A window being read, as the planner sees it: its pages still to read, and the older part it
+    could hand to another reader (None: it cannot be cut)."""
+
+    slot: Slot
+    pages: float
+    older: Window | None = None
+
+
+@dataclass(frozen=True)
+class Read:
+    """The next window to read: from the days not planned yet, or cut off ``victim``; what it costs."""
+
+    window: Window
+    victim: Slot | None = None
+    #: Pages it is expected to add to what reading the days in 28-day windows one after another takes.
+    cost: float = 0.0
+
+
+def piece(slot: Slot, pace: Pace, *, to_inclusive: bool) -> Piece:
+    """How much of ``slot`` is left, and the older half it could give away (read newest first, not cut yet)."""
+    if slot.reach is None or slot.remaining is None:
+        return Piece(slot, max(1.0, pace.pages((slot.window.end - slot.window.start).days + 1)))
+    start = slot.remaining.start
+    low = midnight(start) if slot.floor is None else max(midnight(start), slot.floor)
+    pages = pace.pages((slot.reach - low) / _DAY)
+    if slot.cut_end is not None or not slot.newest_first or pages < 2 * MIN_SPLIT_PAGES:
+        return Piece(slot, pages)
+    return Piece(slot, pages, older_half(start, slot.reach, to_inclusive=to_inclusive))
+
+
+def older_half(start: date, reach: datetime, *, to_inclusive: bool) -> Window | None:
+    """About the older half of the days from ``start`` up to ``reach`` (a reader's oldest record, read
+    newest first), ending a day before the last day ``reach`` can fall on, so that everything the
+    reader sent lies after what the new window is sure to return; None when no whole day is left."""
+    days = (reach - midnight(start)) / _DAY
+    end = min(start + timedelta(days=int(days // 2)), (reach + MAX_TZ_OFFSET).date() - _DAY)
+    if end < start + timedelta(days=0 if to_inclusive else 1):
+        return None
+    return Window(start, end)
+
+
+@dataclass(frozen=True)
+class _Option:
+    """One way to go on: cut ``piece`` or not, and split the days not planned yet into ``windows``."""
+
+    seconds: float
+    cost: float
+    piece: Piece | None
+    windows: int
+
+
+def next_read(
+    pace: Pace,
+    pieces: list[Piece],
+    upcoming: Window | None,
+    last_day: date,
+    *,
+    read: float,
+    spent: float,
+    to_inclusive: bool,
+) -> Read | None:
+    """What a reader that falls idle reads next (None: nothing).
+
+    Without splitting, the next days not planned yet (``upcoming``, up to ``last_day``) in a window as
+    long as Zoom allows. Pages within a window are read one after another, so when the round trip,
+    not the rate limit, bounds the run, the plan that is expected to end soonest (`Pace.makespan`)
+    may instead cut the window being read with the most pages left in two, or split the days not
+    planned yet into more, equal windows. Splits are made only while the pages they are expected to
+    add (``spent`` so far) stay within SPLIT_BUDGET of the run's pages (``read`` so far and those left).
+    """
+    if not pace.known:
+        return None if upcoming is None else Read(upcoming)
+    unplanned = (last_day - upcoming.start).days + 1 if upcoming is not None else 0
+    total = sum(p.pages for p in pieces) + pace.pages(unplanned)
+    best = _best(_options(pace, pieces, unplanned, SPLIT_BUDGET * (read + total) - spent, to_inclusive=to_inclusive))
+    if best.piece is not None and best.piece.older is not None:
+        return Read(best.piece.older, best.piece.slot, CUT_PAGES + pace.pages(MAX_TZ_OFFSET / _DAY))
+    if upcoming is None:
+        return None
+    length = min(-(-unplanned // best.windows), (upcoming.end - upcoming.start).days + 1)
+    window = Window(upcoming.start, upcoming.start + timedelta(days=length - 1))
+    extra = 1 + _windows(unplanned - length) - _windows(unplanned)
+    return Read(window, cost=extra * _boundary(pace, to_inclusive))
+
+
+def _windows(days: int) -> int:
+    """How many windows ``days`` take one after another (28 days each)."""
+    return -(-max(0, days) // MAX_WINDOW_DAYS)
+
+
+def _boundary(pace: Pace, to_inclusive: bool) -> float:
+    return BOUNDARY_PAGES + (0.0 if to_inclusive else pace.pages(1))
+
+
+def _options(pace: Pace, pieces: list[Piece], unplanned: int, allowance: float, *, to_inclusive: bool) -> list[_Option]:
+    """Every plan within ``allowance``: with and without cutting the window with the most pages left
+    in two, each way of splitting the ``unplanned`` days into equal windows."""
+    cut_cost = CUT_PAGES + pace.pages(MAX_TZ_OFFSET / _DAY)
+    plans: list[tuple[Piece | None, list[float], float]] = [(None, [p.pages for p in pieces], allowance)]
+    biggest = max((p for p in pieces if p.older is not None), key=lambda p: p.pages, default=None)
+    if biggest is not None and allowance >= cut_cost:
+        halves = [p.pages for p in pieces if p is not biggest] + [biggest.pages / 2] * 2
+        plans.append((biggest, halves, allowance - cut_cost))
+    boundary = _boundary(pace, to_inclusive)
+    options = []
+    for cut, chains, left in plans:
+        fewest = _windows(unplanned)
+        most = min(fewest + int(max(0.0, left) // boundary), unplanned, int(pace.pages(unplanned) // MIN_SPLIT_PAGES))
+        for windows in range(fewest, max(fewest, most) + 1):
+            queued = [pace.pages(unplanned / windows)] * windows if windows else []
+            cost = (windows - fewest) * boundary + (allowance - left)
+            options.append(_Option(pace.makespan(chains, queued), cost, cut, windows))
+    return options
+
+
+def _best(options: list[_Option]) -> _Option:
+    """The cheapest plan among those expected to end within GAIN of the soonest."""
+    soonest = min(o.seconds for o in options)
+    return min((o for o in options if o.seconds <= soonest * (1 + GAIN)), key=lambda o: (o.cost, o.windows))

@@ -12,7 +12,10 @@ from datetime import date, datetime, timedelta
 
 from zoom_oplog_shipper.planning import Slot
 from zoom_oplog_shipper.records import epoch
-from zoom_oplog_shipper.windows import Window, covered_until
+from zoom_oplog_shipper.scan import Cursor
+from zoom_oplog_shipper.windows import Window, covered_until, midnight, returned_before
+
+_DAY = timedelta(days=1)
 
 
 @dataclass
@@ -66,6 +69,33 @@ class RunState:
         self.failed = False
         self.watermark = watermark
         self.cutoff = max(watermark - lookback, floor)
+        #: Records and days seen in pages read newest first (how dense the history is), and the
+        #: shortest round trip of a page (seconds): what splitting the work is planned with.
+        self.seen_records = 0
+        self.seen_days = 0.0
+        self.round_trip = 0.0
+
+    @property
+    def per_day(self) -> float | None:
+        """Records a day, as far as pages read newest first show (None before one)."""
+        return self.seen_records / self.seen_days if self.seen_days > 0 else None
+
+    def observe(self, slot: Slot, records: int, cursor: Cursor, query: Window) -> None:
+        """Note what a page read in time order showed: the history's density, and how far ``slot`` got."""
+        if cursor.direction != -1 or cursor.oldest is None:
+            return
+        top = slot.reach or min(midnight(query.end + _DAY), self.now)
+        span = (top - cursor.oldest) / _DAY
+        if span > 0:
+            self.seen_records += records
+            self.seen_days += span
+        slot.reach = cursor.oldest if slot.reach is None else min(slot.reach, cursor.oldest)
+        slot.newest_first = True
+
+    def timed(self, seconds: float) -> None:
+        """Note how long a page took to come."""
+        if seconds > 0 and (self.round_trip <= 0 or seconds < self.round_trip):
+            self.round_trip = seconds
 
     def move_watermark(self, watermark: datetime) -> None:
         """Move the watermark forward (never back), and the cutoff with it."""
@@ -84,6 +114,23 @@ class RunState:
         """Add a planned window (the newest so far)."""
         self.slots.append(slot)
         return slot
+
+    def split(self, victim: Slot, older: Window) -> Slot:
+        """Cut ``older`` (its oldest days) off ``victim``, a window being read newest first, as a new window.
+
+        The victim sends nothing before the instant up to which the new window is sure to return
+        every record, and stops once it has read past it; records both may return are checked
+        against the store by both. The new window comes first for the watermark.
+        """
+        floor = covered_until(older, self.facts.to_inclusive)
+        shared_before = victim.recheck_before if older.start == victim.window.start else None
+        new = Slot(older, recheck_before=shared_before, recheck_from=floor)
+        victim.cut_end, victim.floor = older.end, floor
+        returned = returned_before(older)
+        victim.recheck_before = returned if victim.recheck_before is None else max(victim.recheck_before, returned)
+        at = next(i for i, slot in enumerate(self.slots) if slot is victim)
+        self.slots.insert(at, new)
+        return new
 
     def finish(self, slot: Slot) -> None:
         """A reader is done with ``slot``; one that did not read to the end stops the planning."""

@@ -24,7 +24,17 @@ from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.delivery import Delivery, Limits, Output
 from zoom_oplog_shipper.output import PageWriter
 from zoom_oplog_shipper.pages import PageSource
-from zoom_oplog_shipper.planning import Slot, first_day, plan_slot, starting_point, window_after
+from zoom_oplog_shipper.planning import (
+    Pace,
+    Read,
+    Slot,
+    first_day,
+    next_read,
+    piece,
+    plan_slot,
+    starting_point,
+    window_after,
+)
 from zoom_oplog_shipper.records import epoch, rfc3339_millis
 from zoom_oplog_shipper.run_state import Facts, RunState
 from zoom_oplog_shipper.scan import Encoder, Formatter
@@ -49,6 +59,8 @@ class EngineOptions:
     max_records: int = 0
     #: Windows read at once during a backfill (1: one at a time).
     workers: int = 1
+    #: --max-rps (0: no limit): with the round trip, it says when splitting the work pays.
+    max_rps: float = 0.0
 
 
 class SyncEngine:
@@ -109,7 +121,7 @@ class SyncEngine:
             seen=self.store.seen_since(epoch(state.cutoff)),
         )
         log.debug("loaded %d fingerprints at or after %s", len(delivery.seen), state.cutoff)
-        _Windows(delivery, self.pages, today, self.options.workers).read_from(next_window(first, state.facts.end))
+        _Windows(delivery, self.pages, today, self.options).read_from(next_window(first, state.facts.end))
         if self.summary.outcome == "running":
             self.summary.outcome = "complete"
 
@@ -130,20 +142,24 @@ class SyncEngine:
 
 
 class _Windows:
-    """The windows of one run: planned one after another and read by up to ``workers`` readers.
+    """The windows of one run: planned as readers fall idle, read by up to ``workers`` readers at once.
 
-    The second window starts only after the first page of the first has been read, so that the
-    sort order and an inclusive `to` are usually known before more windows are planned.
+    The second window starts only after the first page of the first has been read, so that the sort
+    order, an inclusive `to`, how dense the history is and how long an answer takes are known before
+    more windows are planned (see `planning.next_read`).
     """
 
-    def __init__(self, delivery: Delivery, pages: PageSource, today: date, workers: int) -> None:
+    def __init__(self, delivery: Delivery, pages: PageSource, today: date, options: EngineOptions) -> None:
         self.delivery = delivery
         self.state = delivery.state
         self.reader = WindowReader(pages, delivery, today, self._on_page)
-        self.workers = workers
+        self.workers = options.workers
+        self.max_rps = options.max_rps
         self.failure: BaseException | None = None
+        #: Pages the splits so far are expected to add (kept within planning.SPLIT_BUDGET).
+        self.spent = 0.0
         self._first_page = False
-        self._next: Window | None = None
+        self._first: Window | None = None
         self._previous: Slot | None = None
         self._pool: Pool[Slot] | None = None
 
@@ -151,7 +167,7 @@ class _Windows:
         """Read every window from ``first`` on; raises what a reader raised, after the others stopped."""
         # An hourly run reads one window: no threads.
         workers = self.workers if first.end < self.state.facts.end else 1
-        self._next = first
+        self._first = first
         with Pool(workers, self._read) as pool:
             self._pool = pool
             try:
@@ -184,18 +200,33 @@ class _Windows:
         if pool.busy and not self._first_page:
             return None
         with self.delivery.lock:
-            facts = state.facts
-            previous = self._previous
-            window = (
-                self._next
-                if previous is None
-                else window_after(previous, to_inclusive=facts.to_inclusive, end=facts.end)
-            )
-            if window is None:
+            read = self._next_read(pool.workers)
+            if read is None:
                 return None
-            slot = plan_slot(window, previous, at_once=pool.workers > 1, to_inclusive=facts.to_inclusive, end=facts.end)
+            self.spent += read.cost
+            if read.victim is not None:
+                log.debug("%s..%s split off the window read from %s", read.window.start, read.window.end,
+                          read.victim.window.start)  # fmt: skip
+                return state.split(read.victim, read.window)
+            facts = state.facts
+            slot = plan_slot(read.window, self._previous, at_once=pool.workers > 1, to_inclusive=facts.to_inclusive,
+                             end=facts.end)  # fmt: skip
             self._previous = state.plan(slot)
         return slot
+
+    def _next_read(self, workers: int) -> Read | None:
+        """What an idle reader reads next: see `planning.next_read`."""
+        state, facts = self.state, self.state.facts
+        previous = self._previous
+        upcoming = (
+            self._first if previous is None else window_after(previous, to_inclusive=facts.to_inclusive, end=facts.end)
+        )
+        pace = Pace(state.per_day, state.round_trip, self.max_rps, workers)
+        pieces = [piece(slot, pace, to_inclusive=facts.to_inclusive) for slot in state.slots if not slot.finished]
+        read = float(self.delivery.summary.pages)
+        return next_read(
+            pace, pieces, upcoming, facts.end, read=read, spent=self.spent, to_inclusive=facts.to_inclusive
+        )
 
     def _collected(self, finished: list[tuple[Slot, BaseException | None]]) -> None:
         """Note what failed (the other readers stop after their page); move the watermark over what finished."""

@@ -101,14 +101,18 @@ class WindowReader:
     def _fetch(self, slot: Slot, reading: _Reading) -> Page | None:
         """The next page; None when the window must be asked for anew (see ``reading``) or cannot be yet."""
         try:
-            return self.pages.get_page(reading.query, reading.token)
+            page = self.pages.get_page(reading.query, reading.token)
         except PageTokenExpired as exc:
             self._token_expired(reading, exc)
+            return None
         except InvalidRequest as exc:
             if reading.token:
                 raise
             self._refused(slot, reading, exc)
-        return None
+            return None
+        with self.delivery.lock:
+            self.delivery.state.timed(page.seconds)
+        return page
 
     def _token_expired(self, reading: _Reading, exc: PageTokenExpired) -> None:
         """Read again from page one, only the days that can still hold records not yet emitted."""

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import requests
@@ -164,6 +164,15 @@ def backoff_delay(attempt: int, rng: random.Random) -> float:
     return rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
 
 
+class _Answer(NamedTuple):
+    """An HTTP answer: status, decoded JSON (None when not JSON), headers, and seconds it took."""
+
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+    seconds: float
+
+
 @dataclass
 class _Token:
     value: str
@@ -238,20 +247,22 @@ class ZoomClient:
         self._wait_before_retry(backoff_delay(attempt, self._rng), what, reason)
 
     # -- HTTP -----------------------------------------------------------------------------
-    def _send(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any, Mapping[str, str]]:
-        """One request; (status, decoded JSON or None, headers). Network errors propagate."""
+    def _send(self, method: str, url: str, **kwargs: Any) -> _Answer:
+        """One request, paced. Network errors propagate."""
         self._pace()
         with self._pace_lock:
             self.counters.requests += 1
+        asked = self._clock.monotonic()
         resp = self._session.request(method, url, timeout=REQUEST_TIMEOUT, **kwargs)
         content = resp.content
+        seconds = self._clock.monotonic() - asked
         try:
             body = orjson.loads(content) if content else None
         except orjson.JSONDecodeError:
             body = None
         if resp.headers.get("Date"):
             self.last_date_header = resp.headers["Date"]
-        return resp.status_code, body, resp.headers
+        return _Answer(resp.status_code, body, resp.headers, seconds)
 
     # -- token ----------------------------------------------------------------------------
     def token(self) -> str:
@@ -278,7 +289,7 @@ class ZoomClient:
         what = "token request"
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                status, body, headers = self._send(
+                status, body, headers, _ = self._send(
                     "POST",
                     cfg.oauth_url,
                     auth=(cfg.client_id, cfg.client_secret),
@@ -345,7 +356,7 @@ class ZoomClient:
             attempt += 1
             try:
                 used = self.token()
-                status, body, headers = self._send(
+                status, body, headers, seconds = self._send(
                     "GET", url, params=params, headers={"Authorization": f"Bearer {used}"}
                 )
             except requests.RequestException as exc:
@@ -357,7 +368,7 @@ class ZoomClient:
                 page = _parse_page(body, stream.report.records_field)
                 if page is not None:
                     log.debug("%s: %d records (tracking id %s)", what, len(page[0]), tracking or "-")
-                    return Page(page[0], page[1])
+                    return Page(page[0], page[1], seconds)
                 verdict = Verdict(Outcome.RETRY, f"HTTP 200 without an {stream.report.records_field} list")
             if verdict.outcome is Outcome.RENEW_TOKEN and not renewed:
                 log.info("access token refused (%s); renewing it once", verdict.reason)
