@@ -148,12 +148,19 @@ class Delivery:
     def deliver(self, records: list[Any], slot: Slot, window: Window, query: Window, cursor: WindowCursor) -> Delivered:
         """Print the page's new records, then commit them and where the window stands."""
         with self.lock:
-            # Another window may have reached --max-records while this page was on its way: it is
-            # not sent (nor committed), and the next run asks for it again.
-            if self.stopping(window, self._records_limit()):
+            # Another window may have failed or reached --max-records while this page was on its way:
+            # it is not sent (nor committed), and the next run asks for it again.
+            failed = "stopped after another window failed" if self.state.failed else None
+            if self.stopping(window, failed or self._records_limit()):
                 return Delivered.STOP
             self.summary.pages += 1
-            delivered = self._deliver(records, slot, window, query, cursor)
+            try:
+                delivered = self._deliver(records, slot, window, query, cursor)
+            except BaseException:
+                # Nothing more is printed once a page could not be printed or committed: at most that
+                # page is out and not committed, however many windows are read at once.
+                self.state.failed = True
+                raise
             if delivered is not Delivered.RESTART:
                 self._progress(window, cursor.remaining)
             return delivered
