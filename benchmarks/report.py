@@ -216,12 +216,13 @@ def markdown(results: dict[str, Any]) -> str:
     lat = results.get("latency")
     if lat:
         for r in lat["runs"]:
+            walls = r.get("walls_s", [r["wall_s"]])
             lines.append(
                 f"| latency backfill {r['days']} days ({r['records']:,} records, {lat['delay_s']:g} s per answer), "
-                f"--max-rps {r['max_rps']:g}: wall, s | {r['wall_s']:.1f} ({r['ratio_to_floor']:.2f}x) | rate limit "
-                f"alone {r['rate_limit_floor_s']:.1f} s ({r['requests']} requests, one window at a time "
-                f"{r['requests_one_at_a_time']}); lower bound {r['lower_bound_s']:.1f} s "
-                f"({r['lower_bound_ratio']:.2f}x) | 1 |"
+                f"--max-rps {r['max_rps']:g}: wall, s | {r['wall_s']:.1f} ({r['ratio_to_floor']:.2f}x) | "
+                f"{min(walls):.1f} – {max(walls):.1f}; rate limit alone {r['rate_limit_floor_s']:.1f} s "
+                f"({r['requests']} requests, one window at a time {r['requests_one_at_a_time']}); lower bound "
+                f"{r['lower_bound_s']:.1f} s ({r['lower_bound_ratio']:.2f}x) | {len(walls)} |"
             )
     s = results.get("startup")
     if s:

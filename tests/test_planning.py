@@ -16,7 +16,7 @@ from zoom_oplog_shipper.planning import (
     first_day,
     narrow,
     next_read,
-    older_half,
+    older_part,
     piece,
     plan_slot,
     starting_point,
@@ -24,7 +24,7 @@ from zoom_oplog_shipper.planning import (
 )
 from zoom_oplog_shipper.scan import Cursor
 from zoom_oplog_shipper.state import Snapshot
-from zoom_oplog_shipper.windows import UNKNOWN_OFFSET_LIMIT, Window, shared_from, shared_until
+from zoom_oplog_shipper.windows import UNKNOWN_OFFSET_LIMIT, Window, covered_until, shared_from, shared_until
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -223,10 +223,10 @@ def test_a_long_first_window_is_cut_when_its_chain_would_bound_the_run() -> None
     first = reading(date(2026, 7, 4), date(2026, 7, 31), datetime(2026, 7, 30, 18, tzinfo=UTC))
     p = pace(20.0, 10)
     upcoming = Window(date(2026, 8, 1), date(2026, 8, 28))
-    read = next_read(p, [piece(first, p, to_inclusive=True)], upcoming, date(2026, 12, 6), read=1, spent=0,
+    read = next_read(p, [piece(first, p)], upcoming, date(2026, 12, 6), read=1, spent=0,
                      to_inclusive=True)  # fmt: skip
-    assert read is not None and read.victim is first
-    assert read.window == Window(date(2026, 7, 4), date(2026, 7, 17)) and read.cost > 1
+    assert read is not None and read.victim is first and read.cost > 1
+    assert read.window.start == first.window.start and read.window.end < date(2026, 7, 25)
 
 
 def test_nothing_is_cut_when_the_chains_already_use_the_rate_limit() -> None:
@@ -235,7 +235,7 @@ def test_nothing_is_cut_when_the_chains_already_use_the_rate_limit() -> None:
     first = reading(date(2026, 10, 17), date(2026, 11, 13), datetime(2026, 11, 12, 18, tzinfo=UTC))
     p = pace(5.0, 3)
     upcoming = Window(date(2026, 11, 14), date(2026, 12, 6))
-    read = next_read(p, [piece(first, p, to_inclusive=True)], upcoming, date(2026, 12, 6), read=1, spent=0,
+    read = next_read(p, [piece(first, p)], upcoming, date(2026, 12, 6), read=1, spent=0,
                      to_inclusive=True)  # fmt: skip
     assert read == Read(upcoming)
 
@@ -253,6 +253,27 @@ def test_the_days_not_planned_yet_are_split_into_equal_windows_within_the_budget
 
 def test_a_window_cut_off_ends_a_day_before_the_last_day_the_readers_oldest_record_can_fall_on() -> None:
     reach = datetime(2026, 7, 10, 9, tzinfo=UTC)  # its API day may be 07-10 (UTC+14 at most: 23:00)
-    assert older_half(date(2026, 7, 4), reach, to_inclusive=True) == Window(date(2026, 7, 4), date(2026, 7, 7))
-    assert older_half(date(2026, 7, 4), datetime(2026, 7, 4, 8, tzinfo=UTC), to_inclusive=True) is None
-    assert older_half(date(2026, 7, 4), datetime(2026, 7, 5, 20, tzinfo=UTC), to_inclusive=False) is None
+    start = date(2026, 7, 4)
+    assert older_part(start, reach, 0.5, to_inclusive=True) == Window(start, date(2026, 7, 6))
+    assert older_part(start, reach, 0.8, to_inclusive=True) == Window(start, date(2026, 7, 8))
+    assert older_part(start, reach, 1.0, to_inclusive=True) == Window(start, date(2026, 7, 9))  # not 07-10
+    assert older_part(start, reach, 0.5, to_inclusive=False) == Window(start, date(2026, 7, 7))  # `to` not read
+    assert older_part(start, datetime(2026, 7, 4, 8, tzinfo=UTC), 0.5, to_inclusive=True) is None
+    assert older_part(start, datetime(2026, 7, 5, 8, tzinfo=UTC), 0.5, to_inclusive=False) is None
+
+
+def test_the_days_left_may_be_split_into_one_readers_share_each_with_the_rest_last() -> None:
+    """90 days at --max-rps 10 (5 readers): ~74 pages, ~15 a reader. The first window's 22 pages are
+    cut so that it keeps about one share, and the days after it go in windows of about one share."""
+    first = reading(date(2026, 9, 2), date(2026, 9, 29), datetime(2026, 9, 28, 18, tzinfo=UTC))
+    p = pace(10.0, 5)
+    pieces = [piece(first, p)]
+    cut = next_read(p, pieces, Window(date(2026, 9, 30), date(2026, 10, 27)), date(2026, 12, 6), read=1, spent=0,
+                    to_inclusive=True)  # fmt: skip
+    assert cut is not None and cut.victim is first and cut.window.end < date(2026, 9, 16)
+    # with the cut made (its cost spent), the next window is about one reader's share of days
+    first.cut_end, first.floor = cut.window.end, covered_until(cut.window, True)
+    pieces = [piece(first, p), piece(Slot(cut.window), p)]
+    then = next_read(p, pieces, Window(date(2026, 9, 30), date(2026, 10, 27)), date(2026, 12, 6), read=1,
+                     spent=cut.cost, to_inclusive=True)  # fmt: skip
+    assert then is not None and then.victim is None and 14 <= (then.window.end - then.window.start).days + 1 <= 20

@@ -309,12 +309,19 @@ class Pace:
 
 @dataclass(frozen=True)
 class Piece:
-    """A window being read, as the planner sees it: its pages still to read, and the older part it
-    could hand to another reader (None: it cannot be cut)."""
+    """A window being read, as the planner sees it: its pages still to read, and whether an older part
+    of its days (from ``start`` up to its oldest record so far, ``reach``) can be handed to another
+    reader (read newest first, not cut yet)."""
 
     slot: Slot
     pages: float
-    older: Window | None = None
+    start: date | None = None
+    reach: datetime | None = None
+
+    @property
+    def cuttable(self) -> bool:
+        """Whether it can be cut in two."""
+        return self.start is not None and self.reach is not None
 
 
 @dataclass(frozen=True)
@@ -327,8 +334,8 @@ class Read:
     cost: float = 0.0
 
 
-def piece(slot: Slot, pace: Pace, *, to_inclusive: bool) -> Piece:
-    """How much of ``slot`` is left, and the older half it could give away (read newest first, not cut yet)."""
+def piece(slot: Slot, pace: Pace) -> Piece:
+    """How much of ``slot`` is left, and whether it can be cut (read newest first, not cut yet)."""
     if slot.reach is None or slot.remaining is None:
         return Piece(slot, max(1.0, pace.pages((slot.window.end - slot.window.start).days + 1)))
     start = slot.remaining.start
@@ -336,15 +343,17 @@ def piece(slot: Slot, pace: Pace, *, to_inclusive: bool) -> Piece:
     pages = pace.pages((slot.reach - low) / _DAY)
     if slot.cut_end is not None or not slot.newest_first or pages < 2 * MIN_SPLIT_PAGES:
         return Piece(slot, pages)
-    return Piece(slot, pages, older_half(start, slot.reach, to_inclusive=to_inclusive))
+    return Piece(slot, pages, start, slot.reach)
 
 
-def older_half(start: date, reach: datetime, *, to_inclusive: bool) -> Window | None:
-    """About the older half of the days from ``start`` up to ``reach`` (a reader's oldest record, read
-    newest first), ending a day before the last day ``reach`` can fall on, so that everything the
-    reader sent lies after what the new window is sure to return; None when no whole day is left."""
-    days = (reach - midnight(start)) / _DAY
-    end = min(start + timedelta(days=int(days // 2)), (reach + MAX_TZ_OFFSET).date() - _DAY)
+def older_part(start: date, reach: datetime, give: float, *, to_inclusive: bool) -> Window | None:
+    """About ``give`` (a share) of the days from ``start`` up to ``reach`` (a reader's oldest record,
+    read newest first), the oldest ones, ending a day before the last day ``reach`` can fall on, so
+    that everything the reader sent lies after what the new window is sure to return; None when no
+    whole day can be given."""
+    days = max(1, round((reach - midnight(start)) / _DAY * give))
+    end = start + timedelta(days=days - (1 if to_inclusive else 0))
+    end = min(end, (reach + MAX_TZ_OFFSET).date() - _DAY)
     if end < start + timedelta(days=0 if to_inclusive else 1):
         return None
     return Window(start, end)
@@ -352,12 +361,12 @@ def older_half(start: date, reach: datetime, *, to_inclusive: bool) -> Window | 
 
 @dataclass(frozen=True)
 class _Option:
-    """One way to go on: cut ``piece`` or not, and split the days not planned yet into ``windows``."""
+    """One way to go on: a cut (or none), and the days not planned yet split into windows of ``days``."""
 
     seconds: float
     cost: float
-    piece: Piece | None
-    windows: int
+    cut: Read | None
+    days: tuple[int, ...]
 
 
 def next_read(
@@ -375,20 +384,20 @@ def next_read(
     Without splitting, the next days not planned yet (``upcoming``, up to ``last_day``) in a window as
     long as Zoom allows. Pages within a window are read one after another, so when the round trip,
     not the rate limit, bounds the run, the plan that is expected to end soonest (`Pace.makespan`)
-    may instead cut the window being read with the most pages left in two, or split the days not
-    planned yet into more, equal windows. Splits are made only while the pages they are expected to
-    add (``spent`` so far) stay within SPLIT_BUDGET of the run's pages (``read`` so far and those left).
+    may instead cut the window being read with the most pages left in two (handing over half its
+    days, or what leaves it one reader's share), or split the days not planned yet into more, equal
+    windows. Splits are made only while the pages they are expected to add (``spent`` so far) stay
+    within SPLIT_BUDGET of the run's pages (``read`` so far and those left).
     """
     if not pace.known:
         return None if upcoming is None else Read(upcoming)
     unplanned = (last_day - upcoming.start).days + 1 if upcoming is not None else 0
     total = sum(p.pages for p in pieces) + pace.pages(unplanned)
-    best = _best(_options(pace, pieces, unplanned, SPLIT_BUDGET * (read + total) - spent, to_inclusive=to_inclusive))
-    if best.piece is not None and best.piece.older is not None:
-        return Read(best.piece.older, best.piece.slot, CUT_PAGES + pace.pages(MAX_TZ_OFFSET / _DAY))
-    if upcoming is None:
-        return None
-    length = min(-(-unplanned // best.windows), (upcoming.end - upcoming.start).days + 1)
+    allowance = SPLIT_BUDGET * (read + total) - spent
+    best = _best(_options(pace, pieces, unplanned, allowance, total, to_inclusive=to_inclusive))
+    if best.cut is not None or upcoming is None:
+        return best.cut
+    length = min(best.days[0], (upcoming.end - upcoming.start).days + 1)
     window = Window(upcoming.start, upcoming.start + timedelta(days=length - 1))
     extra = 1 + _windows(unplanned - length) - _windows(unplanned)
     return Read(window, cost=extra * _boundary(pace, to_inclusive))
@@ -403,28 +412,65 @@ def _boundary(pace: Pace, to_inclusive: bool) -> float:
     return BOUNDARY_PAGES + (0.0 if to_inclusive else pace.pages(1))
 
 
-def _options(pace: Pace, pieces: list[Piece], unplanned: int, allowance: float, *, to_inclusive: bool) -> list[_Option]:
-    """Every plan within ``allowance``: with and without cutting the window with the most pages left
-    in two, each way of splitting the ``unplanned`` days into equal windows."""
-    cut_cost = CUT_PAGES + pace.pages(MAX_TZ_OFFSET / _DAY)
-    plans: list[tuple[Piece | None, list[float], float]] = [(None, [p.pages for p in pieces], allowance)]
-    biggest = max((p for p in pieces if p.older is not None), key=lambda p: p.pages, default=None)
-    if biggest is not None and allowance >= cut_cost:
-        halves = [p.pages for p in pieces if p is not biggest] + [biggest.pages / 2] * 2
-        plans.append((biggest, halves, allowance - cut_cost))
+def _cuts(pace: Pace, pieces: list[Piece], total: float, *, to_inclusive: bool) -> list[tuple[Read, list[float]]]:
+    """The ways to cut the window with the most pages left: each cut, with the chains it leaves."""
+    biggest = max((p for p in pieces if p.cuttable), key=lambda p: p.pages, default=None)
+    if biggest is None or biggest.start is None or biggest.reach is None:
+        return []
+    cost = CUT_PAGES + pace.pages(MAX_TZ_OFFSET / _DAY)
+    days = (biggest.reach - midnight(biggest.start)) / _DAY
+    others = [p.pages for p in pieces if p is not biggest]
+    cuts = []
+    for give in sorted({0.5, 1 - max(MIN_SPLIT_PAGES, total / pace.workers) / biggest.pages}):
+        window = (
+            older_part(biggest.start, biggest.reach, give, to_inclusive=to_inclusive) if 0.2 <= give <= 0.8 else None
+        )
+        if window is not None:
+            given = biggest.pages * min(1.0, ((window.end - window.start).days + 1) / days)
+            cuts.append((Read(window, biggest.slot, cost), [*others, biggest.pages - given, given]))
+    return cuts
+
+
+def _options(
+    pace: Pace, pieces: list[Piece], unplanned: int, allowance: float, total: float, *, to_inclusive: bool
+) -> list[_Option]:
+    """Every plan within ``allowance``: no cut or each cut of `_cuts`, each with every split of the
+    ``unplanned`` days of `_splits`."""
+    plans: list[tuple[Read | None, list[float]]] = [(None, [p.pages for p in pieces])]
+    plans += [(cut, chains) for cut, chains in _cuts(pace, pieces, total, to_inclusive=to_inclusive)
+              if cut.cost <= allowance]  # fmt: skip
     boundary = _boundary(pace, to_inclusive)
+    fewest = _windows(unplanned)
     options = []
-    for cut, chains, left in plans:
-        fewest = _windows(unplanned)
-        most = min(fewest + int(max(0.0, left) // boundary), unplanned, int(pace.pages(unplanned) // MIN_SPLIT_PAGES))
-        for windows in range(fewest, max(fewest, most) + 1):
-            queued = [pace.pages(unplanned / windows)] * windows if windows else []
-            cost = (windows - fewest) * boundary + (allowance - left)
-            options.append(_Option(pace.makespan(chains, queued), cost, cut, windows))
+    for cut, chains in plans:
+        spent = cut.cost if cut is not None else 0.0
+        most = fewest + int(max(0.0, allowance - spent) // boundary)
+        for days in _splits(pace, unplanned, most, total / pace.workers):
+            queued = [pace.pages(d) for d in days]
+            cost = (len(days) - fewest) * boundary + spent
+            options.append(_Option(pace.makespan(chains, queued), cost, cut, days))
     return options
+
+
+def _splits(pace: Pace, unplanned: int, most: int, share: float) -> list[tuple[int, ...]]:
+    """Ways to split ``unplanned`` days into at most ``most`` windows of up to 28 days, each of at least
+    MIN_SPLIT_PAGES: into equal windows, or into windows of one reader's ``share`` of the pages with
+    the rest last."""
+    fewest = _windows(unplanned)
+    most = max(fewest, min(most, unplanned, int(pace.pages(unplanned) // MIN_SPLIT_PAGES)))
+    splits = []
+    for count in range(fewest, most + 1):
+        size, longer = divmod(unplanned, count) if count else (0, 0)
+        splits.append((size + 1,) * longer + (size,) * (count - longer))
+    per_day = pace.per_day or 1.0
+    step = min(MAX_WINDOW_DAYS, max(1, round(max(share, MIN_SPLIT_PAGES) * PAGE_SIZE / per_day)))
+    whole, rest = divmod(unplanned, step)
+    if fewest <= whole + bool(rest) <= most:
+        splits.append((step,) * whole + ((rest,) if rest else ()))
+    return splits
 
 
 def _best(options: list[_Option]) -> _Option:
     """The cheapest plan among those expected to end within GAIN of the soonest."""
     soonest = min(o.seconds for o in options)
-    return min((o for o in options if o.seconds <= soonest * (1 + GAIN)), key=lambda o: (o.cost, o.windows))
+    return min((o for o in options if o.seconds <= soonest * (1 + GAIN)), key=lambda o: (o.cost, len(o.days)))

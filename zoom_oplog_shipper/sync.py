@@ -222,7 +222,7 @@ class _Windows:
             self._first if previous is None else window_after(previous, to_inclusive=facts.to_inclusive, end=facts.end)
         )
         pace = Pace(state.per_day, state.round_trip, self.max_rps, workers)
-        pieces = [piece(slot, pace, to_inclusive=facts.to_inclusive) for slot in state.slots if not slot.finished]
+        pieces = [piece(slot, pace) for slot in state.slots if not slot.finished]
         read = float(self.delivery.summary.pages)
         return next_read(
             pace, pieces, upcoming, facts.end, read=read, spent=self.spent, to_inclusive=facts.to_inclusive
