@@ -411,7 +411,7 @@ def test_a_backfill_split_among_readers_sends_every_record_once_within_5_percent
     assert slow.run().emitted == 0
 
 
-@pytest.mark.parametrize("page", [2, 6])
+@pytest.mark.parametrize("page", [2, 6, 12, 20, 30])
 def test_a_kill_while_the_work_is_split_re_sends_at_most_the_page_in_flight(slow: Harness, page: int) -> None:
     start = NOW - timedelta(days=60)
     slow.zoom.records = spread(start, 12_000, timedelta(minutes=7.2))
