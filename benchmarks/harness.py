@@ -226,6 +226,11 @@ class SimulatorProcess:
         """``POST /_sim/records``: visible at once (their times are in the past)."""
         self._request("POST", "/_sim/records", b"".join(orjson.dumps(r) + b"\n" for r in records))
 
+    def slow(self, seconds: float) -> None:
+        """Delay every answer by ``seconds`` from now on (0: none), with ``POST /_sim/faults``."""
+        body = {"slow_rate": 1.0 if seconds > 0 else 0.0, "slow_seconds": seconds}
+        self._request("POST", "/_sim/faults", orjson.dumps(body))
+
     def cpu_seconds(self) -> float:
         """User + system CPU the simulator has used so far (from /proc)."""
         fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()

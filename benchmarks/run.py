@@ -9,8 +9,9 @@ Measures, with the simulator as a separate process on loopback (rate limits off)
 5. API requests of the backfill against the ideal, and of hourly incremental runs,
 6. start-up wall time of ``--version`` and of a run that finds nothing new,
 7. state size on disk per remembered fingerprint,
-8. a backfill under real API latency (every answer delayed) at --max-rps 5 and 10, one window at a
-   time and at the default concurrency (issue 12),
+8. backfills of 10 to 180 days of history under real API latency (every answer delayed) at
+   --max-rps 5, 10 and 20, against the rate limit's floor and the requests of one window at a
+   time (issue 18),
 
 and writes ``results.json`` and ``results.md`` (a markdown table with each budget met or missed).
 """
@@ -56,8 +57,8 @@ from benchmarks.harness import (
     summarize,
 )
 from zoom_oplog_shipper.formats.ecs import UNPARSABLE_TIME_TAG
+from zoom_oplog_shipper.pages import PAGE_SIZE
 from zoom_oplog_shipper.settings import DEFAULT_LOOKBACK, parse_duration
-from zoom_oplog_shipper.zoom_client import PAGE_SIZE
 
 #: Generated history for the backfills: the sizes are spread evenly over this many days.
 BACKFILL_DAYS = 100
@@ -66,10 +67,12 @@ INCREMENTAL_PER_DAY = 5000
 NEW_RECORDS = 100
 #: Zoom allows a month per query; 28 days is a month in every calendar.
 WINDOW_DAYS = 28
-#: The latency backfill of issue 12: its records spread over this many days (five windows).
-LATENCY_DAYS = 120
-LATENCY_RPS = (5.0, 10.0)
-_SUMMARY = re.compile(r"(\d+) records emitted, (\d+) pages, (\d+) requests, (\d+) retries, (\d+) windows")
+#: The latency backfill of issue 18: histories of these lengths, at this density (the issue's 36,000
+#: records in 150 days), backfilled at each --max-rps with every answer delayed.
+LATENCY_DAYS = (10, 45, 90, 150, 180)
+LATENCY_RPS = (5.0, 10.0, 20.0)
+LATENCY_PER_DAY = 240
+_SUMMARY = re.compile(r"(\d+) records emitted, (\d+) pages, (\d+) requests, (\d+) retries, (\d+) windows, (\d+\.\d)s")
 
 
 @dataclass(frozen=True)
@@ -84,20 +87,23 @@ class Plan:
     transform_repeat: int
     startup_repeat: int
     empty_repeat: int
-    #: The latency backfill: records over LATENCY_DAYS, and the delay of every answer.
-    latency_records: int
+    #: The latency backfill: history lengths (days), --max-rps values, and the delay of every answer.
+    latency_days: tuple[int, ...]
+    latency_rps: tuple[float, ...]
     latency_s: float
+    latency_repeat: int
 
 
 def make_plan(args: argparse.Namespace) -> Plan:
     """The smoke plan (10k records, what CI runs) or the full one (10k, 100k and 1M)."""
     if args.smoke:
         sizes: tuple[int, ...] = tuple(args.sizes or (10_000,))
-        return Plan(True, sizes, dict.fromkeys(sizes, 3), dict.fromkeys(sizes, 2), 10_000, 3, 5, 3, 6_000, 0.1)
+        smoke = ((10, 150), (10.0, 20.0))
+        return Plan(True, sizes, dict.fromkeys(sizes, 3), dict.fromkeys(sizes, 2), 10_000, 3, 5, 3, *smoke, 0.4, 1)
     sizes = tuple(args.sizes or (10_000, 100_000, 1_000_000))
     repeat = {n: 3 if n >= 1_000_000 else 5 for n in sizes}
     baseline = {n: 1 if n >= 1_000_000 else 3 for n in sizes}
-    return Plan(False, sizes, repeat, baseline, 100_000, 7, 15, 7, 30_000, 0.4)
+    return Plan(False, sizes, repeat, baseline, 100_000, 7, 15, 7, LATENCY_DAYS, LATENCY_RPS, 0.4, 3)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -139,7 +145,8 @@ def _summary_counts(stderr: str) -> dict[str, int]:
         msg = f"no summary line in the shipper's stderr: {stderr[-1000:]}"
         raise BenchmarkError(msg)
     keys = ("emitted", "pages", "requests", "retries", "windows")
-    return dict(zip(keys, map(int, match.groups()), strict=True))
+    counts = dict(zip(keys, map(int, match.groups()[:5]), strict=True))
+    return {**counts, "engine_ms": round(float(match.group(6)) * 1000)}
 
 
 def _state_show(ctx: Context, env: Mapping[str, str]) -> dict[str, Any]:
@@ -486,55 +493,97 @@ def incremental(ctx: Context, lookback: str | None, empty_repeat: int) -> dict[s
 # -- 8: latency ------------------------------------------------------------------------------------
 
 
-def latency(ctx: Context, records: int, delay_s: float) -> dict[str, Any]:
-    """Backfill ``records`` over LATENCY_DAYS with every answer ``delay_s`` late, at each LATENCY_RPS,
-    one window at a time (`--concurrency 1`, the engine before issue 12) and at the default."""
-    sim_dir = ctx.fresh_dir("latency")
-    per_day = records // LATENCY_DAYS
-    sim_args = ["--seed", "3", "--days", str(LATENCY_DAYS), "--records-per-day", str(per_day)]
-    sim_args += ["--slow-rate", "1", "--slow-seconds", str(delay_s)]
-    start = (datetime.now(UTC) - timedelta(days=LATENCY_DAYS + 1)).date().isoformat()
+def latency(
+    ctx: Context, days: tuple[int, ...], rates: tuple[float, ...], delay_s: float, repeat: int
+) -> dict[str, Any]:
+    """Backfill histories of each length in ``days`` (LATENCY_PER_DAY records a day) at each of
+    ``rates`` (--max-rps, default concurrency) with every answer ``delay_s`` late (issue 18), each
+    ``repeat`` times; a pair's row is its median run by wall time.
+
+    The requests of one window at a time (`--concurrency 1`, the engine before issue 12) are the
+    reference; they do not depend on the delay, so that run is made with the delay off.
+    """
     runs: list[dict[str, Any]] = []
-    with SimulatorProcess(sim_args, child_env(ctx.pycache), sim_dir / "simulator.log", start_timeout=300) as sim:
-        for rps in LATENCY_RPS:
-            for concurrency in ("1", "auto"):
-                state_dir = ctx.fresh_dir("state-latency")
-                env = shipper_env(
-                    sim.base_url,
-                    state_dir,
-                    ctx.pycache,
-                    ZOOM_BACKFILL_START=start,
-                    ZOOM_OPLOG_MAX_RPS=f"{rps:g}",
-                    ZOOM_OPLOG_CONCURRENCY=concurrency,
+    for length in days:
+        sim_dir = ctx.fresh_dir(f"latency-{length}")
+        sim_args = ["--seed", "3", "--days", str(length), "--records-per-day", str(LATENCY_PER_DAY)]
+        start = (datetime.now(UTC) - timedelta(days=length + 1)).date().isoformat()
+        with SimulatorProcess(sim_args, child_env(ctx.pycache), sim_dir / "simulator.log", start_timeout=300) as sim:
+            records = len(sim.records())
+            one_at_a_time = _latency_run(ctx, sim, sim_dir, start, records, "1", 0.0)["requests"]
+            sim.slow(delay_s)
+            for rps in rates:
+                tries = sorted(
+                    (_latency_run(ctx, sim, sim_dir, start, records, "auto", rps) for _ in range(repeat)),
+                    key=lambda r: r["wall_s"],
                 )
-                before = sim.stats()
-                out = sim_dir / "out.ndjson"
-                run = run_child([*ctx.shipper, "run"], env, out, timeout=1800)
-                _check_run(run, f"latency backfill at --max-rps {rps:g}, --concurrency {concurrency}")
-                lines = count_lines(out)
-                if lines != per_day * LATENCY_DAYS:
-                    msg = f"the latency backfill printed {lines} lines, expected {per_day * LATENCY_DAYS}"
-                    raise BenchmarkError(msg)
-                requests = api_requests(before, sim.stats())["total"]
-                floor = requests / rps
-                runs.append(
-                    {
-                        "max_rps": rps,
-                        "concurrency": concurrency,
-                        "requests": requests,
-                        "wall_s": run.wall_s,
-                        "rate_limit_floor_s": floor,
-                        "ratio_to_floor": run.wall_s / floor,
-                    }
-                )
+                run = tries[len(tries) // 2]
+                row = _latency_row(run, length, records, rps, delay_s, one_at_a_time)
+                row["walls_s"] = [r["wall_s"] for r in tries]
+                row["requests_ratio"] = max(r["requests"] for r in tries) / one_at_a_time
+                runs.append(row)
                 print(
-                    f"  latency {delay_s:g}s, --max-rps {rps:g}, --concurrency {concurrency}: {run.wall_s:.1f}s, "
-                    f"{requests} requests (rate limit alone {floor:.1f}s)",
+                    f"  latency {length} days, --max-rps {rps:g}: {run['wall_s']:.1f}s, {run['requests']} requests "
+                    f"(one at a time {one_at_a_time}), rate limit alone {run['requests'] / rps:.1f}s",
                     file=sys.stderr,
                     flush=True,
                 )
-                ctx.drop(out)
-    return {"records": per_day * LATENCY_DAYS, "days": LATENCY_DAYS, "delay_s": delay_s, "runs": runs}
+            sim.slow(0.0)
+    return {"per_day": LATENCY_PER_DAY, "delay_s": delay_s, "runs": runs}
+
+
+def _latency_run(
+    ctx: Context, sim: SimulatorProcess, sim_dir: Path, start: str, records: int, concurrency: str, rps: float
+) -> dict[str, Any]:
+    """One backfill of the simulator's history: wall time, requests, and the time outside the engine."""
+    env = shipper_env(
+        sim.base_url,
+        ctx.fresh_dir("state-latency"),
+        ctx.pycache,
+        ZOOM_BACKFILL_START=start,
+        ZOOM_OPLOG_MAX_RPS=f"{rps:g}",
+        ZOOM_OPLOG_CONCURRENCY=concurrency,
+    )
+    before = sim.stats()
+    out = sim_dir / "out.ndjson"
+    run = run_child([*ctx.shipper, "run"], env, out, timeout=1800)
+    _check_run(run, f"latency backfill at --max-rps {rps:g}, --concurrency {concurrency}")
+    lines = count_lines(out)
+    if lines != records:
+        msg = f"the latency backfill printed {lines} lines, expected {records}"
+        raise BenchmarkError(msg)
+    ctx.drop(out)
+    counts = _summary_counts(run.stderr)
+    requests = api_requests(before, sim.stats())["total"]
+    return {"wall_s": run.wall_s, "requests": requests, "windows": counts["windows"],
+            "outside_engine_s": max(0.0, run.wall_s - counts["engine_ms"] / 1000)}  # fmt: skip
+
+
+def _latency_row(
+    run: dict[str, Any], days: int, records: int, rps: float, delay_s: float, one_at_a_time: int
+) -> dict[str, Any]:
+    """A latency run against the rate limit's floor and against what any plan could reach.
+
+    The lower bound: the time outside the engine (start-up, closing the store), the token, the first
+    page (what the rest is planned with), the rate limit for the rest, and the last answer.
+    """
+    requests = run["requests"]
+    floor = requests / rps
+    bound = run["outside_engine_s"] + 3 * delay_s + max(0, requests - 3) / rps
+    return {
+        "days": days,
+        "records": records,
+        "max_rps": rps,
+        "requests": requests,
+        "requests_one_at_a_time": one_at_a_time,
+        "requests_ratio": requests / one_at_a_time,
+        "windows": run["windows"],
+        "wall_s": run["wall_s"],
+        "rate_limit_floor_s": floor,
+        "ratio_to_floor": run["wall_s"] / floor,
+        "lower_bound_s": bound,
+        "lower_bound_ratio": bound / floor,
+    }
 
 
 # -- 6: start-up ------------------------------------------------------------------------------------
@@ -705,8 +754,10 @@ def main(argv: list[str] | None = None) -> int:
         "transform_repeat": bench.transform_repeat,
         "startup_repeat": bench.startup_repeat,
         "empty_repeat": bench.empty_repeat,
-        "latency_records": bench.latency_records,
+        "latency_days": list(bench.latency_days),
+        "latency_rps": list(bench.latency_rps),
         "latency_s": bench.latency_s,
+        "latency_repeat": bench.latency_repeat,
     }
     began = time.perf_counter()
     try:
@@ -722,8 +773,10 @@ def main(argv: list[str] | None = None) -> int:
                 print("incremental runs", file=sys.stderr, flush=True)
                 results["incremental"] = [incremental(ctx, lb, bench.empty_repeat) for lb in (None, "2h")]
             if "latency" in parts:
-                print(f"latency ({bench.latency_records:,} records)", file=sys.stderr, flush=True)
-                results["latency"] = latency(ctx, bench.latency_records, bench.latency_s)
+                print(f"latency ({LATENCY_PER_DAY} records a day)", file=sys.stderr, flush=True)
+                results["latency"] = latency(
+                    ctx, bench.latency_days, bench.latency_rps, bench.latency_s, bench.latency_repeat
+                )
             if "backfill" in parts:
                 print("backfills", file=sys.stderr, flush=True)
                 results["backfill"] = {

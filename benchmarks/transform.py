@@ -23,13 +23,13 @@ import orjson
 from benchmarks.harness import SIM_ACCOUNT, summarize
 from zoom_oplog_shipper.formats import ECS
 from zoom_oplog_shipper.output import PageWriter, encode, make_encoder, make_formatter
+from zoom_oplog_shipper.pages import PAGE_SIZE
 from zoom_oplog_shipper.records import canonical, epoch, fingerprint, record_time, rfc3339_millis
 from zoom_oplog_shipper.scan import Cursor, render_page, scan_page
 from zoom_oplog_shipper.settings import DEFAULT_MAX_LINE_BYTES
 from zoom_oplog_shipper.simulator import generate_records
 from zoom_oplog_shipper.streams import OPERATIONS
 from zoom_oplog_shipper.streams.operations.detail import Detail
-from zoom_oplog_shipper.zoom_client import PAGE_SIZE
 
 
 def make_pages(records: int, seed: int = 1) -> list[bytes]:

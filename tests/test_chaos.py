@@ -392,15 +392,18 @@ def test_report(capsys: pytest.CaptureFixture[str]) -> None:
         print()
 
 
-def test_kill_after_later_windows_finished_before_the_first(tmp_path: Path) -> None:
+@pytest.mark.parametrize("per_day", [100, 300])
+def test_kill_after_later_windows_finished_before_the_first(tmp_path: Path, per_day: int) -> None:
     """Three windows at once; the oldest answers slowly, so the two after it finish first. A SIGKILL
-    then must leave the watermark at the unfinished window, and the next run must lose nothing."""
+    then must leave the watermark at the unfinished window, and the next run must lose nothing. At
+    300 records a day the oldest window is long enough for its older half to go to another reader
+    (a cut): both parts are slow and unfinished at the kill."""
     now = datetime.now(UTC)
     backfill = datetime.combine((now - timedelta(days=80)).date(), datetime.min.time(), tzinfo=UTC)
     first_end = backfill.date() - timedelta(days=2) + timedelta(days=27)  # the first window's `to`
     sim = Simulator(
         SimulatorConfig(account_id="o-acct", client_id="o-client", client_secret="o-secret", seed=21, days=90,
-                        records_per_day=100, slow_before=first_end.isoformat(), slow_seconds=0.3),
+                        records_per_day=per_day, slow_before=first_end.isoformat(), slow_seconds=0.3),
     )  # fmt: skip
     server = serve_in_thread(sim)
     state_dir = tmp_path / "state"
@@ -416,26 +419,30 @@ def test_kill_after_later_windows_finished_before_the_first(tmp_path: Path) -> N
         "ZOOM_OPLOG_INCLUDE_ORIGINAL": "true",
         "ZOOM_BACKFILL_START": backfill.isoformat(),
         "ZOOM_OPLOG_CONCURRENCY": "3",
+        "ZOOM_OPLOG_LOG_LEVEL": "debug",
     }
     later_start = datetime.combine(first_end + timedelta(days=1), datetime.min.time(), tzinfo=UTC)
     later = [r for r in sim.records() if (t := record_time(r)) and later_start <= t < later_start + timedelta(days=40)]
     lines: list[bytes] = []
+    err = (tmp_path / "killed.err").open("wb")
     try:
         proc = subprocess.Popen([sys.executable, "-m", "zoom_oplog_shipper", "run"], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, env=env)  # fmt: skip
+                                stderr=err, env=env)  # fmt: skip
         assert proc.stdout is not None
         reader = threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, b"")), daemon=True)  # type: ignore[union-attr]
         reader.start()
-        deadline = time.monotonic() + 60
+        deadline, cut = time.monotonic() + 60, False
         while time.monotonic() < deadline and proc.poll() is None:
             stamps = [orjson.loads(line)["@timestamp"] for line in list(lines)]
-            if sum(s >= later_start.isoformat()[:10] for s in stamps) >= len(later):
+            cut = "split off the window read from" in (tmp_path / "killed.err").read_text()
+            if sum(s >= later_start.isoformat()[:10] for s in stamps) >= len(later) and (cut or per_day < 300):
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the run ended before the later windows were out: nothing to test"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         reader.join(timeout=30)
+        assert cut or per_day < 300, "no window was cut"
         [store] = state_dir.glob("*.sqlite3")
         with sqlite3.connect(store) as conn:
             meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
@@ -454,9 +461,11 @@ def test_kill_after_later_windows_finished_before_the_first(tmp_path: Path) -> N
         until = datetime.now(UTC)
         want = Counter(canonical(r) for r in sim.records() if (t := record_time(r)) and backfill <= t < until)
         duplicates = sum(ids.values()) - len(ids)
-        REPORT.append(f"kill after later windows: {sum(want.values())} records, {duplicates} duplicates")
+        how = "a window cut" if cut else "no cut"
+        REPORT.append(f"kill after later windows ({how}): {sum(want.values())} records, {duplicates} duplicates")
         assert not (want - got), f"{sum((want - got).values())} records lost"
         assert not (got - want)
         assert duplicates <= PAGE * 3  # at most a page per window that was in flight
     finally:
+        err.close()
         server.shutdown()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import random
+import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 from tests.conftest import NOW, FakeClock, FakeZoom, make_config, record
 from zoom_oplog_shipper.errors import ApiError, ConfigError, DailyLimitError
 from zoom_oplog_shipper.output import PageWriter, make_encoder, make_formatter
+from zoom_oplog_shipper.pipeline import engine_options
 from zoom_oplog_shipper.state import StateStore, state_file
 from zoom_oplog_shipper.streams import OPERATIONS
 from zoom_oplog_shipper.summary import RunSummary
@@ -41,7 +43,7 @@ class Harness:
         store = StateStore.open(state_file(cfg.state_dir, cfg.account_id, cfg.category_type), cfg.account_id, "all")
         client = ZoomClient(cfg, clock=self.clock, rng=random.Random(3))
         engine = SyncEngine(
-            cfg,
+            engine_options(cfg),
             client.reader(OPERATIONS),
             store,
             writer or PageWriter(out),
@@ -363,3 +365,62 @@ def test_a_last_window_the_api_cannot_serve_yet_ends_the_run(h: Harness, concurr
     assert asked[0] >= "2026-10-02", asked[:3]
     assert summary.emitted == sum(1 for r in h.zoom.records if r["time"] < iso(NOW))
     assert summary.outcome == "complete" and set(h.ids().values()) == {1}
+
+
+@pytest.mark.parametrize(("backfill_days", "concurrency", "threads"), [(0, 3, False), (70, 1, False), (70, 3, True)])
+def test_window_reader_threads_only_for_a_backfill_of_several_windows_at_once(
+    h: Harness, backfill_days: int, concurrency: int, threads: bool
+) -> None:
+    """An hourly run reads one window, and `--concurrency 1` one window at a time: in the calling thread."""
+    h.zoom.records = spread(NOW - timedelta(days=70), 2000, timedelta(minutes=50))
+    if not backfill_days:  # a first run, then the hourly one
+        h.run(backfill_start=NOW - timedelta(days=1))
+        h.clock.advance(3600)
+    names: set[str] = set()
+    h.zoom.on_page = lambda args: names.update(t.name for t in threading.enumerate())
+    h.run(backfill_start=NOW - timedelta(days=backfill_days or 1), concurrency=concurrency)
+    assert any(name.startswith("zoom-window") for name in names) == threads
+
+
+def cuts(requests: list[dict[str, str]]) -> list[tuple[str, str]]:
+    """The windows cut off another one (same first day, an earlier last day) among ``requests``."""
+    windows = {(r["from"], r["to"]) for r in requests if "next_page_token" not in r}
+    return [w for w in windows if any(o[0] == w[0] and o[1] > w[1] for o in windows)]
+
+
+@pytest.fixture
+def slow(h: Harness) -> Harness:
+    """Zoom answering in 0.4 s (of the fake clock): enough for splitting the work to pay."""
+    h.zoom.on_page = lambda args: h.clock.advance(0.4)
+    return h
+
+
+def test_a_backfill_split_among_readers_sends_every_record_once_within_5_percent_more_requests(
+    slow: Harness, tmp_path: Path, zoom: FakeZoom, clock: FakeClock
+) -> None:
+    start = NOW - timedelta(days=60)
+    slow.zoom.records = spread(start, 12_000, timedelta(minutes=7.2))
+    summary = slow.run(backfill_start=start, concurrency=5)
+    assert summary.emitted == 12_000 and set(slow.ids().values()) == {1}
+    assert cuts(slow.zoom.requests)  # a window was cut in two: both parts start on the same day
+    alone = Harness(tmp_path / "alone", zoom, clock)
+    before = len(zoom.requests)
+    alone.run(backfill_start=start, concurrency=1)
+    one_at_a_time = len(zoom.requests) - before
+    assert summary.requests <= 1.05 * one_at_a_time, (summary.requests, one_at_a_time)
+    assert slow.run().emitted == 0
+
+
+@pytest.mark.parametrize("page", [2, 6, 12, 20, 30])
+def test_a_kill_while_the_work_is_split_re_sends_at_most_the_page_in_flight(slow: Harness, page: int) -> None:
+    start = NOW - timedelta(days=60)
+    slow.zoom.records = spread(start, 12_000, timedelta(minutes=7.2))
+    out = io.BytesIO()
+    with pytest.raises(KeyboardInterrupt):
+        slow.run(writer=DyingWriter(out, pages=page), backfill_start=start, concurrency=5)
+    assert cuts(slow.zoom.requests)
+    slow.lines += [orjson.loads(line) for line in out.getvalue().splitlines()]
+    slow.run(concurrency=5)
+    counts = slow.ids()
+    assert len(counts) == 12_000  # nothing lost
+    assert sum(counts.values()) - len(counts) <= 300  # the page that was out but not committed

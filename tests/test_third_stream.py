@@ -134,7 +134,7 @@ def compose(config: Config, clock: FakeClock, out: io.BytesIO) -> None:
     store = StateStore.open(path, config.account_id, TELEPHONY.store_key(config))
     try:
         SyncEngine(
-            config,
+            pipeline.engine_options(config),
             ZoomClient(config, clock=clock).reader(TELEPHONY),
             store,
             PageWriter(out),

@@ -11,13 +11,12 @@ import requests
 
 from tests.conftest import SECRET, FakeClock, FakeZoom, make_config, record
 from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
+from zoom_oplog_shipper.pages import InvalidRequest, PageTokenExpired
 from zoom_oplog_shipper.streams import OPERATIONS
 from zoom_oplog_shipper.windows import Window
 from zoom_oplog_shipper.zoom_client import (
     MAX_ATTEMPTS,
-    InvalidRequest,
     Outcome,
-    PageTokenExpired,
     ZoomClient,
     _Token,
     classify,
@@ -357,27 +356,3 @@ def test_no_proxy_sends_the_request_directly(
     with pytest.raises(ApiError, match="does not resolve"):
         client.token()
     assert zoom.token_requests == 0
-
-
-@pytest.mark.parametrize(
-    "environment",
-    [
-        {},
-        {"HTTPS_PROXY": "http://proxy.example:3128"},
-        {"HTTPS_PROXY": "http://proxy.example:3128", "NO_PROXY": "zoom.example"},
-        {"https_proxy": "http://proxy.example:3128", "no_proxy": ".example"},
-        {"ALL_PROXY": "socks5://proxy.example:1080"},
-        {"REQUESTS_CA_BUNDLE": "/etc/ssl/corporate.pem"},
-        {"CURL_CA_BUNDLE": "/etc/ssl/curl.pem"},
-    ],
-)
-def test_proxy_and_ca_bundle_settings_are_those_requests_reads(
-    tmp_path: Path, clock: FakeClock, no_proxy_environment: pytest.MonkeyPatch, environment: dict[str, str]
-) -> None:
-    for name, value in environment.items():
-        no_proxy_environment.setenv(name, value)
-    session = ZoomClient(make_config(tmp_path, "https://zoom.example"), clock=clock)._session
-    for url in ("https://zoom.example/v2/report/operationlogs?page_size=300", "https://zoom.example/oauth/token"):
-        for _ in range(2):
-            got = session.merge_environment_settings(url, {}, None, None, None)
-            assert got == requests.Session().merge_environment_settings(url, {}, None, None, None)

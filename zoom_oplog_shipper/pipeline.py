@@ -21,6 +21,7 @@ from zoom_oplog_shipper.streams import Stream, stream_of
 
 if TYPE_CHECKING:
     from zoom_oplog_shipper.state import RunLock, StateStore
+    from zoom_oplog_shipper.sync import EngineOptions, SyncEngine
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -103,6 +104,42 @@ def stop_on_signals(flag: StopFlag) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def engine_options(config: Config) -> EngineOptions:
+    """The few settings the engine reads, from the run's Config."""
+    from zoom_oplog_shipper.settings import windows_at_once
+    from zoom_oplog_shipper.sync import EngineOptions
+
+    return EngineOptions(
+        account_id=config.account_id,
+        lookback=config.lookback,
+        max_runtime=config.max_runtime,
+        backfill_start=config.backfill_start,
+        max_records=config.max_records,
+        workers=windows_at_once(config.concurrency, config.max_rps),
+        max_rps=config.max_rps,
+    )
+
+
+def make_engine(
+    config: Config, stream: Stream, store: StateStore, clock: Clock, session: Any, out: PageGuard, flag: StopFlag
+) -> SyncEngine:
+    """The engine of one pass of ``stream``: its client's pages, the formatter and encoder, stdout and the store."""
+    from zoom_oplog_shipper.output import PageWriter, make_encoder, make_formatter
+    from zoom_oplog_shipper.sync import SyncEngine
+    from zoom_oplog_shipper.zoom_client import ZoomClient
+
+    return SyncEngine(
+        engine_options(config),
+        ZoomClient(config, clock=clock, session=session).reader(stream),
+        store,
+        PageWriter(cast(BinaryIO, out)),
+        make_formatter(config.output_format, config.account_id, config.include_original, stream),
+        make_encoder(config.max_line_bytes, config.output_format),
+        clock,
+        should_stop=flag,
+    )
 
 
 def run_pass(
@@ -190,24 +227,10 @@ def _sync(
     log_type: Stream,
 ) -> int:
     """Read, print and commit with ``store`` (open; closed here), saving the run's summary in it."""
-    from zoom_oplog_shipper.output import PageWriter, make_encoder, make_formatter
-    from zoom_oplog_shipper.sync import SyncEngine
-    from zoom_oplog_shipper.zoom_client import ZoomClient
-
     code = int(ExitCode.FAILURE)
     try:
-        client = ZoomClient(config, clock=clock, session=session)
         flag = stop or StopFlag()
-        engine = SyncEngine(
-            config,
-            client.reader(log_type),
-            store,
-            PageWriter(cast(BinaryIO, PageGuard(out, flag))),
-            make_formatter(config.output_format, config.account_id, config.include_original, log_type),
-            make_encoder(config.max_line_bytes, config.output_format),
-            clock,
-            should_stop=flag,
-        )
+        engine = make_engine(config, log_type, store, clock, session, PageGuard(out, flag), flag)
         report.summary = engine.summary
         with stop_on_signals(flag) if stop is None else nullcontext():
             engine.run()

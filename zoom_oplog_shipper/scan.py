@@ -12,9 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import orjson
-
-from zoom_oplog_shipper.records import account_hash, record_time
+from zoom_oplog_shipper.records import canonical, fingerprint, record_time
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SECOND = timedelta(seconds=1)
@@ -56,6 +54,62 @@ class PageScan:
     done: bool = False
 
 
+class _Tally:
+    """A page's scan in progress: occurrence counts, the sort order, the times seen."""
+
+    def __init__(self, cursor: Cursor, ordered: bool, inclusive_bound: datetime | None) -> None:
+        self.counts = dict(cursor.counts)
+        self.untimed_counts = dict(cursor.untimed_counts)
+        self.current, self.direction = cursor.current, cursor.direction
+        self.ordered = ordered
+        self.inclusive_bound = inclusive_bound
+        self.newest: datetime | None = None
+        self.oldest: datetime | None = None
+        self.unordered = False
+        self.to_inclusive = False
+
+    def occurrence(self, canon: bytes, t: datetime | None) -> int:
+        """The record's occurrence number among identical records (of its second, when ordered)."""
+        bucket = self.untimed_counts if t is None else self._at(t)
+        n = bucket.get(canon, 0)
+        bucket[canon] = n + 1
+        return n
+
+    def _at(self, t: datetime) -> dict[bytes, int]:
+        """The counts of ``t``'s second; notes the order, the page's span and an inclusive `to`."""
+        self.newest = t if self.newest is None else max(self.newest, t)
+        self.oldest = t if self.oldest is None else min(self.oldest, t)
+        if t != self.current:
+            if self.current is not None:
+                self._step(-1 if t < self.current else 1)
+                if self.unordered:  # the page is dropped: nothing more to note
+                    return self.counts
+            if self.ordered:
+                self.counts.clear()
+            self.current = t
+        if self.inclusive_bound is not None and t >= self.inclusive_bound:
+            self.to_inclusive = True
+        return self.counts
+
+    def _step(self, step: int) -> None:
+        if self.direction == 0:
+            self.direction = step
+        elif step != self.direction and self.ordered:
+            self.unordered = True
+
+    def cursor(self, cursor: Cursor) -> Cursor:
+        """The cursor the next page starts from."""
+        return replace(
+            cursor,
+            counts=self.counts,
+            untimed_counts=self.untimed_counts,
+            current=self.current,
+            direction=self.direction,
+            oldest=self.oldest,
+            newest=self.newest,
+        )
+
+
 def scan_page(
     records: list[Any],
     cursor: Cursor,
@@ -72,72 +126,26 @@ def scan_page(
     full. ``inclusive_bound``: a record at or after this instant proves `to` inclusive (None when
     that is known or cannot be learned).
     """
-    counts = dict(cursor.counts)
-    untimed_counts = dict(cursor.untimed_counts)
-    current, direction = cursor.current, cursor.direction
+    tally = _Tally(cursor, ordered, inclusive_bound)
     candidates: list[Candidate] = []
     skipped: list[Any] = []
-    newest: datetime | None = None
-    oldest: datetime | None = None
-    to_inclusive = False
-    # record_time, canonical and fingerprint, inlined where they cost most: this runs for every record.
-    account = account_hash(account_id)
-    dumps, sort_keys, from_iso = orjson.dumps, orjson.OPT_SORT_KEYS, datetime.fromisoformat
     for rec in records:
         if not isinstance(rec, dict):
             skipped.append(rec)
             continue
-        value = rec.get("time")
-        if value.__class__ is str and len(value) == 20 and value[19] == "Z" and value[10] == "T":
-            try:
-                t = from_iso(value)
-            except ValueError:
-                t = None
-        else:
-            t = record_time(rec)
-        canon = dumps(rec, option=sort_keys)
-        if t is None:
-            bucket = untimed_counts
-        else:
-            if newest is None or t > newest:
-                newest = t
-            if oldest is None or t < oldest:
-                oldest = t
-            if t != current:
-                if current is not None:
-                    step = -1 if t < current else 1
-                    if direction == 0:
-                        direction = step
-                    elif step != direction and ordered:
-                        return PageScan([], cursor, unordered=True, to_inclusive=to_inclusive)
-                if ordered:
-                    counts.clear()
-                current = t
-            bucket = counts
-            if inclusive_bound is not None and t >= inclusive_bound:
-                to_inclusive = True
-                inclusive_bound = None
-        n = bucket.get(canon, 0)
-        bucket[canon] = n + 1
+        t = record_time(rec)
+        canon = canonical(rec)
+        n = tally.occurrence(canon, t)
+        if tally.unordered:
+            return PageScan([], cursor, unordered=True, to_inclusive=tally.to_inclusive)
         if t is not None and t < cutoff:
             continue
-        h = account.copy()
-        h.update(canon)
-        h.update(b"\0%d" % n)
-        fp = h.digest()
+        fp = fingerprint(account_id, canon, n)
         if fp not in seen:
             candidates.append((fp, rec, t))
-    done = direction == -1 and ordered and newest is not None and newest < cutoff
-    next_cursor = replace(
-        cursor,
-        counts=counts,
-        untimed_counts=untimed_counts,
-        current=current,
-        direction=direction,
-        oldest=oldest,
-        newest=newest,
-    )
-    return PageScan(candidates, next_cursor, to_inclusive=to_inclusive, skipped=skipped, done=done)
+    newest = tally.newest
+    done = tally.direction == -1 and ordered and newest is not None and newest < cutoff
+    return PageScan(candidates, tally.cursor(cursor), to_inclusive=tally.to_inclusive, skipped=skipped, done=done)
 
 
 @dataclass(frozen=True)

@@ -131,3 +131,9 @@ def shared_from(window: Window) -> datetime:
     The shared day, in the API's zone, begins as early as the day before at 10:00 UTC (at UTC+14).
     """
     return midnight(window.end) - MAX_TZ_OFFSET
+
+
+def returned_before(window: Window) -> datetime:
+    """Every record returned for ``window`` is before this instant, whether `to` is inclusive or not:
+    the `to` day ends by the next day's 12:00 UTC (at UTC-12)."""
+    return midnight(window.end + timedelta(days=1)) - MIN_TZ_OFFSET

@@ -11,8 +11,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any, NamedTuple
 
 import orjson
 import requests
@@ -21,16 +20,13 @@ from zoom_oplog_shipper import __version__
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
+from zoom_oplog_shipper.pages import PAGE_SIZE, Counters, InvalidRequest, Page, PageTokenExpired
 from zoom_oplog_shipper.settings import DEFAULT_API_URL, DEFAULT_OAUTH_URL, label
 from zoom_oplog_shipper.streams import Stream
 from zoom_oplog_shipper.windows import Window
 
-if TYPE_CHECKING:
-    from requests.sessions import _Settings
-
 log = logging.getLogger(__name__)
 
-PAGE_SIZE = 300
 #: Renew the token this long before Zoom says it expires (as Zoom's own SDK does).
 TOKEN_RENEW_MARGIN = 60.0
 MAX_ATTEMPTS = 6
@@ -65,7 +61,6 @@ class Outcome(Enum):
     INVALID = "invalid"
     #: 404 or "No such API": the URL setting does not point at Zoom.
     WRONG_URL = "wrong_url"
-    FAIL = "fail"
 
 
 @dataclass(frozen=True)
@@ -100,14 +95,7 @@ def classify(status: int, body: Any, headers: Mapping[str, str], *, paged: bool 
         return Verdict(Outcome.RETRY, "HTTP 200 with a body that is not a JSON object")
     detail = f"HTTP {status}" + (f" code {code}" if code is not None else "") + (f": {message}" if message else "")
     if status == 429:
-        kind = headers.get("X-RateLimit-Type", "").lower()
-        if "daily" in kind or "daily" in message.lower():
-            return Verdict(Outcome.DAILY_LIMIT, detail, reset_at=headers.get("Retry-After"))
-        wait = None
-        retry_after = headers.get("Retry-After", "")
-        if retry_after.replace(".", "", 1).isdigit():
-            wait = float(retry_after)
-        return Verdict(Outcome.RETRY, detail, wait=wait if wait is not None else 1.0, code=code)
+        return _rate_limited(message, headers, detail, code)
     if code == ZoomCode.INVALID_TOKEN:
         return Verdict(Outcome.RENEW_TOKEN, detail, code=code)
     if status in (401, 403) or code in _AUTH_CODES:
@@ -123,6 +111,16 @@ def classify(status: int, body: Any, headers: Mapping[str, str], *, paged: bool 
     if 400 <= status < 500:
         return Verdict(Outcome.INVALID, detail, code=code)
     return Verdict(Outcome.RETRY, detail, code=code)
+
+
+def _rate_limited(message: str, headers: Mapping[str, str], detail: str, code: int | None) -> Verdict:
+    """A 429: the daily limit (not retried), or the per-second one (retried after Retry-After, else 1 s)."""
+    kind = headers.get("X-RateLimit-Type", "").lower()
+    if "daily" in kind or "daily" in message.lower():
+        return Verdict(Outcome.DAILY_LIMIT, detail, reset_at=headers.get("Retry-After"))
+    retry_after = headers.get("Retry-After", "")
+    wait = float(retry_after) if retry_after.replace(".", "", 1).isdigit() else 1.0
+    return Verdict(Outcome.RETRY, detail, wait=wait, code=code)
 
 
 #: (class or words in the text of a network failure, what a person is told); the first match wins.
@@ -166,34 +164,13 @@ def backoff_delay(attempt: int, rng: random.Random) -> float:
     return rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt))
 
 
-@dataclass(frozen=True)
-class Page:
-    """One page of records."""
+class _Answer(NamedTuple):
+    """An HTTP answer: status, decoded JSON (None when not JSON), headers, and seconds it took."""
 
-    records: list[Any]
-    next_page_token: str
-    tracking_id: str
-
-
-class PageTokenExpired(Exception):
-    """Zoom refused a next_page_token; the window must be read again from page one."""
-
-
-class InvalidRequest(ApiError):
-    """Zoom refused the request's parameters (code 300 and similar)."""
-
-    def __init__(self, message: str, code: int | None) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-@dataclass
-class Counters:
-    """Requests and retries made so far (for the summary line)."""
-
-    requests: int = 0
-    retries: int = 0
-    token_requests: int = 0
+    status: int
+    body: Any
+    headers: Mapping[str, str]
+    seconds: float
 
 
 @dataclass
@@ -201,34 +178,6 @@ class _Token:
     value: str
     expires_at: float
     scopes: tuple[str, ...] = field(default_factory=tuple)
-
-
-class _Session(requests.Session):
-    """A ``requests`` session that reads the proxy and CA bundle settings of the environment once per host.
-
-    ``requests`` reads them (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE, ...) on every request, walking
-    all of ``os.environ`` twice; a run's environment does not change, so once per scheme and host
-    gives the same settings.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._environment: dict[str, _Settings] = {}
-
-    def merge_environment_settings(
-        self, url: str | bytes | None, proxies: Any, stream: bool | None, verify: Any, cert: Any
-    ) -> _Settings:
-        """The settings of ``requests`` for ``url``; the environment's part is read once per scheme and host."""
-        if not isinstance(url, str) or proxies or stream is not None or verify is not None or cert is not None:
-            return super().merge_environment_settings(url, proxies, stream, verify, cert)
-        scheme, netloc, *_ = urlsplit(url)
-        origin = f"{scheme}://{netloc}"
-        settings = self._environment.get(origin)
-        if settings is None:
-            settings = self._environment[origin] = super().merge_environment_settings(url, {}, None, None, None)
-        fresh = settings.copy()
-        fresh["proxies"] = dict(settings["proxies"])  # requests may change the proxies it is given
-        return fresh
 
 
 class ZoomClient:
@@ -245,7 +194,7 @@ class ZoomClient:
     ) -> None:
         self._config = config
         self._clock = clock
-        self._session = session or _Session()
+        self._session = session or requests.Session()
         self._session.headers["User-Agent"] = USER_AGENT
         #: Monotonic time after which no retry is waited for (the run's --max-runtime).
         self.deadline = deadline
@@ -298,20 +247,22 @@ class ZoomClient:
         self._wait_before_retry(backoff_delay(attempt, self._rng), what, reason)
 
     # -- HTTP -----------------------------------------------------------------------------
-    def _send(self, method: str, url: str, **kwargs: Any) -> tuple[int, Any, Mapping[str, str]]:
-        """One request; (status, decoded JSON or None, headers). Network errors propagate."""
+    def _send(self, method: str, url: str, **kwargs: Any) -> _Answer:
+        """One request, paced. Network errors propagate."""
         self._pace()
         with self._pace_lock:
             self.counters.requests += 1
+        asked = self._clock.monotonic()
         resp = self._session.request(method, url, timeout=REQUEST_TIMEOUT, **kwargs)
         content = resp.content
+        seconds = self._clock.monotonic() - asked
         try:
             body = orjson.loads(content) if content else None
         except orjson.JSONDecodeError:
             body = None
         if resp.headers.get("Date"):
             self.last_date_header = resp.headers["Date"]
-        return resp.status_code, body, resp.headers
+        return _Answer(resp.status_code, body, resp.headers, seconds)
 
     # -- token ----------------------------------------------------------------------------
     def token(self) -> str:
@@ -338,8 +289,7 @@ class ZoomClient:
         what = "token request"
         for attempt in range(1, MAX_ATTEMPTS + 1):
             try:
-                self.counters.token_requests += 1
-                status, body, headers = self._send(
+                status, body, headers, _ = self._send(
                     "POST",
                     cfg.oauth_url,
                     auth=(cfg.client_id, cfg.client_secret),
@@ -406,7 +356,7 @@ class ZoomClient:
             attempt += 1
             try:
                 used = self.token()
-                status, body, headers = self._send(
+                status, body, headers, seconds = self._send(
                     "GET", url, params=params, headers={"Authorization": f"Bearer {used}"}
                 )
             except requests.RequestException as exc:
@@ -418,45 +368,45 @@ class ZoomClient:
                 page = _parse_page(body, stream.report.records_field)
                 if page is not None:
                     log.debug("%s: %d records (tracking id %s)", what, len(page[0]), tracking or "-")
-                    return Page(page[0], page[1], tracking)
+                    return Page(page[0], page[1], seconds)
                 verdict = Verdict(Outcome.RETRY, f"HTTP 200 without an {stream.report.records_field} list")
+            if verdict.outcome is Outcome.RENEW_TOKEN and not renewed:
+                log.info("access token refused (%s); renewing it once", verdict.reason)
+                self._drop_token(used)
+                renewed = True
+                attempt -= 1
+                continue
             suffix = f" (x-zm-trackingid {tracking})" if tracking else ""
-            match verdict.outcome:
-                case Outcome.RENEW_TOKEN if not renewed:
-                    log.info("access token refused (%s); renewing it once", verdict.reason)
-                    self._drop_token(used)
-                    renewed = True
-                    attempt -= 1
-                    continue
-                case Outcome.RENEW_TOKEN | Outcome.AUTH:
-                    raise AuthError(permission_message(stream, verdict) + suffix)
-                case Outcome.DAILY_LIMIT:
-                    when = (
-                        f"; the quota resets at {verdict.reset_at}"
-                        if verdict.reset_at
-                        else "; the quota resets at 00:00 UTC"
-                    )
-                    raise DailyLimitError(
-                        f"Zoom's daily request limit for this account is reached{when}{suffix}", verdict.reset_at
-                    )
-                case Outcome.PAGE_TOKEN:
-                    raise PageTokenExpired(verdict.reason)
-                case Outcome.WRONG_URL:
-                    msg = (
-                        f"{what}: {url} answered {verdict.reason}: {label('api_url')} {self._config.api_url} "
-                        f"is not Zoom's API; it ends in /v2, e.g. {DEFAULT_API_URL} (the default){suffix}"
-                    )
-                    raise ConfigError(msg)
-                case Outcome.INVALID:
-                    raise InvalidRequest(f"{what}: Zoom refused the request ({verdict.reason}){suffix}", verdict.code)
+            self._raise_unless_retried(verdict, stream, what, url, suffix)
             if attempt >= MAX_ATTEMPTS:
                 raise ApiError(f"{what} failed after {attempt} attempts: {verdict.reason}{suffix}; progress is kept")
-            wait = (
-                verdict.wait + self._rng.uniform(0, 1)
-                if verdict.wait is not None
-                else backoff_delay(attempt, self._rng)
-            )
-            self._wait_before_retry(wait, what, verdict.reason + suffix)
+            self._wait_before_retry(self._retry_wait(verdict, attempt), what, verdict.reason + suffix)
+
+    def _retry_wait(self, verdict: Verdict, attempt: int) -> float:
+        """Seconds before retry number ``attempt``: what Zoom asked for plus jitter, else the backoff."""
+        if verdict.wait is not None:
+            return verdict.wait + self._rng.uniform(0, 1)
+        return backoff_delay(attempt, self._rng)
+
+    def _raise_unless_retried(self, verdict: Verdict, stream: Stream, what: str, url: str, suffix: str) -> None:
+        """Raise what a report answer means unless it is retried (``what`` names the request)."""
+        match verdict.outcome:
+            case Outcome.RENEW_TOKEN | Outcome.AUTH:
+                raise AuthError(permission_message(stream, verdict) + suffix)
+            case Outcome.DAILY_LIMIT:
+                when = f"; the quota resets at {verdict.reset_at or '00:00 UTC'}"
+                msg = f"Zoom's daily request limit for this account is reached{when}{suffix}"
+                raise DailyLimitError(msg, verdict.reset_at)
+            case Outcome.PAGE_TOKEN:
+                raise PageTokenExpired(verdict.reason)
+            case Outcome.WRONG_URL:
+                msg = (
+                    f"{what}: {url} answered {verdict.reason}: {label('api_url')} {self._config.api_url} "
+                    f"is not Zoom's API; it ends in /v2, e.g. {DEFAULT_API_URL} (the default){suffix}"
+                )
+                raise ConfigError(msg)
+            case Outcome.INVALID:
+                raise InvalidRequest(f"{what}: Zoom refused the request ({verdict.reason}){suffix}", verdict.code)
 
 
 class StreamPages:
