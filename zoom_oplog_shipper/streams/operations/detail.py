@@ -320,8 +320,12 @@ def _parse_head(head: str, b: _Builder, *, has_parts: bool) -> bool:
     m = _OBJECT_HEAD_RE.fullmatch(head)
     if m is None:
         return False
-    obj = m["obj"].lower()
-    name = (m["name"] or "").strip() or None
+    _parse_object(m["obj"].lower(), (m["name"] or "").strip() or None, b)
+    return True
+
+
+def _parse_object(obj: str, name: str | None, b: _Builder) -> None:
+    """The object an object head names ("user", "im group", "cloud recording"...) and its name."""
     if obj.startswith(("user group", "im group", "group")):
         b.object_type = "group"
         b.group_name = name
@@ -335,18 +339,15 @@ def _parse_head(head: str, b: _Builder, *, has_parts: bool) -> bool:
     elif obj.startswith(("meeting", "webinar")):
         kind = "meeting" if obj.startswith("meeting") else "webinar"
         b.object_type = kind
-        if name is not None:
-            idm = _LEADING_ID_RE.match(name)
-            if idm:
-                b.set_id(kind, idm["id"])
+        idm = _LEADING_ID_RE.match(name) if name is not None else None
+        if idm:
+            b.set_id(kind, idm["id"])
     else:
         b.object_type = "recording"
         b.recording = True
-        if name is not None:
-            idm = _MEETING_ID_RE.search(name)
-            if idm:
-                b.set_id(idm["kind"].lower(), idm["id"])
-    return True
+        idm = _MEETING_ID_RE.search(name) if name is not None else None
+        if idm:
+            b.set_id(idm["kind"].lower(), idm["id"])
 
 
 def _parse_user_name(name: str, b: _Builder) -> None:

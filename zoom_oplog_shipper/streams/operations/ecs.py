@@ -133,26 +133,12 @@ def detail_fields(detail: Detail) -> dict[str, Any]:
     ``zoom.role.name``, ``zoom.meeting.id``, ``zoom.webinar.id``.
     """
     out: dict[str, Any] = {}
-    target: dict[str, Any] = {}
-    if detail.target_user_email:
-        target["email"] = detail.target_user_email
-    if detail.target_user_name:
-        target["name"] = detail.target_user_name
-    user: dict[str, Any] = {}
-    rc = detail.role_change
-    if rc is not None:
-        if rc.old:
-            target["roles"] = [rc.old]
-        user["changes"] = {"roles": [rc.new]}
-    if target:
-        user["target"] = target
-    if user:
+    if user := _user_fields(detail):
         out["user"] = user
     if detail.group_name:
         out["group"] = {"name": detail.group_name}
     if detail.related_users:
         out["related"] = {"user": list(detail.related_users)}
-
     tags: list[str] = []
     if detail.security_control_disabled:
         tags.append(TAG_SECURITY_CONTROL_DISABLED)
@@ -161,22 +147,41 @@ def detail_fields(detail: Detail) -> dict[str, Any]:
         out["event"] = {"type": ["admin"]}
     if tags:
         out["tags"] = tags
+    if zoom := _zoom_fields(detail):
+        out["zoom"] = zoom
+    return out
 
+
+def _user_fields(detail: Detail) -> dict[str, Any]:
+    """``user.changes`` (the role after) and ``user.target`` (the user acted on, its role before)."""
+    target: dict[str, Any] = {}
+    if detail.target_user_email:
+        target["email"] = detail.target_user_email
+    if detail.target_user_name:
+        target["name"] = detail.target_user_name
+    user: dict[str, Any] = {}
+    if (rc := detail.role_change) is not None:
+        if rc.old:
+            target["roles"] = [rc.old]
+        user["changes"] = {"roles": [rc.new]}
+    if target:
+        user["target"] = target
+    return user
+
+
+def _zoom_fields(detail: Detail) -> dict[str, Any]:
+    """``zoom.operation`` (object type, changes, disabled controls); ``zoom.role``, ``.meeting``, ``.webinar``."""
     operation = object_and_changes(detail)
     if detail.disabled_controls:
         operation["disabled_controls"] = list(detail.disabled_controls)
-    zoom: dict[str, Any] = {}
-    if operation:
-        zoom["operation"] = operation
+    zoom: dict[str, Any] = {"operation": operation} if operation else {}
     if detail.role:
         zoom["role"] = {"name": detail.role}
     if detail.meeting_id:
         zoom["meeting"] = {"id": detail.meeting_id}
     if detail.webinar_id:
         zoom["webinar"] = {"id": detail.webinar_id}
-    if zoom:
-        out["zoom"] = zoom
-    return out
+    return zoom
 
 
 def _union(current: list[Any], new: list[Any]) -> None:
