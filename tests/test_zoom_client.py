@@ -19,7 +19,7 @@ from zoom_oplog_shipper.zoom_client import (
     Outcome,
     ZoomClient,
     _Token,
-    classify,
+    classify_response,
     describe_network_error,
 )
 
@@ -64,14 +64,14 @@ DAILY_BODY = {"code": 429, "message": "You have reached the maximum daily rate l
         (408, None, {}, False, Outcome.RETRY),
     ],
 )
-def test_classify(status: int, body: Any, headers: dict[str, str], paged: bool, outcome: Outcome) -> None:
-    assert classify(status, body, headers, paged=paged).outcome is outcome
+def test_classify_response(status: int, body: Any, headers: dict[str, str], paged: bool, outcome: Outcome) -> None:
+    assert classify_response(status, body, headers, paged=paged).outcome is outcome
 
 
-def test_classify_rate_limit_waits() -> None:
-    assert classify(429, QPS_BODY, {}).wait == 1.0
-    assert classify(429, QPS_BODY, {"Retry-After": "3"}).wait == 3.0
-    daily = classify(429, DAILY_BODY, {"Retry-After": "2026-11-27T00:00:00Z"})
+def test_classify_response_rate_limit_waits() -> None:
+    assert classify_response(429, QPS_BODY, {}).wait == 1.0
+    assert classify_response(429, QPS_BODY, {"Retry-After": "3"}).wait == 3.0
+    daily = classify_response(429, DAILY_BODY, {"Retry-After": "2026-11-27T00:00:00Z"})
     assert daily.reset_at == "2026-11-27T00:00:00Z"
 
 

@@ -19,7 +19,7 @@ from zoom_oplog_shipper.demo import add_arguments as add_demo_arguments
 from zoom_oplog_shipper.errors import ConfigError, ExitCode, OutputClosedError, OutputError, ShipperError
 from zoom_oplog_shipper.logs import LOGGER_NAME, setup_logging
 from zoom_oplog_shipper.pipeline import StopFlag, dry_run_pass, run_pass, stop_on_signals
-from zoom_oplog_shipper.report import EXIT_INTERRUPTED, RunReport, classify, unexpected_message, where
+from zoom_oplog_shipper.report import EXIT_INTERRUPTED, RunReport, classify_exception, unexpected_message, where
 from zoom_oplog_shipper.settings import BY_NAME, FLAG_NAMES, SWITCH_OPTIONS, VALUE_OPTIONS
 from zoom_oplog_shipper.settings import add_arguments as add_setting_arguments
 
@@ -245,7 +245,7 @@ def _command_hint(detail: str) -> str:
 
 def _report_failure(exc: BaseException, command: str, own_stdout: bool) -> int:
     """Log one clear line for what ended the command (never a traceback); returns the exit code."""
-    code, _ = classify(exc)
+    code, _ = classify_exception(exc)
     if isinstance(exc, OutputError | BrokenPipeError):
         if own_stdout:
             _silence_stdout()

@@ -112,7 +112,7 @@ def run_demo(args: argparse.Namespace, out: BinaryIO, clock: Clock) -> int:
             "Server-to-Server OAuth app with the %s scope, then run "
             "`zoom-oplog-shipper check --stream %s` and `zoom-oplog-shipper run --stream %s`",
             code,
-            BY_KEY[args.stream].report.scopes[0],
+            BY_KEY[args.stream].endpoint.scopes[0],
             args.stream,
             args.stream,
         )

@@ -40,7 +40,7 @@ FAILED_OUTCOMES = {
 _WARNING_CODES = (ExitCode.DAILY_LIMIT, EXIT_INTERRUPTED)
 
 
-def classify(exc: BaseException) -> tuple[int, str]:
+def classify_exception(exc: BaseException) -> tuple[int, str]:
     """The exit code and the outcome for an exception that ended a run."""
     if isinstance(exc, OutputClosedError | BrokenPipeError):
         return int(ExitCode.FAILURE), "stdout closed"
@@ -99,16 +99,16 @@ class RunReport:
         report.use(config, stream_of(config))
         return report
 
-    def use(self, config: Config, log_type: Stream) -> None:
+    def use(self, config: Config, stream: Stream) -> None:
         """Take the account, stream, category and metrics file from the settings."""
         self.account = config.account_id
-        self.stream = log_type.key
-        self.category = log_type.partition(config)
+        self.stream = stream.key
+        self.category = stream.partition(config)
         self.metrics_file = None if self.dry_run else config.metrics_file
 
     def failed(self, exc: BaseException) -> None:
         """Name the outcome after what ended the run (``stdout closed`` rather than ``failed``)."""
-        self._failure = classify(exc)[1]
+        self._failure = classify_exception(exc)[1]
 
     def fields(self, code: int) -> dict[str, Any]:
         """The summary's fields for exit code ``code`` (the outcome follows the code, or what failed)."""

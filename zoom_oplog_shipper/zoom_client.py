@@ -1,6 +1,6 @@
 """The Zoom client: OAuth token, a stream's report endpoint, retries and the request rate limit.
 
-`classify` is the one place that decides what an HTTP answer means and whether it is retried.
+`classify_response` is the one place that decides what an HTTP answer means and whether it is retried.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def _body_code(body: Any) -> tuple[int | None, str]:
     return (code if isinstance(code, int) else None), str(message)
 
 
-def classify(status: int, body: Any, headers: Mapping[str, str], *, paged: bool = False) -> Verdict:
+def classify_response(status: int, body: Any, headers: Mapping[str, str], *, paged: bool = False) -> Verdict:
     """Decide what a report or token answer means.
 
     ``body`` is the decoded JSON (None when the body was not JSON); ``paged`` says whether the
@@ -304,7 +304,7 @@ class ZoomClient:
                 scopes = tuple(str(body.get("scope") or "").split())
                 log.debug("obtained an access token valid for %ss", int(ttl))
                 return _Token(body["access_token"], self._clock.monotonic() + ttl, scopes)
-            verdict = classify(status, body, headers)
+            verdict = classify_response(status, body, headers)
             if verdict.outcome is Outcome.OK:
                 verdict = Verdict(Outcome.RETRY, "token answer without access_token")
             if verdict.outcome is Outcome.WRONG_URL:
@@ -345,11 +345,11 @@ class ZoomClient:
 
     def get_page(self, stream: Stream, window: Window, next_page_token: str = "", page_size: int = PAGE_SIZE) -> Page:
         """One page of ``stream``'s report for ``window``, with retries, token renewal and pacing."""
-        url = self._config.api_url + stream.report.path
+        url = self._config.api_url + stream.endpoint.path
         params = {**window.params(), "page_size": str(page_size), **stream.query(self._config)}
         if next_page_token:
             params["next_page_token"] = next_page_token
-        what = f"GET {stream.report.path} {window.start}..{window.end}"
+        what = f"GET {stream.endpoint.path} {window.start}..{window.end}"
         renewed = False
         attempt = 0
         while True:
@@ -363,13 +363,13 @@ class ZoomClient:
                 self._after_network_error(exc, attempt, what, "api_url", "; progress is kept")
                 continue
             tracking = headers.get("x-zm-trackingid", "")
-            verdict = classify(status, body, headers, paged=bool(next_page_token))
+            verdict = classify_response(status, body, headers, paged=bool(next_page_token))
             if verdict.outcome is Outcome.OK:
-                page = _parse_page(body, stream.report.records_field)
+                page = _parse_page(body, stream.endpoint.records_field)
                 if page is not None:
                     log.debug("%s: %d records (tracking id %s)", what, len(page[0]), tracking or "-")
                     return Page(page[0], page[1], seconds)
-                verdict = Verdict(Outcome.RETRY, f"HTTP 200 without an {stream.report.records_field} list")
+                verdict = Verdict(Outcome.RETRY, f"HTTP 200 without an {stream.endpoint.records_field} list")
             if verdict.outcome is Outcome.RENEW_TOKEN and not renewed:
                 log.info("access token refused (%s); renewing it once", verdict.reason)
                 self._drop_token(used)
@@ -443,7 +443,7 @@ class StreamPages:
 def permission_message(stream: Stream, verdict: Verdict) -> str:
     """What to change when Zoom refuses access to ``stream``'s report."""
     if verdict.code in (ZoomCode.MISSING_SCOPE, ZoomCode.MISSING_SCOPE_GRANULAR):
-        granular, classic = stream.report.scopes[0], stream.report.scopes[-1]
+        granular, classic = stream.endpoint.scopes[0], stream.endpoint.scopes[-1]
         return (
             f"the app lacks the scope to read {stream.title} ({verdict.reason}); add "
             f"{granular} (granular) or {classic} (classic) to the "
@@ -452,7 +452,7 @@ def permission_message(stream: Stream, verdict: Verdict) -> str:
     if verdict.code == ZoomCode.NO_PERMISSION:
         return (
             f"Zoom says no permission ({verdict.reason}): {stream.title} need a Pro or higher plan, "
-            f"Zoom Reporting enabled, and the app owner's role must allow {stream.report.permission}"
+            f"Zoom Reporting enabled, and the app owner's role must allow {stream.endpoint.permission}"
         )
     if verdict.code == ZoomCode.INVALID_TOKEN:
         return (
