@@ -45,10 +45,6 @@ class DailyLimitError(ShipperError):
 
     exit_code = ExitCode.DAILY_LIMIT
 
-    def __init__(self, message: str, reset_at: str | None = None) -> None:
-        super().__init__(message)
-        self.reset_at = reset_at
-
 
 class StateError(ShipperError):
     """The state store is unusable (corrupt, unreadable, unwritable)."""

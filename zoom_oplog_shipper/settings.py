@@ -36,8 +36,10 @@ MAX_LOOKBACK = timedelta(days=31)
 DEFAULT_MAX_RUNTIME = timedelta(minutes=5)
 #: Half of the Pro plan's 10 Heavy requests per second: the quota is shared by every app on the account.
 DEFAULT_MAX_RPS = 5.0
-#: Windows read at once during a backfill; a few cover Zoom's answer times without more requests.
+#: The fewest windows `--concurrency auto` reads at once during a backfill: a few cover Zoom's
+#: answer times without spending more requests.
 DEFAULT_CONCURRENCY = 3
+#: The most windows read at once, set or `auto`.
 MAX_CONCURRENCY = 16
 #: Zoom's report endpoints answer in about this long: `auto` keeps enough windows in flight to use
 #: the allowed request rate (at --max-rps 10, five windows; never fewer than DEFAULT_CONCURRENCY).
@@ -261,7 +263,8 @@ class Setting:
     secret: bool = False
     #: A key of the config file (False for ``config``, which names the file).
     toml: bool = True
-    #: The Config field it fills; "" for none (``client_secret_file`` fills ``client_secret``).
+    #: The Config field it fills; "" for none (``config`` names the file the others come from;
+    #: ``client_secret_file`` fills ``client_secret``).
     field: str | None = None
 
     @property
@@ -303,7 +306,7 @@ SETTINGS: tuple[Setting, ...] = (
     _setting(
         "config", "ZOOM_OPLOG_CONFIG", "TOML settings file; its keys are the names in the first column",
         _path_or_none, None, "`config.toml` in the user config directory when it exists",
-        flag="--config", metavar="PATH", toml=False, field="config_file",
+        flag="--config", metavar="PATH", toml=False, field="",
     ),
     _setting(
         "account_id", "ZOOM_ACCOUNT_ID", "Zoom account id", _stripped, "",
@@ -457,13 +460,6 @@ def read_setting(setting: Setting, raw: tuple[Any, str] | None) -> Found:
         msg = f"{where}: expected a string, got {type(value).__name__}"
         raise ConfigError(msg)
     return Found(setting.parse(str(value), where), where, str(value))
-
-
-def read_settings(
-    flags: Mapping[str, Any], env: Mapping[str, str], file_values: Mapping[str, Any], path: Path | None
-) -> dict[str, Found]:
-    """Every setting that a config file may hold, looked up and parsed, by name."""
-    return {s.name: read_setting(s, lookup(s, flags, env, file_values, path)) for s in SETTINGS if s.toml}
 
 
 # -- the command line ---------------------------------------------------------------------------

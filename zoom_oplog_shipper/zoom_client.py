@@ -316,7 +316,7 @@ class ZoomClient:
             if verdict.outcome in (Outcome.AUTH, Outcome.INVALID, Outcome.RENEW_TOKEN):
                 raise AuthError(self._auth_message(status, body))
             if verdict.outcome is Outcome.DAILY_LIMIT:
-                raise DailyLimitError(f"{what}: {verdict.reason}", verdict.reset_at)
+                raise DailyLimitError(f"{what}: {verdict.reason}")
             if attempt == MAX_ATTEMPTS:
                 raise ApiError(f"{what} failed after {attempt} attempts: {verdict.reason}")
             self._wait_before_retry(verdict.wait or backoff_delay(attempt, self._rng), what, verdict.reason)
@@ -396,7 +396,7 @@ class ZoomClient:
             case Outcome.DAILY_LIMIT:
                 when = f"; the quota resets at {verdict.reset_at or '00:00 UTC'}"
                 msg = f"Zoom's daily request limit for this account is reached{when}{suffix}"
-                raise DailyLimitError(msg, verdict.reset_at)
+                raise DailyLimitError(msg)
             case Outcome.PAGE_TOKEN:
                 raise PageTokenExpired(verdict.reason)
             case Outcome.WRONG_URL:

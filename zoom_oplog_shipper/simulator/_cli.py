@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
     previous: dict[signal.Signals, Any] = {}
