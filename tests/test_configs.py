@@ -53,6 +53,11 @@ def _check_shell_syntax(path: Path) -> None:
     subprocess.run(["/bin/sh", "-n", str(path)], check=True, timeout=10)
 
 
+def _content_lines(path: Path) -> list[str]:
+    """Line-based files (sysusers.d, tmpfiles.d, requirements): the lines that are not comments."""
+    return [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
+
+
 PARSERS: dict[str, Any] = {
     ".yaml": read_yaml_all,
     ".toml": lambda p: tomllib.loads(p.read_text(encoding="utf-8")),
@@ -62,15 +67,10 @@ PARSERS: dict[str, Any] = {
     ".sh": _check_shell_syntax,
     ".example": read_env_file,
     ".logrotate": lambda p: re.search(r"^/\S+( /\S+)* \{$.*^\}$", p.read_text(encoding="utf-8"), re.M | re.S),
-    ".sysusers": lambda p: _content_lines(p),
-    ".tmpfiles": lambda p: _content_lines(p),
-    ".txt": lambda p: _content_lines(p),
+    ".sysusers": _content_lines,
+    ".tmpfiles": _content_lines,
+    ".txt": _content_lines,
 }
-
-
-def _content_lines(path: Path) -> list[str]:
-    """Line-based files (sysusers.d, tmpfiles.d, requirements): the lines that are not comments."""
-    return [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 def _parse_any(path: Path) -> Any:

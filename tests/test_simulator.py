@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from zoom_oplog_shipper.simulator import (
     CATEGORY_FILTERS,
     FAULT_KINDS,
-    SimulatedDisconnect,
+    SimulatedDisconnectError,
     Simulator,
     SimulatorConfig,
     add_arguments,
@@ -874,9 +874,9 @@ def _parses(body: bytes) -> bool:
 def test_drop_and_cut_in_process(clock: Clock) -> None:
     client = make(clock, [rec(stamp(NOW - timedelta(minutes=1)))], fail_schedule="logs:1=drop,logs:2=cut")
     client.get_token()
-    with pytest.raises(SimulatedDisconnect):
+    with pytest.raises(SimulatedDisconnectError):
         client.logs(Q)
-    with pytest.raises(SimulatedDisconnect):
+    with pytest.raises(SimulatedDisconnectError):
         client.logs(Q)
     assert client.logs(Q).status == 200
     assert client.sim.stats()["requests"]["logs"] == {"drop": 1, "200": 2}
@@ -915,7 +915,7 @@ def test_fault_probability_is_seeded(clock: Clock) -> None:
         for _ in range(300):
             try:
                 seen.append(str(client.logs(Q).status))
-            except SimulatedDisconnect:
+            except SimulatedDisconnectError:
                 seen.append("drop")
         return seen
 
@@ -1279,7 +1279,7 @@ def _play(path: str, switches: dict[str, Any], steps: list[str | float]) -> list
             continue
         try:
             result: Result | str = report(client, path, step.format(token=page))
-        except SimulatedDisconnect:
+        except SimulatedDisconnectError:
             result = "disconnected"
         if isinstance(result, Result) and result.status == 200 and _parses(result.body):
             page = result.json().get("next_page_token", page)
@@ -1419,7 +1419,7 @@ def test_fault_schedule_counts_each_endpoint_apart(clock: Clock) -> None:
     for path in (ACTIVITIES, OPERATIONS, ACTIVITIES, OPERATIONS, OPERATIONS, ACTIVITIES):
         try:
             statuses.append(report(client, path, Q).status)
-        except SimulatedDisconnect:
+        except SimulatedDisconnectError:
             statuses.append("drop")
     assert statuses == [200, 200, "drop", 500, 200, 503]  # api 4 is the second activities request
     stats = client.sim.stats()

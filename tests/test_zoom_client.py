@@ -11,7 +11,7 @@ import requests
 
 from tests.conftest import SECRET, FakeClock, FakeZoom, make_config, record
 from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
-from zoom_oplog_shipper.pages import InvalidRequest, PageTokenExpired
+from zoom_oplog_shipper.pages import InvalidRequestError, PageTokenExpiredError
 from zoom_oplog_shipper.streams import OPERATIONS
 from zoom_oplog_shipper.windows import Window
 from zoom_oplog_shipper.zoom_client import (
@@ -182,7 +182,7 @@ def test_bad_credentials(
 
 def test_page_token_refused(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
     zoom.fail(400, {"code": 300, "message": "The next page token is invalid or expired."})
-    with pytest.raises(PageTokenExpired):
+    with pytest.raises(PageTokenExpiredError):
         client_for(tmp_path, zoom, clock).get_page(OPERATIONS, WINDOW, "tok")
 
 
@@ -190,7 +190,7 @@ def test_invalid_request(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> No
     zoom.fail(
         400, {"code": 300, "message": "Daily report can only be provided within 6 months prior to the current date."}
     )
-    with pytest.raises(InvalidRequest, match="6 months"):
+    with pytest.raises(InvalidRequestError, match="6 months"):
         client_for(tmp_path, zoom, clock).get_page(OPERATIONS, WINDOW)
 
 

@@ -12,9 +12,10 @@ from typing import BinaryIO
 
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import load_config
+from zoom_oplog_shipper.formats import OUTPUT_FORMATS
 from zoom_oplog_shipper.logs import LOGGER_NAME
-from zoom_oplog_shipper.settings import BY_NAME, OUTPUT_FORMATS, STREAM_KEYS
-from zoom_oplog_shipper.streams import BY_KEY
+from zoom_oplog_shipper.settings import BY_NAME
+from zoom_oplog_shipper.streams import BY_KEY, STREAM_KEYS
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -23,7 +24,7 @@ MAX_DAYS = 180
 MAX_RECORDS_PER_DAY = 10_000
 DEMO_ACCOUNT = "demo-account"
 DEMO_CLIENT = "demo-client"
-DEMO_SECRET = "demo-secret"
+DEMO_SECRET = "demo-secret"  # noqa: S105 - the built-in simulator's own, on loopback
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:

@@ -241,7 +241,7 @@ def _sync(
     finally:
         try:
             store.save_summary(report.stored(code))
-        except Exception as exc:  # what ended the run matters more than its stored summary
+        except Exception as exc:  # noqa: BLE001 - what ended the run matters more than its stored summary
             log.debug("could not save the run summary: %s", exc)
         store.close()
     return int(ExitCode.OK)

@@ -20,9 +20,8 @@ from typing import Any
 from zoom_oplog_shipper.errors import ConfigError
 
 # The --format, --stream and --category-type values, from the formats' and streams' declarations.
-from zoom_oplog_shipper.formats import OUTPUT_FORMATS as OUTPUT_FORMATS
-from zoom_oplog_shipper.streams import CATEGORY_TYPES as CATEGORY_TYPES
-from zoom_oplog_shipper.streams import STREAM_KEYS as STREAM_KEYS
+from zoom_oplog_shipper.formats import OUTPUT_FORMATS
+from zoom_oplog_shipper.streams import CATEGORY_TYPES, STREAM_KEYS
 
 APP_NAME = "zoom-oplog-shipper"
 
@@ -81,7 +80,7 @@ def parse_instant(text: str, setting: str) -> datetime:
     """Parse a date (midnight UTC) or an ISO 8601 datetime (UTC when it names no offset)."""
     value = text.strip()
     try:
-        if len(value) == 10:
+        if len(value) == len("YYYY-MM-DD"):
             day = date.fromisoformat(value)
             return datetime(day.year, day.month, day.day, tzinfo=UTC)
         parsed = datetime.fromisoformat(value.replace("z", "Z"))

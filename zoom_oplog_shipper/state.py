@@ -545,7 +545,7 @@ class StateStore:
         for i in range(0, len(fps), 500):
             chunk = fps[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(f"SELECT fp FROM seen WHERE fp IN ({marks})", chunk)
+            rows = self._conn.execute(f"SELECT fp FROM seen WHERE fp IN ({marks})", chunk)  # noqa: S608 - placeholders only
             found.update(row[0] for row in rows)
         return found
 

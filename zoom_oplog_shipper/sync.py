@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.delivery import Delivery, Limits, Output
@@ -171,7 +172,7 @@ class _Windows:
         with Pool(workers, self._read) as pool:
             self._pool = pool
             try:
-                schedule(pool, self._plan, self._collected)
+                schedule(pool, partial(self._plan, pool), self._collected)
             except BaseException:  # a second Ctrl-C: the readers stop after their page
                 self.state.failed = True
                 raise
@@ -191,10 +192,9 @@ class _Windows:
             if self._pool is not None:
                 self._pool.wake()
 
-    def _plan(self) -> Slot | None:
+    def _plan(self, pool: Pool[Slot]) -> Slot | None:
         """The next window to read now, with all that the pages read so far taught; None for none now."""
-        state, pool = self.state, self._pool
-        assert pool is not None
+        state = self.state
         if state.stopped or state.failed or self.failure is not None:
             return None
         if pool.busy and not self._first_page:

@@ -11,6 +11,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
+from http import HTTPStatus
 from typing import Any, NamedTuple
 
 import orjson
@@ -20,7 +21,7 @@ from zoom_oplog_shipper import __version__
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
-from zoom_oplog_shipper.pages import PAGE_SIZE, Counters, InvalidRequest, Page, PageTokenExpired
+from zoom_oplog_shipper.pages import PAGE_SIZE, Counters, InvalidRequestError, Page, PageTokenExpiredError
 from zoom_oplog_shipper.settings import DEFAULT_API_URL, DEFAULT_OAUTH_URL, label
 from zoom_oplog_shipper.streams import Stream
 from zoom_oplog_shipper.windows import Window
@@ -54,10 +55,10 @@ class Outcome(Enum):
 
     OK = "ok"
     RETRY = "retry"
-    RENEW_TOKEN = "renew_token"
+    RENEW_TOKEN = "renew_token"  # noqa: S105 - an outcome's name, not a secret
     DAILY_LIMIT = "daily_limit"
     AUTH = "auth"
-    PAGE_TOKEN = "page_token"
+    PAGE_TOKEN = "page_token"  # noqa: S105 - an outcome's name, not a secret
     INVALID = "invalid"
     #: 404 or "No such API": the URL setting does not point at Zoom.
     WRONG_URL = "wrong_url"
@@ -89,26 +90,26 @@ def classify_response(status: int, body: Any, headers: Mapping[str, str], *, pag
     request carried a next_page_token.
     """
     code, message = _body_code(body)
-    if status == 200:
+    if status == HTTPStatus.OK:
         if isinstance(body, dict):
             return Verdict(Outcome.OK, "ok")
         return Verdict(Outcome.RETRY, "HTTP 200 with a body that is not a JSON object")
     detail = f"HTTP {status}" + (f" code {code}" if code is not None else "") + (f": {message}" if message else "")
-    if status == 429:
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
         return _rate_limited(message, headers, detail, code)
     if code == ZoomCode.INVALID_TOKEN:
         return Verdict(Outcome.RENEW_TOKEN, detail, code=code)
-    if status in (401, 403) or code in _AUTH_CODES:
+    if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN) or code in _AUTH_CODES:
         return Verdict(Outcome.AUTH, detail, code=code)
     if paged and code == ZoomCode.VALIDATION:
         return Verdict(Outcome.PAGE_TOKEN, detail, code=code)
-    if status == 404 or "no such api" in message.lower():
+    if status == HTTPStatus.NOT_FOUND or "no such api" in message.lower():
         return Verdict(Outcome.WRONG_URL, detail, code=code)
-    if status == 408 or status >= 500:
+    if status == HTTPStatus.REQUEST_TIMEOUT or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         return Verdict(Outcome.RETRY, detail, code=code)
-    if status == 400 and isinstance(body, dict) and "error" in body:
+    if status == HTTPStatus.BAD_REQUEST and isinstance(body, dict) and "error" in body:
         return Verdict(Outcome.AUTH, detail)
-    if 400 <= status < 500:
+    if HTTPStatus.BAD_REQUEST <= status < HTTPStatus.INTERNAL_SERVER_ERROR:
         return Verdict(Outcome.INVALID, detail, code=code)
     return Verdict(Outcome.RETRY, detail, code=code)
 
@@ -198,7 +199,7 @@ class ZoomClient:
         self._session.headers["User-Agent"] = USER_AGENT
         #: Monotonic time after which no retry is waited for (the run's --max-runtime).
         self.deadline = deadline
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 - backoff jitter, not a secret
         self._token: _Token | None = None
         self._next_slot = 0.0
         self.counters = Counters()
@@ -298,7 +299,7 @@ class ZoomClient:
             except requests.RequestException as exc:
                 self._after_network_error(exc, attempt, what, "oauth_url")
                 continue
-            if status == 200 and isinstance(body, dict) and isinstance(body.get("access_token"), str):
+            if status == HTTPStatus.OK and isinstance(body, dict) and isinstance(body.get("access_token"), str):
                 ttl = body.get("expires_in")
                 ttl = float(ttl) if isinstance(ttl, int | float) and ttl > 0 else 3600.0
                 scopes = tuple(str(body.get("scope") or "").split())
@@ -398,7 +399,7 @@ class ZoomClient:
                 msg = f"Zoom's daily request limit for this account is reached{when}{suffix}"
                 raise DailyLimitError(msg)
             case Outcome.PAGE_TOKEN:
-                raise PageTokenExpired(verdict.reason)
+                raise PageTokenExpiredError(verdict.reason)
             case Outcome.WRONG_URL:
                 msg = (
                     f"{what}: {url} answered {verdict.reason}: {label('api_url')} {self._config.api_url} "
@@ -406,7 +407,7 @@ class ZoomClient:
                 )
                 raise ConfigError(msg)
             case Outcome.INVALID:
-                raise InvalidRequest(f"{what}: Zoom refused the request ({verdict.reason}){suffix}", verdict.code)
+                raise InvalidRequestError(f"{what}: Zoom refused the request ({verdict.reason}){suffix}", verdict.code)
 
 
 class StreamPages:
@@ -433,7 +434,7 @@ class StreamPages:
         """One page of the stream's report."""
         try:
             return self.client.get_page(self.stream, window, next_page_token, page_size)
-        except InvalidRequest as exc:
+        except InvalidRequestError as exc:
             message = None if next_page_token else self.stream.refused(self.client.config, str(exc))
             if message:
                 raise ConfigError(message) from None
