@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 from pytest_httpserver import HTTPServer
+from unprivileged import open_directory
 from werkzeug import Request, Response
 
-from tests.unprivileged import open_directory
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config

@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import SECRET, FakeClock, FakeZoom, simulator_env
 
-from tests.conftest import SECRET, FakeClock, FakeZoom, simulator_env
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.state import state_file
 

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 import pytest
 import requests
+from conftest import NOW, FakeClock, FakeZoom, cli, cli_env, record
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug import Request, Response
 
-from tests.conftest import NOW, FakeClock, FakeZoom, cli, cli_env, record
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.metrics import GAUGES, RunMetrics, parse_previous, render, write_metrics
 from zoom_oplog_shipper.state import RunLock, state_file

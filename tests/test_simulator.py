@@ -1267,7 +1267,7 @@ def _play(path: str, switches: dict[str, Any], steps: list[str | float]) -> list
     label, stream = ("logs", "operations") if operations else ("activities", "activities")
     field_name = "operation_logs" if operations else "activity_logs"
     clock = Clock()
-    config = {k: v.format(label=label) if isinstance(v, str) else v for k, v in switches.items()}
+    config: dict[str, Any] = {k: v.format(label=label) if isinstance(v, str) else v for k, v in switches.items()}
     sim = Simulator(SimulatorConfig(**config), now=clock, sleep=clock.sleep)
     sim.add_records(generate_activity_records(2, 12, 40, NOW), stream=stream)
     client = Client(sim)
@@ -1389,7 +1389,7 @@ def test_streams_are_separate_and_tokens_are_bound_to_their_endpoint(clock: Cloc
     ],
 )
 def test_each_endpoint_checks_its_own_scopes(clock: Clock, scope: str | None, operations: int, activities: int) -> None:
-    client = make(clock, **({"scope": scope} if scope else {}))
+    client = make(clock, scope=scope) if scope else make(clock)
     assert report(client, OPERATIONS, Q).status == operations
     refused = report(client, ACTIVITIES, Q)
     assert refused.status == activities

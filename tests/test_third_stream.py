@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import NOW, SECRET, FakeClock, make_config
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.conftest import NOW, SECRET, FakeClock, make_config
 from zoom_oplog_shipper import pipeline
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.formats import OUTPUT_FORMATS

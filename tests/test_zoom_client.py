@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import SECRET, FakeClock, FakeZoom, make_config, record
 
-from tests.conftest import SECRET, FakeClock, FakeZoom, make_config, record
 from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
 from zoom_oplog_shipper.pages import InvalidRequestError, PageTokenExpiredError
 from zoom_oplog_shipper.streams import OPERATIONS
