@@ -75,12 +75,19 @@ _fraction = _switch_type(_number_in(float, 0.0, 1.0, "a fraction between 0 and 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``simulate`` switches to ``parser`` (see docs/simulator.md)."""
+    """Add the ``simulate`` switches to ``parser`` (see docs/simulator.md), one group at a time."""
+    for group in (_listening, _credentials, _api_behaviour, _data, _faults):
+        group(parser)
+
+
+def _listening(parser: argparse.ArgumentParser) -> None:
     net = parser.add_argument_group("listening")
     net.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     net.add_argument("--port", type=_port, default=0, help="port, 0-65535; 0 picks a free one (default)")
     net.add_argument("--verbose", action="store_true", help="log every request on stderr")
 
+
+def _credentials(parser: argparse.ArgumentParser) -> None:
     auth = parser.add_argument_group("credentials and tokens")
     auth.add_argument("--account-id", default="demo-account", help="default demo-account")
     auth.add_argument("--client-id", default="demo-client", help="default demo-client")
@@ -100,6 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         auth.add_argument(status, type=int, choices=(400, 401), default=401, help=f"HTTP status of {errors}")
     auth.add_argument("--no-permission", action="store_true", help="answer 400 code 200")
 
+
+def _api_behaviour(parser: argparse.ArgumentParser) -> None:
     api = parser.add_argument_group("undocumented API behaviour")
     api.add_argument(
         "--tz-offset",
@@ -126,6 +135,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="omit from/to in report responses",
     )
 
+
+def _data(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--seed", type=int, default=0)
     data.add_argument(
@@ -153,6 +164,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--late-fraction", type=_fraction, default=0.0)
     data.add_argument("--late-by", type=_seconds, default=0.0, help="delay of late records (seconds or 30m, 2h)")
 
+
+def _faults(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("rate limits and faults")
     faults.add_argument(
         "--qps-limit", type=_limit, default=None, help="report requests per second (no limit if left out)"
