@@ -14,7 +14,7 @@ from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import load_config
 from zoom_oplog_shipper.formats import OUTPUT_FORMATS
 from zoom_oplog_shipper.logs import LOGGER_NAME
-from zoom_oplog_shipper.settings import BY_NAME
+from zoom_oplog_shipper.settings import BY_NAME, number_in, switch_type
 from zoom_oplog_shipper.streams import BY_KEY, STREAM_KEYS
 
 log = logging.getLogger(LOGGER_NAME)
@@ -29,18 +29,7 @@ DEMO_SECRET = "demo-secret"  # noqa: S105 - the built-in simulator's own, on loo
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: a whole number from ``low`` to ``high``; argparse names the switch in the refusal."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if not low <= value <= high:
-            msg = f"{text!r} is not a whole number from {low} to {high}"
-            raise argparse.ArgumentTypeError(msg)
-        return value
-
-    return parse
+    return switch_type(number_in(int, low, high, f"a whole number from {low} to {high}"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

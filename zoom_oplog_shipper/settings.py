@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from zoom_oplog_shipper.errors import ConfigError
 
@@ -55,6 +55,8 @@ README_END = "<!-- settings:end -->"
 
 #: (text, where) -> value; ``where`` names the flag, variable or file key in error messages.
 Parser = Callable[[str, str], Any]
+_N = TypeVar("_N", int, float)
+_T = TypeVar("_T")
 
 
 # -- value parsers ------------------------------------------------------------------------------
@@ -170,22 +172,50 @@ def _choice(allowed: tuple[str, ...]) -> Parser:
     return parse
 
 
+def number_in(kind: Callable[[str], _N], low: float, high: float, what: str) -> Callable[[str], _N]:
+    """A parser of numbers (``kind``: int, float) from ``low`` to ``high``; anything else is a
+    ValueError saying that the text must be ``what``."""
+
+    def parse(text: str) -> _N:
+        try:
+            number = kind(text)
+        except ValueError:
+            number = None
+        if number is None or not low <= number <= high:
+            msg = f"{text!r} must be {what}"
+            raise ValueError(msg)
+        return number
+
+    return parse
+
+
+def switch_type(parse: Callable[[str], _T]) -> Callable[[str], _T]:
+    """An argparse ``type`` from a parser that raises ValueError: argparse shows its message, after
+    the switch's name."""
+
+    def convert(text: str) -> _T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
 def _number(
     kind: type[float] | type[int], minimum: float, default: float, what: str, maximum: float = float("inf")
 ) -> Parser:
     """A number from ``minimum`` to ``maximum``; ``default`` when the text is empty."""
+    check = number_in(kind, minimum, maximum, what)
 
     def parse(text: str, where: str) -> float:
         if not text:
             return default
         try:
-            number = kind(text)
-        except ValueError:
-            number = None
-        if number is None or not minimum <= number <= maximum:
-            msg = f"{where}: {text!r} must be {what}"
-            raise ConfigError(msg)
-        return number
+            return check(text)
+        except ValueError as exc:
+            msg = f"{where}: {exc}"
+            raise ConfigError(msg) from None
 
     return parse
 

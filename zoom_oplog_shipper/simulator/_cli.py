@@ -7,11 +7,11 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import fields
 from types import FrameType
 from typing import Any, TypeVar
 
+from zoom_oplog_shipper.settings import number_in, switch_type
 from zoom_oplog_shipper.simulator._app import Simulator
 from zoom_oplog_shipper.simulator._config import (
     DEFAULT_FAIL_KINDS,
@@ -30,18 +30,6 @@ _T = TypeVar("_T")
 _N = TypeVar("_N", int, float)
 
 
-def _switch_type(parse: Callable[[str], _T]) -> Callable[[str], _T]:
-    """An argparse ``type`` from a parser that raises ValueError: argparse shows its message."""
-
-    def convert(text: str) -> _T:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
-
-
 def _parse_whole_seconds(text: str) -> int:
     value = parse_duration(text)
     if value < 1:
@@ -50,28 +38,12 @@ def _parse_whole_seconds(text: str) -> int:
     return int(value)
 
 
-def _number_in(kind: Callable[[str], _N], low: _N, high: _N, what: str) -> Callable[[str], _N]:
-    """A parser of numbers from ``low`` to ``high``; anything else is refused as not ``what``."""
-
-    def parse(text: str) -> _N:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            msg = f"{text!r} is not {what}"
-            raise ValueError(msg)
-        return value
-
-    return parse
-
-
-_seconds = _switch_type(parse_duration)
-_limit = _switch_type(_number_in(int, 1, 2**31 - 1, "a whole number from 1 (leave the switch out for no limit)"))
-_port = _switch_type(_number_in(int, 0, 65535, "a port; use 0-65535 (0 picks a free one)"))
-_whole_seconds = _switch_type(_parse_whole_seconds)
-_tz = _switch_type(parse_tz_offset)
-_fraction = _switch_type(_number_in(float, 0.0, 1.0, "a fraction between 0 and 1"))
+_seconds = switch_type(parse_duration)
+_limit = switch_type(number_in(int, 1, 2**31 - 1, "a whole number from 1 (leave the switch out for no limit)"))
+_port = switch_type(number_in(int, 0, 65535, "a port; use 0-65535 (0 picks a free one)"))
+_whole_seconds = switch_type(_parse_whole_seconds)
+_tz = switch_type(parse_tz_offset)
+_fraction = switch_type(number_in(float, 0.0, 1.0, "a fraction between 0 and 1"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
