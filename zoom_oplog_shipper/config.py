@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from zoom_oplog_shipper.errors import ConfigError
 from zoom_oplog_shipper.settings import (
@@ -322,16 +322,18 @@ def read_settings_once(
     return Settings(best, problems[0] if problems else None, tuple(warnings))
 
 
+class ReadOptions(TypedDict, total=False):
+    """How :func:`read_settings_once` reads (its keyword arguments)."""
+
+    need_credentials: bool
+    use_file: bool
+
+
 def load_config(
-    flags: Mapping[str, Any],
-    env: Mapping[str, str],
-    now: datetime,
-    *,
-    need_credentials: bool = True,
-    use_file: bool = True,
+    flags: Mapping[str, Any], env: Mapping[str, str], now: datetime, **options: Unpack[ReadOptions]
 ) -> Config:
     """The validated settings (see :func:`read_settings_once`), their warnings logged; ConfigError otherwise."""
-    settings = read_settings_once(flags, env, now, need_credentials=need_credentials, use_file=use_file)
+    settings = read_settings_once(flags, env, now, **options)
     for warning in settings.warnings:
         log.warning("%s", warning)
     return settings.config

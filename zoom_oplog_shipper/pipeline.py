@@ -10,6 +10,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from zoom_oplog_shipper.clock import Clock
@@ -18,6 +19,7 @@ from zoom_oplog_shipper.errors import ExitCode
 from zoom_oplog_shipper.logs import LOGGER_NAME
 from zoom_oplog_shipper.report import SKIPPED, RunReport, classify_exception
 from zoom_oplog_shipper.streams import Stream, stream_of
+from zoom_oplog_shipper.summary import RunLabels
 
 if TYPE_CHECKING:
     from zoom_oplog_shipper.state import RunLock, StateStore
@@ -107,19 +109,13 @@ def stop_on_signals(flag: StopFlag) -> Iterator[None]:
 
 
 def engine_options(config: Config) -> EngineOptions:
-    """The few settings the engine reads, from the run's Config."""
+    """The few settings the engine reads, from the run's Config: each option its setting of the same
+    name, and the readers at once (`workers`) from --concurrency and --max-rps."""
     from zoom_oplog_shipper.settings import windows_at_once
     from zoom_oplog_shipper.sync import EngineOptions
 
-    return EngineOptions(
-        account_id=config.account_id,
-        lookback=config.lookback,
-        max_runtime=config.max_runtime,
-        backfill_start=config.backfill_start,
-        max_records=config.max_records,
-        workers=windows_at_once(config.concurrency, config.max_rps),
-        max_rps=config.max_rps,
-    )
+    same_name = {f.name: getattr(config, f.name) for f in fields(EngineOptions) if f.name != "workers"}
+    return EngineOptions(**same_name, workers=windows_at_once(config.concurrency, config.max_rps))
 
 
 def make_engine(
@@ -160,7 +156,7 @@ def run_pass(
     from zoom_oplog_shipper.state import RunLock, StateStore, make_state_dir
 
     stream = stream or stream_of(config)
-    report = report or RunReport(clock, config.account_id, config.category_type, config.metrics_file)
+    report = report or RunReport(clock, RunLabels(config.account_id, config.category_type), config.metrics_file)
     report.use(config, stream)
     path = stream.state_path(config)
     make_state_dir(path.parent)
