@@ -383,14 +383,19 @@ def generate_records(seed: int, days: int, records_per_day: int, end: datetime) 
     return [record for _, record in iter_generated(seed, days, records_per_day, end)]
 
 
+def _end_epoch(end: datetime, caller: str) -> int:
+    """``end`` in epoch seconds; a naive datetime is refused (the generators' days end at an instant)."""
+    if end.tzinfo is None:
+        msg = f"{caller}: end must be an aware datetime (UTC)"
+        raise ValueError(msg)
+    return int(end.timestamp())
+
+
 def iter_generated(seed: int, days: int, records_per_day: int, end: datetime) -> Iterator[tuple[int, dict[str, str]]]:
     """``(epoch, record)`` pairs of ``generate_records``, produced lazily in time order."""
-    if end.tzinfo is None:
-        msg = "generate_records: end must be an aware datetime (UTC)"
-        raise ValueError(msg)
+    end_ts = _end_epoch(end, "generate_records")
     gen = _Gen(random.Random(f"zoom-oplog-simulator:{seed}"))
     r = gen.r
-    end_ts = int(end.timestamp())
     when = _stamps()
     for day in range(days):
         day_end = end_ts - (days - 1 - day) * 86400
@@ -539,12 +544,9 @@ def generate_activity_records(seed: int, days: int, records_per_day: int, end: d
 
 def iter_activities(seed: int, days: int, records_per_day: int, end: datetime) -> Iterator[tuple[int, dict[str, str]]]:
     """``(epoch, record)`` pairs of ``generate_activity_records``, produced lazily in time order."""
-    if end.tzinfo is None:
-        msg = "generate_activity_records: end must be an aware datetime (UTC)"
-        raise ValueError(msg)
+    end_ts = _end_epoch(end, "generate_activity_records")
     gen = _ActivityGen(random.Random(f"zoom-activity-simulator:{seed}"))
     r = gen.r
-    end_ts = int(end.timestamp())
     for day in range(days):
         low = end_ts - (days - day) * 86400
         batch: list[tuple[int, dict[str, str]]] = []

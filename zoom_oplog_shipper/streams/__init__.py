@@ -122,24 +122,24 @@ def _activities_mappers() -> EventMapping:
 
 CLASSIC_SCOPE = "report:read:admin"
 
+#: The admin operation logs (Admin Activity Logs in Zoom's web portal).
+OPERATION_LOGS = Endpoint(
+    "/report/operationlogs", "operation_logs", ("report:read:operation_logs:admin", CLASSIC_SCOPE),
+    "Reports > Admin Activity Logs (view)",
+)  # fmt: skip
+#: The sign-in and sign-out activity logs.
+ACTIVITY_LOGS = Endpoint(
+    "/report/activities", "activity_logs", ("report:read:user_activities:admin", CLASSIC_SCOPE),
+    "Reports > User activity reports > Sign In/Sign Out (view)",
+)  # fmt: skip
+
 OPERATIONS = Stream(
-    "operations",
-    "operation logs",
-    Endpoint("/report/operationlogs", "operation_logs", ("report:read:operation_logs:admin", CLASSIC_SCOPE),
-           "Reports > Admin Activity Logs (view)"),
-    _operations_mappers,
+    "operations", "operation logs", OPERATION_LOGS, _operations_mappers,
     query=lambda config: {"category_type": config.category_type},
     partition=lambda config: config.category_type,
     refused=_category_refused,
 )  # fmt: skip
-
-ACTIVITIES = Stream(
-    "activities",
-    "sign-in/sign-out activity logs",
-    Endpoint("/report/activities", "activity_logs", ("report:read:user_activities:admin", CLASSIC_SCOPE),
-           "Reports > User activity reports > Sign In/Sign Out (view)"),
-    _activities_mappers,
-)  # fmt: skip
+ACTIVITIES = Stream("activities", "sign-in/sign-out activity logs", ACTIVITY_LOGS, _activities_mappers)
 
 STREAMS = (OPERATIONS, ACTIVITIES)
 BY_KEY = {s.key: s for s in STREAMS}
