@@ -148,6 +148,110 @@ def _stat(s: dict[str, Any], unit: str = "", scale: float = 1.0) -> tuple[str, s
     )
 
 
+def _row(name: str, cells: tuple[str, str, str]) -> str:
+    return f"| {name} | {cells[0]} | {cells[1]} | {cells[2]} |"
+
+
+def _backfill_rows(size: str, r: dict[str, Any]) -> list[str]:
+    n = f"{int(size):,}"
+    ours, base = r["ours"], r["baseline"]
+    lines = [
+        _row(f"backfill {n}: zoom-oplog-shipper, records/s", _stat(ours["records_per_s"])),
+        _row(f"backfill {n}: curl + jq baseline, records/s", _stat(base["records_per_s"])),
+        f"| backfill {n}: ours / baseline | {r['ratio_to_baseline']:.1f}x | | |",
+        _row(f"backfill {n}: shipper peak RSS, MB", _stat(ours["max_rss_mb"])),
+        _row(f"backfill {n}: shipper CPU, s", _stat(ours["cpu_s"])),
+        _row(f"backfill {n}: simulator CPU, s", _stat(ours["simulator_cpu_s"])),
+        _row(f"backfill {n}: baseline CPU (bash, curl, jq), s", _stat(base["cpu_s"])),
+        f"| backfill {n}: requests (ideal {r['ideal_requests']} = 1 + ⌈{n}/300⌉ + {r['ideal_windows']} windows) "
+        f"| {ours['requests']['total']} ({ours['windows']} windows) | baseline {base['requests']['total']} | 1 |",
+    ]
+    if "equivalence" in r:
+        e = r["equivalence"]
+        verdict = "identical" if e["equivalent"] else f"{e['only_ours']} differ"
+        lines.append(f"| backfill {n}: baseline output vs ours (all fields but event.id) | {verdict} | | |")
+    return lines
+
+
+def _transform_rows(t: dict[str, Any]) -> list[str]:
+    n = f"{t['records']:,}"
+    lines = [
+        _row(f"transform {n}: ours (parse, fingerprint, to_ecs, encode), records/s", _stat(t["ours_records_per_s"]))
+    ]
+    if "us_per_record_median" in t:
+        distinct = f"{t['distinct_details']:.0%} distinct details"
+        lines.append(f"| transform {n}: ours, µs per record | {t['us_per_record_median']:.2f} | {distinct} | |")
+    lines.append(_row(f"transform {n}: orjson loads + dumps ceiling, records/s", _stat(t["ceiling_records_per_s"])))
+    lines.append(f"| transform: ours / ceiling | {t['ratio_to_ceiling'] * 100:.1f}% | | |")
+    lines += [
+        f"| transform step: {step}, µs per record (best run) | {us:.2f} | | |"
+        for step, us in t.get("us_per_record", {}).items()
+    ]
+    return lines
+
+
+def _incremental_rows(scenario: dict[str, Any]) -> list[str]:
+    lb = scenario["lookback"]
+    empty, new = scenario["empty"], scenario["new"]
+    return [
+        f"| incremental, 5k/day, lookback {lb}, nothing new: requests "
+        f"(allowed ⌈{empty['records_in_lookback']}/300⌉+2) "
+        f"| {empty['requests']} (allowed {empty['allowed']}) | | 1 |",
+        f"| incremental, 5k/day, lookback {lb}, {new['emitted']} new: requests "
+        f"| {new['requests']} (⌈{new['records_in_lookback']}/300⌉+2 = {new['allowed']}) | | 1 |",
+        _row(f"incremental, lookback {lb}, nothing new: wall, ms", _stat(empty["wall_s"], scale=1000)),
+    ]
+
+
+def _latency_row(r: dict[str, Any], delay_s: float) -> str:
+    walls = r.get("walls_s", [r["wall_s"]])
+    return (
+        f"| latency backfill {r['days']} days ({r['records']:,} records, {delay_s:g} s per answer), "
+        f"--max-rps {r['max_rps']:g}: wall, s | {r['wall_s']:.1f} ({r['ratio_to_floor']:.2f}x) | "
+        f"{min(walls):.1f} – {max(walls):.1f}; rate limit alone {r['rate_limit_floor_s']:.1f} s "
+        f"({r['requests']} requests, one window at a time {r['requests_one_at_a_time']}); lower bound "
+        f"{r['lower_bound_s']:.1f} s ({r['lower_bound_ratio']:.2f}x) | {len(walls)} |"
+    )
+
+
+def _startup_rows(s: dict[str, Any]) -> list[str]:
+    return [
+        _row("`zoom-oplog-shipper --version`, ms", _stat(s["version_ms"])),
+        _row(
+            "`--version`, no bytecode cache (PYTHONDONTWRITEBYTECODE=1), ms", _stat(s["version_uncached_bytecode_ms"])
+        ),
+        _row("`python -c pass` (interpreter alone), ms", _stat(s["python_only_ms"])),
+    ]
+
+
+def _state_rows(size: str, state: dict[str, Any]) -> list[str]:
+    lines = []
+    for label, key in (("after the backfill", "after_backfill"), ("after an incremental run", "after_incremental")):
+        st = state[key]
+        lines.append(
+            f"| state {label} of {int(size):,}: bytes / fingerprints | {st['bytes_per_fingerprint']:.0f} B/fp "
+            f"| {st['bytes']:,} B / {st['fingerprints']:,} | 1 |"
+        )
+    return lines
+
+
+def _profile_rows(p: dict[str, Any]) -> list[str]:
+    lines = ["", f"cProfile of one {p['records']:,}-record backfill (own time, top 10):", ""]
+    lines += ["| function | calls | own s | share |", "|---|---:|---:|---:|"]
+    lines += [
+        f"| `{f['function']}` | {f['calls']:,} | {f['own_s']:.2f} | {f['share'] * 100:.0f}% |"
+        for f in p["top_own_time"][:10]
+    ]
+    return lines
+
+
+def _budget_row(b: dict[str, Any]) -> str:
+    measured = "not measured" if b["measured"] is None else _num(b["measured"], b["unit"])
+    met = "–" if b["met"] is None else ("yes" if b["met"] else "**no**")
+    limit = f"{b['op']} {_num(b['limit'], b['unit'])}"
+    return f"| {b['what']} | {limit} | {measured} | {b['where'] or ''} | {met} |"
+
+
 def markdown(results: dict[str, Any]) -> str:
     """The results as markdown: machine, measurements (median, spread, runs), budgets."""
     m = results["machine"]
@@ -161,88 +265,19 @@ def markdown(results: dict[str, Any]) -> str:
         "| measurement | median | spread (min – max) | runs |",
         "|---|---:|---:|---:|",
     ]
-
-    def row(name: str, cells: tuple[str, str, str]) -> None:
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} | {cells[2]} |")
-
-    for size, r in (results.get("backfill") or {}).items():
-        n = f"{int(size):,}"
-        ours, base = r["ours"], r["baseline"]
-        row(f"backfill {n}: zoom-oplog-shipper, records/s", _stat(ours["records_per_s"]))
-        row(f"backfill {n}: curl + jq baseline, records/s", _stat(base["records_per_s"]))
-        lines.append(f"| backfill {n}: ours / baseline | {r['ratio_to_baseline']:.1f}x | | |")
-        row(f"backfill {n}: shipper peak RSS, MB", _stat(ours["max_rss_mb"]))
-        row(f"backfill {n}: shipper CPU, s", _stat(ours["cpu_s"]))
-        row(f"backfill {n}: simulator CPU, s", _stat(ours["simulator_cpu_s"]))
-        row(f"backfill {n}: baseline CPU (bash, curl, jq), s", _stat(base["cpu_s"]))
-        req = ours["requests"]["total"]
-        lines.append(
-            f"| backfill {n}: requests (ideal {r['ideal_requests']} = 1 + ⌈{n}/300⌉ + {r['ideal_windows']} windows) "
-            f"| {req} ({ours['windows']} windows) | baseline {base['requests']['total']} | 1 |"
-        )
-        if "equivalence" in r:
-            e = r["equivalence"]
-            verdict = "identical" if e["equivalent"] else f"{e['only_ours']} differ"
-            lines.append(f"| backfill {n}: baseline output vs ours (all fields but event.id) | {verdict} | | |")
-    t = results.get("transform")
-    if t:
-        n = f"{t['records']:,}"
-        row(f"transform {n}: ours (parse, fingerprint, to_ecs, encode), records/s", _stat(t["ours_records_per_s"]))
-        if "us_per_record_median" in t:
-            distinct = f"{t['distinct_details']:.0%} distinct details"
-            lines.append(f"| transform {n}: ours, µs per record | {t['us_per_record_median']:.2f} | {distinct} | |")
-        row(f"transform {n}: orjson loads + dumps ceiling, records/s", _stat(t["ceiling_records_per_s"]))
-        lines.append(f"| transform: ours / ceiling | {t['ratio_to_ceiling'] * 100:.1f}% | | |")
-        for step, us in t.get("us_per_record", {}).items():
-            lines.append(f"| transform step: {step}, µs per record (best run) | {us:.2f} | | |")
+    backfill = results.get("backfill") or {}
+    for size, r in backfill.items():
+        lines += _backfill_rows(size, r)
+    if results.get("transform"):
+        lines += _transform_rows(results["transform"])
     for scenario in results.get("incremental") or []:
-        lb = scenario["lookback"]
-        empty, new = scenario["empty"], scenario["new"]
-        lines.append(
-            f"| incremental, 5k/day, lookback {lb}, nothing new: requests "
-            f"(allowed ⌈{empty['records_in_lookback']}/300⌉+2) "
-            f"| {empty['requests']} (allowed {empty['allowed']}) | | 1 |"
-        )
-        lines.append(
-            f"| incremental, 5k/day, lookback {lb}, {new['emitted']} new: requests "
-            f"| {new['requests']} (⌈{new['records_in_lookback']}/300⌉+2 = {new['allowed']}) | | 1 |"
-        )
-        row(f"incremental, lookback {lb}, nothing new: wall, ms", _stat(empty["wall_s"], scale=1000))
+        lines += _incremental_rows(scenario)
     lat = results.get("latency")
-    if lat:
-        for r in lat["runs"]:
-            walls = r.get("walls_s", [r["wall_s"]])
-            lines.append(
-                f"| latency backfill {r['days']} days ({r['records']:,} records, {lat['delay_s']:g} s per answer), "
-                f"--max-rps {r['max_rps']:g}: wall, s | {r['wall_s']:.1f} ({r['ratio_to_floor']:.2f}x) | "
-                f"{min(walls):.1f} – {max(walls):.1f}; rate limit alone {r['rate_limit_floor_s']:.1f} s "
-                f"({r['requests']} requests, one window at a time {r['requests_one_at_a_time']}); lower bound "
-                f"{r['lower_bound_s']:.1f} s ({r['lower_bound_ratio']:.2f}x) | {len(walls)} |"
-            )
-    s = results.get("startup")
-    if s:
-        row("`zoom-oplog-shipper --version`, ms", _stat(s["version_ms"]))
-        row("`--version`, no bytecode cache (PYTHONDONTWRITEBYTECODE=1), ms", _stat(s["version_uncached_bytecode_ms"]))
-        row("`python -c pass` (interpreter alone), ms", _stat(s["python_only_ms"]))
-    for size, r in (results.get("backfill") or {}).items():
-        if "state" not in r:
-            continue
-        for label, key in (("after the backfill", "after_backfill"), ("after an incremental run", "after_incremental")):
-            st = r["state"][key]
-            lines.append(
-                f"| state {label} of {int(size):,}: bytes / fingerprints | {st['bytes_per_fingerprint']:.0f} B/fp "
-                f"| {st['bytes']:,} B / {st['fingerprints']:,} | 1 |"
-            )
-    p = results.get("profile")
-    if p:
-        lines += ["", f"cProfile of one {p['records']:,}-record backfill (own time, top 10):", ""]
-        lines += ["| function | calls | own s | share |", "|---|---:|---:|---:|"]
-        for f in p["top_own_time"][:10]:
-            lines.append(f"| `{f['function']}` | {f['calls']:,} | {f['own_s']:.2f} | {f['share'] * 100:.0f}% |")
+    lines += [_latency_row(r, lat["delay_s"]) for r in lat["runs"]] if lat else []
+    lines += _startup_rows(results["startup"]) if results.get("startup") else []
+    for size, r in backfill.items():
+        lines += _state_rows(size, r["state"]) if "state" in r else []
+    lines += _profile_rows(results["profile"]) if results.get("profile") else []
     lines += ["", "| budget (issues 5 and 12) | limit | measured | where | met |", "|---|---:|---:|---|:---:|"]
-    for b in results.get("budgets") or []:
-        measured = "not measured" if b["measured"] is None else _num(b["measured"], b["unit"])
-        met = "–" if b["met"] is None else ("yes" if b["met"] else "**no**")
-        limit = f"{b['op']} {_num(b['limit'], b['unit'])}"
-        lines.append(f"| {b['what']} | {limit} | {measured} | {b['where'] or ''} | {met} |")
+    lines += [_budget_row(b) for b in results.get("budgets") or []]
     return "\n".join(lines) + "\n"

@@ -41,7 +41,7 @@ def make_pages(records: int, seed: int = 1) -> list[bytes]:
     pages = []
     for i in range(0, len(generated), PAGE_SIZE):
         chunk = generated[i : i + PAGE_SIZE]
-        body = {"page_size": PAGE_SIZE, "next_page_token": "t" * 35, OPERATIONS.report.records_field: chunk}
+        body = {"page_size": PAGE_SIZE, "next_page_token": "t" * 35, OPERATIONS.endpoint.records_field: chunk}
         pages.append(orjson.dumps(body))
     return pages
 
@@ -62,7 +62,7 @@ def ours(pages: list[bytes]) -> int:
         writer = PageWriter(sink)  # the engine's writer: the lines are written, and not kept
         for body in pages:
             scan = scan_page(
-                orjson.loads(body)[OPERATIONS.report.records_field],
+                orjson.loads(body)[OPERATIONS.endpoint.records_field],
                 cursor,
                 account_id=account,
                 cutoff=cutoff,
@@ -84,7 +84,7 @@ def ceiling(pages: list[bytes]) -> int:
     with open(os.devnull, "wb") as sink:
         writer = PageWriter(sink)
         for body in pages:
-            lines = [dumps(r) for r in orjson.loads(body)[OPERATIONS.report.records_field]]
+            lines = [dumps(r) for r in orjson.loads(body)[OPERATIONS.endpoint.records_field]]
             writer.write_page(lines)
             emitted += len(lines)
     return emitted
@@ -101,7 +101,7 @@ def breakdown(records: int, repeat: int) -> dict[str, float]:
     # is not skewed by holding every output at once (orjson's results are ~4 KiB allocations).
     chunks = []
     for body in pages:
-        recs = orjson.loads(body)[OPERATIONS.report.records_field]
+        recs = orjson.loads(body)[OPERATIONS.endpoint.records_field]
         times = [record_time(r) for r in recs]
         canons = [canonical(r) for r in recs]
         fps = [fingerprint(SIM_ACCOUNT, c, 0).hex() for c in canons]
@@ -159,7 +159,9 @@ def _rates(fn: Callable[[list[bytes]], int], pages: list[bytes], records: int, r
 
 def _distinct_details(pages: list[bytes]) -> float:
     """The share of records whose ``operation_detail`` text no earlier record had."""
-    details = [r.get("operation_detail") for body in pages for r in orjson.loads(body)[OPERATIONS.report.records_field]]
+    details = [
+        r.get("operation_detail") for body in pages for r in orjson.loads(body)[OPERATIONS.endpoint.records_field]
+    ]
     return len(set(details)) / len(details)
 
 

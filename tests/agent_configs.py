@@ -427,11 +427,6 @@ def fluent_bit_time_format(fmt: str) -> str:
     return fmt.replace("%L", "%f")
 
 
-def chrono_time_format(fmt: str) -> str:
-    """A chrono (VRL) format as Python's: ``%.3f``/``%.f`` is a dot and a fraction."""
-    return re.sub(r"%\.\d?f", ".%f", fmt)
-
-
 def splunk_time_format(fmt: str) -> str:
     """Splunk's TIME_FORMAT as Python's: ``%3N`` is milliseconds."""
     return re.sub(r"%\d?N", "%f", fmt)

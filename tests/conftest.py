@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 import pytest
 from pytest_httpserver import HTTPServer
+from unprivileged import open_directory
 from werkzeug import Request, Response
 
-from tests.unprivileged import open_directory
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
@@ -25,6 +25,15 @@ if TYPE_CHECKING:
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=UTC)
 SECRET = "s3cr3t-Value-that-must-never-leak"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Coverage's floor (fail_under, pyproject.toml) holds for the whole suite, `pytest` as CI runs it:
+    a run of some files, or with -k or -m, reports its coverage without being held to the floor."""
+    selected = config.args_source != pytest.Config.ArgsSource.TESTPATHS or config.option.keyword
+    plugin = config.pluginmanager.getplugin("_cov")
+    if plugin is not None and (selected or config.option.markexpr):
+        plugin.options.cov_fail_under = None
 
 
 class FakeClock(Clock):

@@ -13,6 +13,9 @@ import typing
 from pathlib import Path
 from typing import Any
 
+from ocsf_emitter import models as ocsf_models
+from ocsf_emitter import validate as ocsf_validate
+from py_ocsf_models.events.base_event import BaseEvent
 from pydantic import BaseModel
 
 from zoom_oplog_shipper.formats.ecs import ECS_VERSION
@@ -102,3 +105,25 @@ def unknown_attributes(value: Any, model: type[BaseModel], path: str = "") -> li
         for element in item if is_list and isinstance(item, list) else [item]:
             problems.extend(unknown_attributes(element, sub, f"{path}{key}."))
     return problems
+
+
+#: The OCSF classes the shipper writes, by ``class_uid``.
+OcsfClass = ocsf_models.AccountChange | ocsf_models.Authentication | ocsf_models.EntityManagement
+OCSF_MODELS: dict[int, type[OcsfClass]] = {
+    3001: ocsf_models.AccountChange,
+    3002: ocsf_models.Authentication,
+    3004: ocsf_models.EntityManagement,
+}
+
+
+def assert_ocsf_valid(event: dict[str, Any]) -> OcsfClass:
+    """Validate ``event`` against its class model, the OCSF invariants and py-ocsf-models."""
+    model = OCSF_MODELS[event["class_uid"]]
+    # Strict JSON mode: the event must already carry OCSF's types (no "123" standing for 123).
+    instance = model.model_validate_json(json.dumps(event), strict=True)
+    ocsf_validate(instance)
+    # py-ocsf-models types metadata.logged_time as a datetime, not OCSF's epoch ms: lax mode.
+    BaseEvent.model_validate(event)
+    assert unknown_attributes(event, model) == []
+    assert event["type_uid"] == event["class_uid"] * 100 + event["activity_id"]
+    return instance

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import platformdirs  # noqa: F401 - imported before the unprivileged child needs it
 import pytest
+from conftest import FakeClock, FakeZoom, cli_env
+from unprivileged import give_to_nobody, make_read_only, run_unprivileged
 
 import zoom_oplog_shipper.check
 import zoom_oplog_shipper.output
 import zoom_oplog_shipper.sync  # noqa: F401 - imported before the unprivileged child needs it
-from tests.conftest import FakeClock, FakeZoom, cli_env
-from tests.unprivileged import give_to_nobody, make_read_only, run_unprivileged
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.state import RunLock, StateStore, state_file
 

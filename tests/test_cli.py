@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import NOW, SECRET, FakeClock, FakeZoom, cli, record, simulator_env
 
-from tests.conftest import NOW, SECRET, FakeClock, FakeZoom, cli, record, simulator_env
 from zoom_oplog_shipper import __version__
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.state import RunLock, state_file

@@ -10,12 +10,12 @@ from pathlib import Path
 import orjson
 import platformdirs  # noqa: F401 - imported before the unprivileged child needs it
 import pytest
+from conftest import NOW, FakeClock, FakeZoom, cli, cli_env, record
+from unprivileged import NOBODY, give_to_nobody, make_read_only, run_unprivileged
 
 import zoom_oplog_shipper.output
 import zoom_oplog_shipper.state_cli
 import zoom_oplog_shipper.sync  # noqa: F401 - imported before the unprivileged child needs it
-from tests.conftest import NOW, FakeClock, FakeZoom, cli, cli_env, record
-from tests.unprivileged import NOBODY, give_to_nobody, make_read_only, run_unprivileged
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.state import RunLock, StateStore, state_file
 

@@ -3,13 +3,11 @@ corrupt events when wrong hold in each (issue 4; docs/agents.md explains every t
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
 import subprocess
 import tomllib
-from datetime import UTC, datetime
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -34,66 +32,17 @@ from agent_configs import (
     VECTOR_CONFIGS,
     VECTOR_TOML,
     console_script,
-    credentials_env,
     iter_strings,
-    make_account,
     read_cron_d,
     read_env_file,
     read_fluent_bit_classic,
     read_ini,
     read_vector,
     read_yaml_all,
-    start_simulator,
-    zoom_env,
 )
 
-from zoom_oplog_shipper.cli import main
-from zoom_oplog_shipper.settings import DEFAULT_MAX_LINE_BYTES
-
-HOURLY = 3600
-#: Container runtimes (containerd's max_container_log_line_size, Docker's json-file) split longer lines.
-CRI_LINE_LIMIT = 16384
 SECRET_KEY = re.compile(r"(password|passwd|token|secret)", re.IGNORECASE)
-LITERAL_CREDENTIAL = re.compile(r"(ZOOM_CLIENT_SECRET|SPLUNK_HEC_TOKEN|ELASTICSEARCH_PASSWORD)[ \t]*[=:][ \t]*(\S*)")
 ENV_REFERENCE = re.compile(r"^\$\{[A-Z][A-Z0-9_]*(:[-?][^}]*)?\}$")
-
-
-# ---------------------------------------------------------------------------------------------
-# A real run of the program, for the values the configs must handle.
-
-
-@pytest.fixture(scope="module")
-def emitted(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    """The ECS documents one `run` prints against the simulator (long records included)."""
-    now = datetime.now(UTC)
-    account = make_account("configs", 5, now)
-    server = start_simulator(account)
-    state = tmp_path_factory.mktemp("state")
-    env = {**zoom_env(server.base_url, now), **credentials_env(account), "ZOOM_OPLOG_STATE_DIR": str(state)}
-    out = io.BytesIO()
-    err = io.StringIO()
-    try:
-        code = main(["run"], env=env, stdout=out, stderr=err)
-    finally:
-        server.shutdown()
-    assert code == 0, err.getvalue()
-    lines = out.getvalue().splitlines()
-    assert len(lines) == len(account.records)
-    assert max(len(line) for line in lines) <= DEFAULT_MAX_LINE_BYTES
-    return [json.loads(line) for line in lines]
-
-
-@pytest.fixture(scope="module")
-def emitted_timestamp(emitted: list[dict[str, Any]]) -> str:
-    """A real `@timestamp` as the program prints it."""
-    stamp = emitted[0]["@timestamp"]
-    assert isinstance(stamp, str)
-    return stamp
-
-
-def instant(stamp: str) -> datetime:
-    """The reference reading of an RFC 3339 time."""
-    return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -102,6 +51,11 @@ def instant(stamp: str) -> datetime:
 
 def _check_shell_syntax(path: Path) -> None:
     subprocess.run(["/bin/sh", "-n", str(path)], check=True, timeout=10)
+
+
+def _content_lines(path: Path) -> list[str]:
+    """Line-based files (sysusers.d, tmpfiles.d, requirements): the lines that are not comments."""
+    return [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 PARSERS: dict[str, Any] = {
@@ -113,15 +67,10 @@ PARSERS: dict[str, Any] = {
     ".sh": _check_shell_syntax,
     ".example": read_env_file,
     ".logrotate": lambda p: re.search(r"^/\S+( /\S+)* \{$.*^\}$", p.read_text(encoding="utf-8"), re.M | re.S),
-    ".sysusers": lambda p: _content_lines(p),
-    ".tmpfiles": lambda p: _content_lines(p),
-    ".txt": lambda p: _content_lines(p),
+    ".sysusers": _content_lines,
+    ".tmpfiles": _content_lines,
+    ".txt": _content_lines,
 }
-
-
-def _content_lines(path: Path) -> list[str]:
-    """Line-based files (sysusers.d, tmpfiles.d, requirements): the lines that are not comments."""
-    return [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 def _parse_any(path: Path) -> Any:
@@ -163,17 +112,6 @@ def test_the_console_script_is_the_installed_entry_point() -> None:
 # ---------------------------------------------------------------------------------------------
 # Elasticsearch, Splunk, systemd, cron and Kubernetes: tests/test_configs_{elasticsearch,splunk,
 # systemd,kubernetes}.py; the backfill path: tests/test_backfill_path.py.
-
-
-def _index_template_matches(name: str) -> bool:
-    template = json.loads(ES_INDEX_TEMPLATE.read_text(encoding="utf-8"))
-    return any(re.fullmatch(p.replace(".", r"\.").replace("*", ".*"), name) for p in template["index_patterns"])
-
-
-def _props_sourcetype() -> str:
-    """The sourcetype of the program's default (ECS) output; props.conf has one per format."""
-    assert "zoom:operation" in read_ini(SPLUNK_PROPS)
-    return "zoom:operation"
 
 
 # ---------------------------------------------------------------------------------------------

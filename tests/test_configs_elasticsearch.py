@@ -109,7 +109,7 @@ def render(template: str, ingest: dict[str, str]) -> str:
 
 #: Stand-ins for the GeoLite2 databases Elasticsearch downloads: what a lookup of an address it
 #: knows returns, per property (GeoIpProcessor: each requested property the record has).
-CITY_RECORD = {
+CITY_RECORD: dict[str, Any] = {
     "continent_name": "Europe",
     "country_iso_code": "DE",
     "country_name": "Germany",
@@ -119,7 +119,7 @@ CITY_RECORD = {
     "timezone": "Europe/Berlin",
     "location": {"lat": 52.5196, "lon": 13.4069},
 }
-ASN_RECORD = {"asn": 3320, "organization_name": "Deutsche Telekom AG", "network": "80.128.0.0/11"}
+ASN_RECORD: dict[str, Any] = {"asn": 3320, "organization_name": "Deutsche Telekom AG", "network": "80.128.0.0/11"}
 
 
 @dataclass(frozen=True)
@@ -155,7 +155,7 @@ def _condition_holds(condition: str | None, doc: dict[str, Any]) -> bool:
     return node is not None and node.get(leaf) is not None
 
 
-def _run_processor(kind: str, spec: dict[str, Any], doc: dict[str, Any], run: Callable[..., None]) -> None:
+def _run_processor(kind: str, spec: dict[str, Any], doc: dict[str, Any], run: Callable[..., Any]) -> None:
     """One processor of the kinds the shipped pipelines use, as Elasticsearch applies it."""
     if kind == "set":
         node, leaf = _node(doc, spec["field"], create=True)

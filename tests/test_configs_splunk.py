@@ -213,7 +213,6 @@ def test_events_stay_under_the_default_auto_kv_field_limit(
 # ---------------------------------------------------------------------------------------------
 # CIM: the Change data model.
 
-EVAL = re.compile(r"^EVAL-(\w+) = (.+)$", re.M)
 CIM_CHANGE_FIELDS = {"action", "change_type", "command", "dest", "object", "object_category", "status", "user"}
 #: The Authentication data model's required fields (pytest-splunk-addon), and its action values.
 CIM_AUTHENTICATION_FIELDS = {"action", "app", "dest", "src", "user"}

@@ -296,8 +296,8 @@ def _matches(path: str, globs: list[str]) -> bool:
 def test_logrotate_rotates_every_file_the_units_and_cron_write() -> None:
     globs = logrotate_globs()
     written = [instance(ini_value(service(p), "StandardOutput")).removeprefix("append:") for p in SERVICES]
-    for path in (CRON_FILE, CRON_MULTI):
-        _, jobs = read_cron_d(path)
+    for cron_file in (CRON_FILE, CRON_MULTI):
+        _, jobs = read_cron_d(cron_file)
         for job in jobs:
             written += re.findall(r"2?>>(/\S+)", job.command)
     assert any(p.endswith(".log") for p in written)

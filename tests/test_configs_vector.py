@@ -230,7 +230,7 @@ def run_topology(config: dict[str, Any], sources: dict[str, list[dict[str, Any]]
 def _output_known(name: str, outputs: dict[str, Any], transforms: dict[str, Any]) -> bool:
     if name in outputs:
         return True
-    assert name.split(".")[0] in transforms, f"input {name} names no source or transform"
+    assert name.split(".", maxsplit=1)[0] in transforms, f"input {name} names no source or transform"
     return False
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import orjson
 import pytest
+from conftest import NOW, FakeClock, FakeZoom, cli, record
 
-from tests.conftest import NOW, FakeClock, FakeZoom, cli, record
 from zoom_oplog_shipper import state
 from zoom_oplog_shipper.cli import main
 

@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 import pytest
 import yaml
+from conftest import simulator_env
 from sigma.collection import SigmaCollection
 from sigma.types import SigmaString
 
@@ -24,7 +25,6 @@ from detections.convert import CONVERTED, RULES, TARGETS, alerts, generate, load
 from detections.evaluate import connect, load
 from detections.pipelines import EcsSqliteBackend, LokiArrayValues
 from detections.proof import Score, queries, score
-from tests.conftest import simulator_env
 from zoom_oplog_shipper.mapping import EventContext
 from zoom_oplog_shipper.records import record_time
 from zoom_oplog_shipper.simulator import Scenario, Simulator, SimulatorConfig, serve_in_thread

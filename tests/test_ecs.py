@@ -11,8 +11,8 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from schemas import ECS, assert_ecs_valid, flatten
 
-from tests.schemas import ECS, assert_ecs_valid, flatten
 from zoom_oplog_shipper.formats import to_raw
 from zoom_oplog_shipper.formats.ecs import ECS_VERSION, UNPARSABLE_TIME_TAG, normalize
 from zoom_oplog_shipper.mapping import EventContext

@@ -17,8 +17,8 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import SECRET, FakeClock, FakeZoom, simulator_env
 
-from tests.conftest import SECRET, FakeClock, FakeZoom, simulator_env
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.state import state_file
 
@@ -315,9 +315,9 @@ def test_demo_into_head_ends_quietly_with_exit_0() -> None:
 MISTAKES = [
     ("stdout closed", "run >&-", 1, "stdout is closed (started with `>&-`?)"),
     ("stdout full", "run > /dev/full", 1, "cannot write the events to stdout (No space left on device)"),
-    ("demo days", "demo --days -1", 2, "argument --days: '-1' is not a whole number from 1 to 180"),
-    ("simulate port", "simulate --port 99999", 2, "argument --port: '99999' is not a port; use 0-65535"),
-    ("simulate limit", "simulate --qps-limit 0", 2, "argument --qps-limit: '0' is not a whole number from 1"),
+    ("demo days", "demo --days -1", 2, "argument --days: '-1' must be a whole number from 1 to 180"),
+    ("simulate port", "simulate --port 99999", 2, "argument --port: '99999' must be a port; use 0-65535"),
+    ("simulate limit", "simulate --qps-limit 0", 2, "argument --qps-limit: '0' must be a whole number from 1"),
 ]
 
 

@@ -10,13 +10,14 @@ from typing import Any
 import orjson
 import pytest
 import requests
+from conftest import NOW, FakeClock, FakeZoom, cli, cli_env, record
 from prometheus_client.parser import text_string_to_metric_families
 from werkzeug import Request, Response
 
-from tests.conftest import NOW, FakeClock, FakeZoom, cli, cli_env, record
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.metrics import GAUGES, RunMetrics, parse_previous, render, write_metrics
 from zoom_oplog_shipper.state import RunLock, state_file
+from zoom_oplog_shipper.summary import RunLabels
 
 LABELS = {"account": "acct-1", "stream": "operations", "category": "all"}
 
@@ -101,7 +102,7 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "zoom_oplog.prom"
-    run_ok = RunMetrics("a", "all", 100.0, 0, 5, 2, 1.5, 90.0)
+    run_ok = RunMetrics(RunLabels("a", "all"), 100.0, 0, 5, 2, 1.5, 90.0)
     write_metrics(path, run_ok)
     before = path.read_text()
 
@@ -110,7 +111,7 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temp_file(
 
     monkeypatch.setattr(os, "fsync", broken_fsync)
     with pytest.raises(OSError):
-        write_metrics(path, RunMetrics("a", "all", 200.0, 1, 0, 1, 0.5, None))
+        write_metrics(path, RunMetrics(RunLabels("a", "all"), 200.0, 1, 0, 1, 0.5, None))
     assert path.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["zoom_oplog.prom"]
 
 
@@ -119,7 +120,8 @@ def test_an_interrupted_write_leaves_the_old_file_and_no_temp_file(
     [("plain", "all"), ('quote"and\\backslash', "user"), ("new\nline", "im")],
 )
 def test_label_values_are_escaped_and_the_file_reads_back(account: str, category: str) -> None:
-    text = render({"last_exit_code": 0, "last_run_records": 12, "last_run_duration_seconds": 1.25}, account, category)
+    values = {"last_exit_code": 0, "last_run_records": 12, "last_run_duration_seconds": 1.25}
+    text = render(values, RunLabels(account, category))
     families = {f.name: f for f in text_string_to_metric_families(text)}
     labels = {"account": account, "stream": "operations", "category": category}
     assert families["zoom_oplog_last_run_records"].samples[0].labels == labels

@@ -7,6 +7,7 @@ import orjson
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
+from schemas import assert_ocsf_valid
 
 from zoom_oplog_shipper.errors import OutputClosedError
 from zoom_oplog_shipper.formats import ECS, FORMATS
@@ -168,15 +169,13 @@ def test_many_changes_keep_the_first_ones_and_count_the_rest() -> None:
 
 
 def test_ocsf_changes_are_cut_and_the_event_stays_valid_ocsf() -> None:
-    from tests.test_ocsf import assert_valid_ocsf
-
     doc = formatted("ocsf", big_record())
     line = encode(doc, 4096, FORMATS["ocsf"])
     parsed = orjson.loads(line)
     assert len(line) <= 4096 and "tags" not in parsed
     assert TRUNCATED_TAG in parsed["metadata"]["labels"]
     assert parsed["entity"]["data"]["changes_truncated"] > 0
-    assert_valid_ocsf(parsed)
+    assert_ocsf_valid(parsed)
 
 
 @settings(max_examples=60, deadline=None)

@@ -92,8 +92,8 @@ def _shown_commands() -> list[str]:
     # The command word itself, not the end of a path such as /opt/zoom-oplog-shipper/bin/zoom-oplog-shipper.
     found += re.findall(r"^(?:.*?[\s(])?(zoom-oplog-shipper \S.*)$", "\n".join(FENCE.findall(text)), re.M)
     commands = set()
-    for command in found:
-        command = command.split("|")[0].split("#")[0].split("&&")[0].strip()
+    for line in found:
+        command = line.split("|")[0].split("#")[0].split("&&")[0].strip()
         if "..." in command or "COMMAND" in command or "--help" in command or "--version" in command:
             continue
         commands.add(command)

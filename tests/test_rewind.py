@@ -11,8 +11,8 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import FakeClock, simulator_env
 
-from tests.conftest import FakeClock, simulator_env
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.simulator import RunningServer, Simulator, SimulatorConfig, serve_in_thread
 

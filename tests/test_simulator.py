@@ -33,7 +33,7 @@ from hypothesis import strategies as st
 from zoom_oplog_shipper.simulator import (
     CATEGORY_FILTERS,
     FAULT_KINDS,
-    SimulatedDisconnect,
+    SimulatedDisconnectError,
     Simulator,
     SimulatorConfig,
     add_arguments,
@@ -874,9 +874,9 @@ def _parses(body: bytes) -> bool:
 def test_drop_and_cut_in_process(clock: Clock) -> None:
     client = make(clock, [rec(stamp(NOW - timedelta(minutes=1)))], fail_schedule="logs:1=drop,logs:2=cut")
     client.get_token()
-    with pytest.raises(SimulatedDisconnect):
+    with pytest.raises(SimulatedDisconnectError):
         client.logs(Q)
-    with pytest.raises(SimulatedDisconnect):
+    with pytest.raises(SimulatedDisconnectError):
         client.logs(Q)
     assert client.logs(Q).status == 200
     assert client.sim.stats()["requests"]["logs"] == {"drop": 1, "200": 2}
@@ -915,7 +915,7 @@ def test_fault_probability_is_seeded(clock: Clock) -> None:
         for _ in range(300):
             try:
                 seen.append(str(client.logs(Q).status))
-            except SimulatedDisconnect:
+            except SimulatedDisconnectError:
                 seen.append("drop")
         return seen
 
@@ -1267,7 +1267,7 @@ def _play(path: str, switches: dict[str, Any], steps: list[str | float]) -> list
     label, stream = ("logs", "operations") if operations else ("activities", "activities")
     field_name = "operation_logs" if operations else "activity_logs"
     clock = Clock()
-    config = {k: v.format(label=label) if isinstance(v, str) else v for k, v in switches.items()}
+    config: dict[str, Any] = {k: v.format(label=label) if isinstance(v, str) else v for k, v in switches.items()}
     sim = Simulator(SimulatorConfig(**config), now=clock, sleep=clock.sleep)
     sim.add_records(generate_activity_records(2, 12, 40, NOW), stream=stream)
     client = Client(sim)
@@ -1279,7 +1279,7 @@ def _play(path: str, switches: dict[str, Any], steps: list[str | float]) -> list
             continue
         try:
             result: Result | str = report(client, path, step.format(token=page))
-        except SimulatedDisconnect:
+        except SimulatedDisconnectError:
             result = "disconnected"
         if isinstance(result, Result) and result.status == 200 and _parses(result.body):
             page = result.json().get("next_page_token", page)
@@ -1389,7 +1389,7 @@ def test_streams_are_separate_and_tokens_are_bound_to_their_endpoint(clock: Cloc
     ],
 )
 def test_each_endpoint_checks_its_own_scopes(clock: Clock, scope: str | None, operations: int, activities: int) -> None:
-    client = make(clock, **({"scope": scope} if scope else {}))
+    client = make(clock, scope=scope) if scope else make(clock)
     assert report(client, OPERATIONS, Q).status == operations
     refused = report(client, ACTIVITIES, Q)
     assert refused.status == activities
@@ -1419,7 +1419,7 @@ def test_fault_schedule_counts_each_endpoint_apart(clock: Clock) -> None:
     for path in (ACTIVITIES, OPERATIONS, ACTIVITIES, OPERATIONS, OPERATIONS, ACTIVITIES):
         try:
             statuses.append(report(client, path, Q).status)
-        except SimulatedDisconnect:
+        except SimulatedDisconnectError:
             statuses.append("drop")
     assert statuses == [200, 200, "drop", 500, 200, 503]  # api 4 is the second activities request
     stats = client.sim.stats()

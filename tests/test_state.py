@@ -3,14 +3,15 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
+from unprivileged import give_to_nobody, make_read_only, run_unprivileged
 
-from tests.unprivileged import give_to_nobody, make_read_only, run_unprivileged
 from zoom_oplog_shipper.errors import StateError
 from zoom_oplog_shipper.state import RunLock, StateStore, reset_state, state_file
 
@@ -58,7 +59,7 @@ def test_round_trip(path: Path) -> None:
 def test_commit_is_atomic(path: Path) -> None:
     store = StateStore.open(path, "acct/1", "all")
 
-    def entries():  # type: ignore[no-untyped-def]
+    def entries() -> Iterator[tuple[bytes, int]]:
         yield (b"a" * 16, 1)
         raise RuntimeError("killed mid-commit")
 
@@ -213,7 +214,7 @@ def test_store_made_before_this_version_opens_unchanged(path: Path) -> None:
 def test_full_disk_names_the_file_and_does_not_advise_reset(path: Path) -> None:
     store = StateStore.open(path, "acct/1", "all")
 
-    def entries():  # type: ignore[no-untyped-def]
+    def entries() -> Iterator[tuple[bytes, int]]:
         yield (b"a" * 16, 1)
         raise sqlite3.OperationalError("database or disk is full")
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import simulator_env
 
-from tests.conftest import simulator_env
 from zoom_oplog_shipper.records import canonical, record_time
 from zoom_oplog_shipper.simulator import Simulator, SimulatorConfig, serve_in_thread
 from zoom_oplog_shipper.state import state_file

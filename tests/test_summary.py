@@ -12,8 +12,8 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import FakeClock, FakeZoom, record, simulator_env
 
-from tests.conftest import FakeClock, FakeZoom, record, simulator_env
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.state import RunLock, state_file

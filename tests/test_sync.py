@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import NOW, FakeClock, FakeZoom, make_config, record
 
-from tests.conftest import NOW, FakeClock, FakeZoom, make_config, record
 from zoom_oplog_shipper.errors import ApiError, ConfigError, DailyLimitError
 from zoom_oplog_shipper.output import PageWriter, make_encoder, make_formatter
 from zoom_oplog_shipper.pipeline import engine_options
@@ -195,7 +195,7 @@ def test_expired_page_token_restarts_the_window(h: Harness) -> None:
 def test_token_expiry_mid_run(h: Harness) -> None:
     h.zoom.records = spread(NOW - timedelta(days=1), 900, timedelta(minutes=1))
 
-    done = []
+    done: list[bool] = []
 
     def revoke(args: dict[str, str]) -> None:
         if args.get("next_page_token") == "300" and not done:

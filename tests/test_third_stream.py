@@ -18,10 +18,10 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import NOW, SECRET, FakeClock, make_config
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
-from tests.conftest import NOW, SECRET, FakeClock, make_config
 from zoom_oplog_shipper import pipeline
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.formats import OUTPUT_FORMATS
@@ -31,7 +31,7 @@ from zoom_oplog_shipper.mapping import EventContext, EventMapping
 from zoom_oplog_shipper.output import PageWriter, make_encoder, make_formatter
 from zoom_oplog_shipper.records import canonical
 from zoom_oplog_shipper.state import RunLock, StateStore
-from zoom_oplog_shipper.streams import Report, Stream
+from zoom_oplog_shipper.streams import Endpoint, Stream
 from zoom_oplog_shipper.sync import SyncEngine
 from zoom_oplog_shipper.zoom_client import ZoomClient
 
@@ -59,7 +59,7 @@ def telephony_mappers() -> EventMapping:
 TELEPHONY = Stream(
     key="telephony",
     title="telephony logs",
-    report=Report(
+    endpoint=Endpoint(
         path="/report/telephony",
         records_field="telephony_logs",
         scopes=("report:read:telephony:admin", "report:read:admin"),
@@ -83,8 +83,8 @@ ID_OF = {
 }
 
 
-class TelephonyReport:
-    """The report's own endpoint: Zoom's paging (newest first, `to` inclusive, UTC days, page tokens)."""
+class TelephonyEndpoint:
+    """The telephony report on a test server: Zoom's paging (newest first, `to` inclusive, UTC days, page tokens)."""
 
     def __init__(self, server: HTTPServer) -> None:
         self.records: list[dict[str, Any]] = []
@@ -102,7 +102,7 @@ class TelephonyReport:
         if request.headers.get("Authorization") != f"Basic {basic}":
             return self._json(401, {"reason": "Invalid client_id or client_secret", "error": "invalid_client"})
         return self._json(200, {"access_token": "tel-token", "token_type": "bearer", "expires_in": 3600,
-                                "scope": " ".join(TELEPHONY.report.scopes)})  # fmt: skip
+                                "scope": " ".join(TELEPHONY.endpoint.scopes)})  # fmt: skip
 
     def _report(self, request: Request) -> Response:
         args = dict(request.args)
@@ -131,7 +131,7 @@ def compose(config: Config, clock: FakeClock, out: io.BytesIO) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     lock = RunLock(path)
     assert lock.acquire()
-    store = StateStore.open(path, config.account_id, TELEPHONY.store_key(config))
+    store = StateStore.open(path, config.account_id, TELEPHONY.partition_key(config))
     try:
         SyncEngine(
             pipeline.engine_options(config),
@@ -149,7 +149,7 @@ def compose(config: Config, clock: FakeClock, out: io.BytesIO) -> None:
 
 def run_pass(config: Config, clock: FakeClock, out: io.BytesIO) -> None:
     """One pass through `run`'s own composition, given the stream."""
-    assert pipeline.run_pass(config, clock, None, out, stop=pipeline.StopFlag(), log_type=TELEPHONY) == 0
+    assert pipeline.run_pass(config, clock, None, out, stop=pipeline.StopFlag(), stream=TELEPHONY) == 0
 
 
 PASSES = {"engine": compose, "run_pass": run_pass}
@@ -164,7 +164,7 @@ def test_every_output_format_has_a_record_reader() -> None:
 
 
 def test_a_format_the_stream_does_not_map_is_refused_with_the_stream_and_format_named() -> None:
-    ecs_only = Stream("ecs-only", "ECS-only logs", TELEPHONY.report, lambda: {"ecs": to_ecs_x})
+    ecs_only = Stream("ecs-only", "ECS-only logs", TELEPHONY.endpoint, lambda: {"ecs": to_ecs_x})
     assert make_formatter("raw", "acct", False, ecs_only)({"a": 1}, "ab" * 16, None, "2026-01-01T00:00:00.000Z") == {
         "event": {"id": "ab" * 16},
         "record": {"a": 1},
@@ -178,7 +178,7 @@ def test_a_format_the_stream_does_not_map_is_refused_with_the_stream_and_format_
 def test_a_stream_declared_in_a_test_syncs_through_the_engine(
     httpserver: HTTPServer, tmp_path: Path, how: str, output_format: str
 ) -> None:
-    report = TelephonyReport(httpserver)
+    endpoint = TelephonyEndpoint(httpserver)
 
     def sync(config: Config, clock: FakeClock) -> list[dict[str, Any]]:
         out = io.BytesIO()
@@ -186,12 +186,12 @@ def test_a_stream_declared_in_a_test_syncs_through_the_engine(
         return [orjson.loads(line) for line in out.getvalue().splitlines()]
 
     # Over three days and three pages: a same-second burst, and identical twins.
-    report.records = [call(NOW - timedelta(minutes=7 * n), n) for n in range(640)]
-    report.records += [call(NOW - timedelta(hours=5), n) for n in range(40)] + [call(NOW - timedelta(hours=9), 1)] * 3
+    endpoint.records = [call(NOW - timedelta(minutes=7 * n), n) for n in range(640)]
+    endpoint.records += [call(NOW - timedelta(hours=5), n) for n in range(40)] + [call(NOW - timedelta(hours=9), 1)] * 3
     clock = FakeClock(NOW)
     config = make_config(
         tmp_path,
-        report.base,
+        endpoint.base,
         backfill_start=NOW - timedelta(days=4),
         include_original=True,
         output_format=output_format,
@@ -202,16 +202,16 @@ def test_a_stream_declared_in_a_test_syncs_through_the_engine(
         assert {d["event"]["dataset"] for d in docs} == {"zoom.telephony"}
     elif output_format == "ocsf":
         assert {(d["class_uid"], d["metadata"]["log_name"]) for d in docs} == {(4001, "telephony")}
-    assert originals(docs, output_format) == Counter(canonical(r) for r in report.records)
+    assert originals(docs, output_format) == Counter(canonical(r) for r in endpoint.records)
     assert len({ID_OF[output_format](d) for d in docs}) == len(docs)
-    assert all(q["direction"] == "both" and "category_type" not in q for q in report.queries)
-    assert any(q.get("next_page_token") for q in report.queries)  # it did page
+    assert all(q["direction"] == "both" and "category_type" not in q for q in endpoint.queries)
+    assert any(q.get("next_page_token") for q in endpoint.queries)  # it did page
 
     clock.advance(3600)
     assert sync(config, clock) == []  # a second run sends nothing
 
     later = call(clock.now() - timedelta(minutes=2), 999)
-    report.records.append(later)
+    endpoint.records.append(later)
     clock.advance(600)
     assert originals(sync(config, clock), output_format) == Counter([canonical(later)])
 

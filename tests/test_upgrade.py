@@ -18,8 +18,8 @@ from typing import Any
 
 import orjson
 import pytest
+from conftest import NOW, FakeClock, FakeZoom, cli_env, record
 
-from tests.conftest import NOW, FakeClock, FakeZoom, cli_env, record
 from zoom_oplog_shipper.cli import main
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.records import canonical

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 import requests
+from conftest import SECRET, FakeClock, FakeZoom, make_config, record
 
-from tests.conftest import SECRET, FakeClock, FakeZoom, make_config, record
 from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
-from zoom_oplog_shipper.pages import InvalidRequest, PageTokenExpired
+from zoom_oplog_shipper.pages import InvalidRequestError, PageTokenExpiredError
 from zoom_oplog_shipper.streams import OPERATIONS
 from zoom_oplog_shipper.windows import Window
 from zoom_oplog_shipper.zoom_client import (
@@ -19,7 +19,7 @@ from zoom_oplog_shipper.zoom_client import (
     Outcome,
     ZoomClient,
     _Token,
-    classify,
+    classify_response,
     describe_network_error,
 )
 
@@ -64,14 +64,14 @@ DAILY_BODY = {"code": 429, "message": "You have reached the maximum daily rate l
         (408, None, {}, False, Outcome.RETRY),
     ],
 )
-def test_classify(status: int, body: Any, headers: dict[str, str], paged: bool, outcome: Outcome) -> None:
-    assert classify(status, body, headers, paged=paged).outcome is outcome
+def test_classify_response(status: int, body: Any, headers: dict[str, str], paged: bool, outcome: Outcome) -> None:
+    assert classify_response(status, body, headers, paged=paged).outcome is outcome
 
 
-def test_classify_rate_limit_waits() -> None:
-    assert classify(429, QPS_BODY, {}).wait == 1.0
-    assert classify(429, QPS_BODY, {"Retry-After": "3"}).wait == 3.0
-    daily = classify(429, DAILY_BODY, {"Retry-After": "2026-11-27T00:00:00Z"})
+def test_classify_response_rate_limit_waits() -> None:
+    assert classify_response(429, QPS_BODY, {}).wait == 1.0
+    assert classify_response(429, QPS_BODY, {"Retry-After": "3"}).wait == 3.0
+    daily = classify_response(429, DAILY_BODY, {"Retry-After": "2026-11-27T00:00:00Z"})
     assert daily.reset_at == "2026-11-27T00:00:00Z"
 
 
@@ -182,7 +182,7 @@ def test_bad_credentials(
 
 def test_page_token_refused(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> None:
     zoom.fail(400, {"code": 300, "message": "The next page token is invalid or expired."})
-    with pytest.raises(PageTokenExpired):
+    with pytest.raises(PageTokenExpiredError):
         client_for(tmp_path, zoom, clock).get_page(OPERATIONS, WINDOW, "tok")
 
 
@@ -190,7 +190,7 @@ def test_invalid_request(tmp_path: Path, zoom: FakeZoom, clock: FakeClock) -> No
     zoom.fail(
         400, {"code": 300, "message": "Daily report can only be provided within 6 months prior to the current date."}
     )
-    with pytest.raises(InvalidRequest, match="6 months"):
+    with pytest.raises(InvalidRequestError, match="6 months"):
         client_for(tmp_path, zoom, clock).get_page(OPERATIONS, WINDOW)
 
 

@@ -34,14 +34,16 @@ from zoom_oplog_shipper.zoom_client import ZoomClient
 MAX_SKEW = timedelta(seconds=60)
 
 
-class _Report:
-    def __init__(self, stream: TextIO) -> None:
-        self.stream = stream
+class _CheckReport:
+    """The report `check` prints: one ``[status] text`` line a check, and the exit code of the first failure."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
         self.exit_code = ExitCode.OK
 
     def line(self, status: str, text: str) -> None:
-        self.stream.write(f"[{status:^4}] {text}\n")
-        self.stream.flush()
+        self.out.write(f"[{status:^4}] {text}\n")
+        self.out.flush()
 
     def fail(self, text: str, code: ExitCode) -> None:
         self.line("FAIL", text)
@@ -49,17 +51,17 @@ class _Report:
             self.exit_code = code
 
 
-def run_check(config: Config, clock: Clock, session: Any, out: TextIO, log_type: Stream | None = None) -> int:
+def run_check(config: Config, clock: Clock, session: Any, out: TextIO, stream: Stream | None = None) -> int:
     """Print a human report on ``out`` (stderr) with a concrete fix per problem; returns the exit code."""
-    report = _Report(out)
-    log_type = log_type or stream_of(config)
-    scope = f"category {config.category_type}" if log_type.partition(config) else f"stream {log_type.key}"
+    report = _CheckReport(out)
+    stream = stream or stream_of(config)
+    scope = f"category {config.category_type}" if stream.partition(config) else f"stream {stream.key}"
     report.line(
         "ok",
-        f"configuration: account {config.account_id}, {log_type.title}, {scope}, "
+        f"configuration: account {config.account_id}, {stream.title}, {scope}, "
         f"API {config.api_url}, token URL {config.oauth_url}",
     )
-    _check_state(config, report, log_type)
+    _check_state(config, report, stream)
 
     client = ZoomClient(config, clock=clock, session=session)
     try:
@@ -72,11 +74,11 @@ def run_check(config: Config, clock: Clock, session: Any, out: TextIO, log_type:
     scopes = client.scopes
     if not scopes:
         report.line("info", "scopes: Zoom did not list the token's scopes; the request below tells")
-    elif any(s in scopes for s in log_type.report.scopes):
-        report.line("ok", f"scopes: {' '.join(s for s in scopes if s in log_type.report.scopes)} granted")
+    elif any(s in scopes for s in stream.endpoint.scopes):
+        report.line("ok", f"scopes: {' '.join(s for s in scopes if s in stream.endpoint.scopes)} granted")
     else:
         report.fail(
-            f"scopes: neither {' nor '.join(log_type.report.scopes)} is granted (needed for {log_type.title}); add one "
+            f"scopes: neither {' nor '.join(stream.endpoint.scopes)} is granted (needed for {stream.title}); add one "
             "to the app's scopes (Zoom App Marketplace > your app > Scopes) and activate the app again",
             ExitCode.AUTH,
         )
@@ -84,20 +86,20 @@ def run_check(config: Config, clock: Clock, session: Any, out: TextIO, log_type:
 
     today = clock.now().date()
     try:
-        page = client.reader(log_type).get_page(Window(today - timedelta(days=1), today), page_size=1)
+        page = client.reader(stream).get_page(Window(today - timedelta(days=1), today), page_size=1)
     except ShipperError as exc:
-        report.fail(f"{log_type.title}: {exc}", exc.exit_code)
+        report.fail(f"{stream.title}: {exc}", exc.exit_code)
     else:
         found = "at least one record" if page.records else "no records"
-        report.line("ok", f"{log_type.title}: readable ({found} since yesterday, {scope})")
+        report.line("ok", f"{stream.title}: readable ({found} since yesterday, {scope})")
     verdict = "all checks passed" if report.exit_code == ExitCode.OK else "some checks failed; fix them and run again"
     report.line("ok" if report.exit_code == ExitCode.OK else "FAIL", verdict)
     return int(report.exit_code)
 
 
-def _check_state(config: Config, report: _Report, log_type: Stream) -> None:
+def _check_state(config: Config, report: _CheckReport, stream: Stream) -> None:
     """What the run needs of the state directory, lock and store, tested without creating any of them."""
-    path = log_type.state_path(config)
+    path = stream.state_path(config)
     _say_whose(path.parent, report)
     problem = probe_directory(path.parent)
     if problem:
@@ -123,7 +125,7 @@ def _check_state(config: Config, report: _Report, log_type: Stream) -> None:
         report.line("ok", f"state: {path.parent} can hold the state; the first run creates {path}")
         return
     try:
-        store = StateStore.open(path, config.account_id, log_type.store_key(config), readonly=True)
+        store = StateStore.open(path, config.account_id, stream.partition_key(config), readonly=True)
     except StateError as exc:
         report.fail(f"state: {exc}", ExitCode.STATE)
         return
@@ -138,7 +140,7 @@ def _check_state(config: Config, report: _Report, log_type: Stream) -> None:
     report.line("ok", f"state: {path} (watermark {mark})")
 
 
-def _say_whose(directory: Path, report: _Report) -> None:
+def _say_whose(directory: Path, report: _CheckReport) -> None:
     """Run as root on another user's directory, say that this check cannot speak for that user."""
     if os.geteuid() != 0:
         return
@@ -220,7 +222,7 @@ def probe_directory(directory: Path) -> str | None:
     return None
 
 
-def _check_clock(client: ZoomClient, clock: Clock, report: _Report) -> None:
+def _check_clock(client: ZoomClient, clock: Clock, report: _CheckReport) -> None:
     header = client.last_date_header
     if not header:
         report.line("info", "clock: Zoom's answer had no Date header to compare with")

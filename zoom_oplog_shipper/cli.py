@@ -9,7 +9,7 @@ import os
 import sys
 from collections.abc import Mapping
 from contextlib import nullcontext, redirect_stderr
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO, TextIO, cast
 
 from zoom_oplog_shipper import __version__
@@ -19,7 +19,7 @@ from zoom_oplog_shipper.demo import add_arguments as add_demo_arguments
 from zoom_oplog_shipper.errors import ConfigError, ExitCode, OutputClosedError, OutputError, ShipperError
 from zoom_oplog_shipper.logs import LOGGER_NAME, setup_logging
 from zoom_oplog_shipper.pipeline import StopFlag, dry_run_pass, run_pass, stop_on_signals
-from zoom_oplog_shipper.report import EXIT_INTERRUPTED, RunReport, classify, unexpected_message, where
+from zoom_oplog_shipper.report import EXIT_INTERRUPTED, RunReport, classify_exception, unexpected_message, where
 from zoom_oplog_shipper.settings import BY_NAME, FLAG_NAMES, SWITCH_OPTIONS, VALUE_OPTIONS
 from zoom_oplog_shipper.settings import add_arguments as add_setting_arguments
 
@@ -81,7 +81,7 @@ class _Commands(dict[str, argparse.ArgumentParser]):
 
     def add(self, container: Any, words: str, **kw: Any) -> argparse.ArgumentParser:
         """Add the (sub)command ``words`` to ``container`` (a subparsers action) and remember its parser."""
-        made: argparse.ArgumentParser = container.add_parser(words.split()[-1], allow_abbrev=False, **kw)
+        made: argparse.ArgumentParser = container.add_parser(words.rsplit(maxsplit=1)[-1], allow_abbrev=False, **kw)
         self[words] = made
         return made
 
@@ -188,7 +188,7 @@ def _normalize_argv(argv: list[str]) -> list[str]:
 class _Parsed:
     """The command line as argparse read it: the values, or the usage error; or argparse answered (--help)."""
 
-    args: argparse.Namespace | None = None
+    args: argparse.Namespace = field(default_factory=argparse.Namespace)
     problem: ConfigError | None = None
     answered: bool = False
 
@@ -245,7 +245,7 @@ def _command_hint(detail: str) -> str:
 
 def _report_failure(exc: BaseException, command: str, own_stdout: bool) -> int:
     """Log one clear line for what ended the command (never a traceback); returns the exit code."""
-    code, _ = classify(exc)
+    code, _ = classify_exception(exc)
     if isinstance(exc, OutputError | BrokenPipeError):
         if own_stdout:
             _silence_stdout()
@@ -313,7 +313,7 @@ def main(
                 report = RunReport.of(clock, settings.best, dry_run=bool(getattr(parsed.args, "dry_run", False)))
             try:
                 code = _dispatch(parsed, settings, out, err, clock, session, report, flag)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - every failure becomes one line and an exit code
                 code = _report_failure(exc, command, own_stdout=stdout is None)
                 if report is not None:
                     report.failed(exc)
@@ -321,7 +321,7 @@ def main(
                 report.finish(code)
     except KeyboardInterrupt:  # a second Ctrl-C while reporting
         code = EXIT_INTERRUPTED
-    except Exception as exc:  # reporting itself failed: still one line, never a traceback
+    except Exception as exc:  # noqa: BLE001 - reporting itself failed: still one line, never a traceback
         log.error("%s", unexpected_message(exc))
         code = code or int(ExitCode.FAILURE)
     return code
@@ -353,7 +353,6 @@ def _dispatch(
     if parsed.problem is not None:
         raise parsed.problem
     args = parsed.args
-    assert args is not None  # argparse either parsed, or refused (a problem), or answered
     if args.command == "simulate":
         from zoom_oplog_shipper import simulator
 
@@ -372,7 +371,7 @@ def _dispatch(
     config = settings.config
     if args.command == "state":
         return _state(args, config, events, clock)
-    assert report is not None  # `run` always has one
+    assert report is not None  # noqa: S101 - narrows the type: main gives every `run` a report
     if args.dry_run:
         return dry_run_pass(config, clock, session, events, report, flag)
     return run_pass(config, clock, session, events, report, flag)

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from zoom_oplog_shipper.errors import ConfigError
 from zoom_oplog_shipper.settings import (
@@ -60,7 +60,6 @@ class Config:
     include_original: bool = False
     log_level: str = "info"
     log_format: str = "text"
-    config_file: Path | None = None
 
     def secrets(self) -> tuple[str, ...]:
         """Values that must never be printed (used by the log redaction filter)."""
@@ -261,7 +260,7 @@ def _read_all(
     problems: list[ConfigError],
     warnings: list[str],
     use_file: bool = True,
-) -> tuple[dict[str, Found], Path | None]:
+) -> dict[str, Found]:
     """Every file setting looked up and parsed; one that fails takes its default, its problem noted."""
     file_path: Path | None = None
     file_values: dict[str, Any] = {}
@@ -281,7 +280,7 @@ def _read_all(
         except ConfigError as exc:
             problems.append(exc)
             found[s.name] = read_setting(s, None)
-    return found, file_path
+    return found
 
 
 def _checked(step: Callable[[], Any], problems: list[ConfigError], fallback: Any) -> Any:
@@ -309,7 +308,7 @@ def read_settings_once(
     """
     problems: list[ConfigError] = []
     warnings: list[str] = []
-    found, file_path = _read_all(flags, env, problems, warnings, use_file)
+    found = _read_all(flags, env, problems, warnings, use_file)
     values = {name: f.value for name, f in found.items()}
     values["client_secret"] = _checked(lambda: _client_secret(found, warnings), problems, "")
     if need_credentials:
@@ -319,20 +318,22 @@ def read_settings_once(
     if not problems:
         warnings += _safety_warnings(found, values)
     fields = {s.config_field: values[s.name] for s in SETTINGS if s.toml and s.config_field}
-    best = Config(**fields, config_file=file_path)
+    best = Config(**fields)
     return Settings(best, problems[0] if problems else None, tuple(warnings))
 
 
+class ReadOptions(TypedDict, total=False):
+    """How :func:`read_settings_once` reads (its keyword arguments)."""
+
+    need_credentials: bool
+    use_file: bool
+
+
 def load_config(
-    flags: Mapping[str, Any],
-    env: Mapping[str, str],
-    now: datetime,
-    *,
-    need_credentials: bool = True,
-    use_file: bool = True,
+    flags: Mapping[str, Any], env: Mapping[str, str], now: datetime, **options: Unpack[ReadOptions]
 ) -> Config:
     """The validated settings (see :func:`read_settings_once`), their warnings logged; ConfigError otherwise."""
-    settings = read_settings_once(flags, env, now, need_credentials=need_credentials, use_file=use_file)
+    settings = read_settings_once(flags, env, now, **options)
     for warning in settings.warnings:
         log.warning("%s", warning)
     return settings.config

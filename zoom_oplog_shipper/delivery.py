@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -72,31 +72,25 @@ class Limits:
     max_records: int = 0
 
 
+@dataclass(eq=False)
 class Delivery:
     """The readers' shared side: the run state, stdout and the store, behind one lock."""
 
-    def __init__(
-        self,
-        state: RunState,
-        output: Output,
-        account_id: str,
-        *,
-        clock: Clock,
-        limits: Limits,
-        summary: RunSummary,
-        seen: Collection[bytes],
-    ) -> None:
-        self.state = state
-        self.output = output
-        self.account_id = account_id
-        self.clock = clock
-        self.limits = limits
-        self.summary = summary
-        self.seen = seen
-        # Re-entrant: the engine closes windows and learns facts under it from its own calls.
-        self.lock = threading.RLock()
-        self._started = self._last_progress = clock.monotonic()
-        self._fallback_epoch = epoch(state.now)
+    state: RunState
+    output: Output
+    account_id: str
+    _: KW_ONLY
+    clock: Clock
+    limits: Limits
+    summary: RunSummary
+    #: The fingerprints the store held from the cutoff on when the run started: records already sent.
+    seen: Collection[bytes]
+    #: Re-entrant: the engine closes windows and learns facts under it from its own calls.
+    lock: threading.RLock = field(default_factory=threading.RLock, init=False)
+
+    def __post_init__(self) -> None:
+        self._started = self._last_progress = self.clock.monotonic()
+        self._fallback_epoch = epoch(self.state.now)
 
     # -- stopping ---------------------------------------------------------------------------------
     def stop_reason(self) -> str | None:

@@ -12,9 +12,10 @@ from typing import BinaryIO
 
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import load_config
+from zoom_oplog_shipper.formats import OUTPUT_FORMATS
 from zoom_oplog_shipper.logs import LOGGER_NAME
-from zoom_oplog_shipper.settings import BY_NAME, OUTPUT_FORMATS, STREAM_KEYS
-from zoom_oplog_shipper.streams import BY_KEY
+from zoom_oplog_shipper.settings import BY_NAME, number_in, switch_type
+from zoom_oplog_shipper.streams import BY_KEY, STREAM_KEYS
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -23,23 +24,12 @@ MAX_DAYS = 180
 MAX_RECORDS_PER_DAY = 10_000
 DEMO_ACCOUNT = "demo-account"
 DEMO_CLIENT = "demo-client"
-DEMO_SECRET = "demo-secret"
+DEMO_SECRET = "demo-secret"  # noqa: S105 - the built-in simulator's own, on loopback
 
 
 def _whole_number(low: int, high: int) -> Callable[[str], int]:
     """An argparse type: a whole number from ``low`` to ``high``; argparse names the switch in the refusal."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            value = low - 1
-        if not low <= value <= high:
-            msg = f"{text!r} is not a whole number from {low} to {high}"
-            raise argparse.ArgumentTypeError(msg)
-        return value
-
-    return parse
+    return switch_type(number_in(int, low, high, f"a whole number from {low} to {high}"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -112,7 +102,7 @@ def run_demo(args: argparse.Namespace, out: BinaryIO, clock: Clock) -> int:
             "Server-to-Server OAuth app with the %s scope, then run "
             "`zoom-oplog-shipper check --stream %s` and `zoom-oplog-shipper run --stream %s`",
             code,
-            BY_KEY[args.stream].report.scopes[0],
+            BY_KEY[args.stream].endpoint.scopes[0],
             args.stream,
             args.stream,
         )

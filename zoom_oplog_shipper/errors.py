@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import Any
 
 
 class ExitCode(IntEnum):
@@ -17,49 +18,40 @@ class ExitCode(IntEnum):
 
 
 class ShipperError(Exception):
-    """Base class: every subclass carries the exit code the CLI returns for it."""
+    """Base class: every subclass carries the exit code the CLI returns for it, named on its class line
+    (``class ConfigError(ShipperError, exit_code=ExitCode.CONFIG)``); a subclass that names none keeps
+    its parent's."""
 
     exit_code: ExitCode = ExitCode.FAILURE
 
+    def __init_subclass__(cls, exit_code: ExitCode | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if exit_code is not None:
+            cls.exit_code = exit_code
 
-class ConfigError(ShipperError):
+
+class ConfigError(ShipperError, exit_code=ExitCode.CONFIG):
     """A setting is missing or invalid (usage or configuration error)."""
 
-    exit_code = ExitCode.CONFIG
 
-
-class AuthError(ShipperError):
+class AuthError(ShipperError, exit_code=ExitCode.AUTH):
     """Credentials, scopes, plan or role do not allow reading the report."""
 
-    exit_code = ExitCode.AUTH
+
+class DailyLimitError(ShipperError, exit_code=ExitCode.DAILY_LIMIT):
+    """Zoom's daily request quota for the account is spent; progress is kept."""
+
+
+class StateError(ShipperError, exit_code=ExitCode.STATE):
+    """The state store is unusable (corrupt, unreadable, unwritable)."""
 
 
 class ApiError(ShipperError):
     """The API kept failing after the bounded retries, or answered something unusable."""
 
-    exit_code = ExitCode.FAILURE
-
-
-class DailyLimitError(ShipperError):
-    """Zoom's daily request quota for the account is spent; progress is kept."""
-
-    exit_code = ExitCode.DAILY_LIMIT
-
-    def __init__(self, message: str, reset_at: str | None = None) -> None:
-        super().__init__(message)
-        self.reset_at = reset_at
-
-
-class StateError(ShipperError):
-    """The state store is unusable (corrupt, unreadable, unwritable)."""
-
-    exit_code = ExitCode.STATE
-
 
 class OutputError(ShipperError):
     """stdout cannot take the events (missing, a full disk, /dev/full); nothing more can be delivered."""
-
-    exit_code = ExitCode.FAILURE
 
 
 class OutputClosedError(OutputError):

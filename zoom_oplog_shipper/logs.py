@@ -40,7 +40,7 @@ class _Formatter(logging.Formatter):
         # says where a failure happened instead).
         try:
             message = record.getMessage()
-        except Exception:  # a malformed call in a library must not break the one-line rule
+        except Exception:  # noqa: BLE001 - a malformed call in a library must not break the one-line rule
             message = str(record.msg)
         message = self._mask(" ".join(message.split("\n")).rstrip())
         stamp = self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z"
@@ -64,7 +64,7 @@ class _Formatter(logging.Formatter):
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg]
     """A stderr handler that stays silent when stderr itself is gone (no "Logging error" traceback)."""
 
-    def handleError(self, record: logging.LogRecord) -> None:
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging.Handler's name
         """Drop the record: there is nowhere left to report the failure."""
 
 

@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from zoom_oplog_shipper.summary import RunLabels
+
 PREFIX = "zoom_oplog_"
 
 #: name (without prefix) -> help text; all are gauges labelled with account, stream and category.
@@ -38,15 +40,13 @@ _KEPT = ("last_success_timestamp_seconds", "watermark_timestamp_seconds")
 class RunMetrics:
     """What one run reports; None means "not known by this run" (the old file's value is kept)."""
 
-    account: str
-    category: str
+    labels: RunLabels
     finished: float
     exit_code: int
     records: int
     requests: int
     duration_s: float
     watermark: float | None
-    stream: str = "operations"
     #: Another run held the lock: exit 0, but nothing was done, so not a success.
     skipped: bool = False
 
@@ -55,17 +55,17 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _labels(account: str, category: str, stream: str) -> str:
-    return f'{{account="{_escape(account)}",stream="{_escape(stream)}",category="{_escape(category)}"}}'
+def _labels(run: RunLabels) -> str:
+    return f'{{account="{_escape(run.account)}",stream="{_escape(run.stream)}",category="{_escape(run.category)}"}}'
 
 
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def render(values: Mapping[str, float], account: str, category: str, stream: str = "operations") -> str:
+def render(values: Mapping[str, float], run: RunLabels) -> str:
     """The file's text: HELP, TYPE and one sample per known gauge, in a fixed order."""
-    labels = _labels(account, category, stream)
+    labels = _labels(run)
     lines = []
     for name, help_text in GAUGES.items():
         if name not in values:
@@ -117,7 +117,7 @@ def write_metrics(path: Path, run: RunMetrics) -> None:
         previous = parse_previous(path.read_text(encoding="utf-8", errors="replace"))
     except OSError:  # none yet, or unreadable: this run's values are all there is
         previous = {}
-    text = render(current_values(run, previous), run.account, run.category, run.stream)
+    text = render(current_values(run, previous), run.labels)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

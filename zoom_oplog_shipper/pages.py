@@ -27,11 +27,11 @@ class Page:
     seconds: float = 0.0
 
 
-class PageTokenExpired(Exception):
+class PageTokenExpiredError(Exception):
     """Zoom refused a next_page_token; the window must be read again from page one."""
 
 
-class InvalidRequest(ApiError):
+class InvalidRequestError(ApiError):
     """Zoom refused the request's parameters (code 300 and similar)."""
 
     def __init__(self, message: str, code: int | None) -> None:
@@ -58,4 +58,4 @@ class PageSource(Protocol):
         """Wait for no retry past this monotonic time."""
 
     def get_page(self, window: Window, next_page_token: str = "") -> Page:
-        """One page of records for ``window``; raises PageTokenExpired or InvalidRequest as Zoom answers."""
+        """One page of records for ``window``; raises PageTokenExpiredError or InvalidRequestError as Zoom answers."""

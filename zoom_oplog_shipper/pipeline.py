@@ -10,14 +10,16 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
+from dataclasses import fields
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.errors import ExitCode
 from zoom_oplog_shipper.logs import LOGGER_NAME
-from zoom_oplog_shipper.report import SKIPPED, RunReport, classify
+from zoom_oplog_shipper.report import SKIPPED, RunReport, classify_exception
 from zoom_oplog_shipper.streams import Stream, stream_of
+from zoom_oplog_shipper.summary import RunLabels
 
 if TYPE_CHECKING:
     from zoom_oplog_shipper.state import RunLock, StateStore
@@ -47,24 +49,24 @@ class PageGuard:
     """stdout as the engine sees it: a second Ctrl-C during a page's write waits for the page's flush,
     so the reader never gets half a line (the page is not committed and is sent again next time)."""
 
-    def __init__(self, stream: BinaryIO, flag: StopFlag) -> None:
-        self._stream = stream
+    def __init__(self, out: BinaryIO, flag: StopFlag) -> None:
+        self._out = out
         self._flag = flag
 
     def write(self, data: bytes | memoryview) -> int | None:
-        """Write to the real stream; the page counts as in flight until the next flush.
+        """Write to the real stdout; the page counts as in flight until the next flush.
 
         Only a write by the main thread can be cut by Ctrl-C (signals run there); a page written by a
         window reader thread is finished while the main thread stops.
         """
         if threading.current_thread() is threading.main_thread():
             self._flag.writing = True
-        return self._stream.write(data)
+        return self._out.write(data)
 
     def flush(self) -> None:
         """Flush the page; then honour a Ctrl-C that came while it was being written."""
         try:
-            self._stream.flush()
+            self._out.flush()
         finally:
             if threading.current_thread() is threading.main_thread():
                 self._flag.writing = False
@@ -72,8 +74,8 @@ class PageGuard:
             self._flag.interrupt()
 
     def fileno(self) -> int:
-        """The real stream's descriptor: the page writer watches its reader."""
-        return self._stream.fileno()
+        """The real stdout's descriptor: the page writer watches its reader."""
+        return self._out.fileno()
 
 
 @contextmanager
@@ -107,19 +109,13 @@ def stop_on_signals(flag: StopFlag) -> Iterator[None]:
 
 
 def engine_options(config: Config) -> EngineOptions:
-    """The few settings the engine reads, from the run's Config."""
+    """The few settings the engine reads, from the run's Config: each option its setting of the same
+    name, and the readers at once (`workers`) from --concurrency and --max-rps."""
     from zoom_oplog_shipper.settings import windows_at_once
     from zoom_oplog_shipper.sync import EngineOptions
 
-    return EngineOptions(
-        account_id=config.account_id,
-        lookback=config.lookback,
-        max_runtime=config.max_runtime,
-        backfill_start=config.backfill_start,
-        max_records=config.max_records,
-        workers=windows_at_once(config.concurrency, config.max_rps),
-        max_rps=config.max_rps,
-    )
+    same_name = {f.name: getattr(config, f.name) for f in fields(EngineOptions) if f.name != "workers"}
+    return EngineOptions(**same_name, workers=windows_at_once(config.concurrency, config.max_rps))
 
 
 def make_engine(
@@ -149,39 +145,39 @@ def run_pass(
     out: BinaryIO,
     report: RunReport | None = None,
     stop: StopFlag | None = None,
-    log_type: Stream | None = None,
+    stream: Stream | None = None,
 ) -> int:
     """One `run`: take the lock, open the state, sync. Exit code 0, or an exception.
 
     ``report`` collects the summary and is saved in the store with the exit code; the caller logs it.
-    Without ``stop``, SIGTERM/SIGINT handlers are installed for the pass itself. ``log_type`` is the
+    Without ``stop``, SIGTERM/SIGINT handlers are installed for the pass itself. ``stream`` is the
     stream the settings select unless given.
     """
     from zoom_oplog_shipper.state import RunLock, StateStore, make_state_dir
 
-    log_type = log_type or stream_of(config)
-    report = report or RunReport(clock, config.account_id, config.category_type, config.metrics_file)
-    report.use(config, log_type)
-    path = log_type.state_path(config)
+    stream = stream or stream_of(config)
+    report = report or RunReport(clock, RunLabels(config.account_id, config.category_type), config.metrics_file)
+    report.use(config, stream)
+    path = stream.state_path(config)
     make_state_dir(path.parent)
     lock = RunLock(path)
     if not lock.acquire():
-        return _skipped(config, log_type, lock, report)
+        return _skipped(config, stream, lock, report)
     try:
-        store = StateStore.open(path, config.account_id, log_type.store_key(config))
-        return _sync(config, clock, session, out, store, report, stop, log_type)
+        store = StateStore.open(path, config.account_id, stream.partition_key(config))
+        return _sync(config, clock, session, out, store, report, stop, stream)
     finally:
         lock.release()
 
 
-def _skipped(config: Config, log_type: Stream, lock: RunLock, report: RunReport) -> int:
+def _skipped(config: Config, stream: Stream, lock: RunLock, report: RunReport) -> int:
     """Another run holds the lock: touch nothing; the outcome `skipped` leaves the last success as it was."""
     log.warning(
         "another run for account %s, %s (%s) holds %s; exiting without doing anything "
         "(a run that keeps holding it is hung: the last success stops moving)",
         config.account_id,
-        log_type.title,
-        log_type.store_key(config),
+        stream.title,
+        stream.partition_key(config),
         lock.path,
     )
     report.summary.outcome = SKIPPED
@@ -203,17 +199,17 @@ def dry_run_pass(
     """
     from zoom_oplog_shipper.state import StateStore, store_exists
 
-    log_type = stream_of(config)
-    report.use(config, log_type)
-    path = log_type.state_path(config)
+    stream = stream_of(config)
+    report.use(config, stream)
+    path = stream.state_path(config)
     source = f"a copy of {path}" if store_exists(path) else f"an empty store ({path} does not exist yet)"
-    store = StateStore.copy_in_memory(path, config.account_id, log_type.store_key(config))
+    store = StateStore.copy_in_memory(path, config.account_id, stream.partition_key(config))
     log.warning(
         "dry run: the records a run would print now, read with %s in memory; nothing is committed, "
         "and no state directory, store, lock or metrics file is written: the next run still sends them",
         source,
     )
-    return _sync(config, clock, session, out, store, report, stop, log_type)
+    return _sync(config, clock, session, out, store, report, stop, stream)
 
 
 def _sync(
@@ -224,24 +220,24 @@ def _sync(
     store: StateStore,
     report: RunReport,
     stop: StopFlag | None,
-    log_type: Stream,
+    stream: Stream,
 ) -> int:
     """Read, print and commit with ``store`` (open; closed here), saving the run's summary in it."""
     code = int(ExitCode.FAILURE)
     try:
         flag = stop or StopFlag()
-        engine = make_engine(config, log_type, store, clock, session, PageGuard(out, flag), flag)
+        engine = make_engine(config, stream, store, clock, session, PageGuard(out, flag), flag)
         report.summary = engine.summary
         with stop_on_signals(flag) if stop is None else nullcontext():
             engine.run()
         code = int(ExitCode.OK)
     except BaseException as exc:
-        code = classify(exc)[0]
+        code = classify_exception(exc)[0]
         raise
     finally:
         try:
             store.save_summary(report.stored(code))
-        except Exception as exc:  # what ended the run matters more than its stored summary
+        except Exception as exc:  # noqa: BLE001 - what ended the run matters more than its stored summary
             log.debug("could not save the run summary: %s", exc)
         store.close()
     return int(ExitCode.OK)

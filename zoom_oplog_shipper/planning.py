@@ -263,6 +263,8 @@ BOUNDARY_PAGES = 0.5
 CUT_PAGES = 1.0
 #: No piece split off holds fewer pages than this.
 MIN_SPLIT_PAGES = 2.0
+#: A cut gives the new window between these shares of the days the cut reader has left.
+MIN_CUT_SHARE, MAX_CUT_SHARE = 0.2, 0.8
 #: A costlier plan is chosen only when it is expected to end sooner by more than this share.
 GAIN = 0.03
 _DAY = timedelta(days=1)
@@ -423,7 +425,9 @@ def _cuts(pace: Pace, pieces: list[Piece], total: float, *, to_inclusive: bool) 
     cuts = []
     for give in sorted({0.5, 1 - max(MIN_SPLIT_PAGES, total / pace.workers) / biggest.pages}):
         window = (
-            older_part(biggest.start, biggest.reach, give, to_inclusive=to_inclusive) if 0.2 <= give <= 0.8 else None
+            older_part(biggest.start, biggest.reach, give, to_inclusive=to_inclusive)
+            if MIN_CUT_SHARE <= give <= MAX_CUT_SHARE
+            else None
         )
         if window is not None:
             given = biggest.pages * min(1.0, ((window.end - window.start).days + 1) / days)

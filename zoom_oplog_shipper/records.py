@@ -46,7 +46,7 @@ def record_time(record: Any) -> datetime | None:
     value = record.get("time") if isinstance(record, dict) else None
     if not isinstance(value, str):
         return None
-    if len(value) == 20 and value[19] == "Z" and value[10] == "T":
+    if len(value) == 20 and value[19] == "Z" and value[10] == "T":  # noqa: PLR2004 - YYYY-MM-DDTHH:MM:SSZ
         # Zoom's usual form, parsed in C (Python 3.11 reads the Z as UTC): this runs for every record.
         try:
             return datetime.fromisoformat(value)

@@ -18,7 +18,7 @@ from zoom_oplog_shipper.errors import ExitCode, OutputClosedError, OutputError, 
 from zoom_oplog_shipper.logs import LOGGER_NAME, log_summary
 from zoom_oplog_shipper.records import rfc3339_millis
 from zoom_oplog_shipper.streams import Stream, stream_of
-from zoom_oplog_shipper.summary import RunSummary
+from zoom_oplog_shipper.summary import RunLabels, RunSummary
 
 log = logging.getLogger(LOGGER_NAME)
 
@@ -40,7 +40,7 @@ FAILED_OUTCOMES = {
 _WARNING_CODES = (ExitCode.DAILY_LIMIT, EXIT_INTERRUPTED)
 
 
-def classify(exc: BaseException) -> tuple[int, str]:
+def classify_exception(exc: BaseException) -> tuple[int, str]:
     """The exit code and the outcome for an exception that ended a run."""
     if isinstance(exc, OutputClosedError | BrokenPipeError):
         return int(ExitCode.FAILURE), "stdout closed"
@@ -79,10 +79,8 @@ class RunReport:
     """Collects what a run did and reports it once at its end, whatever happened."""
 
     clock: Clock
-    account: str
-    category: str
+    labels: RunLabels
     metrics_file: Path | None
-    stream: str = "operations"
     #: `run --dry-run`: no metrics file, and the summary says nothing was committed.
     dry_run: bool = False
     summary: RunSummary = field(default_factory=RunSummary, init=False)
@@ -95,20 +93,18 @@ class RunReport:
     @classmethod
     def of(cls, clock: Clock, config: Config, *, dry_run: bool = False) -> RunReport:
         """The report of a run with these settings: the same labels whether the settings are valid or not."""
-        report = cls(clock, config.account_id, "", None, dry_run=dry_run)
+        report = cls(clock, RunLabels(config.account_id, ""), None, dry_run=dry_run)
         report.use(config, stream_of(config))
         return report
 
-    def use(self, config: Config, log_type: Stream) -> None:
+    def use(self, config: Config, stream: Stream) -> None:
         """Take the account, stream, category and metrics file from the settings."""
-        self.account = config.account_id
-        self.stream = log_type.key
-        self.category = log_type.partition(config)
+        self.labels = RunLabels(config.account_id, stream.partition(config), stream.key)
         self.metrics_file = None if self.dry_run else config.metrics_file
 
     def failed(self, exc: BaseException) -> None:
         """Name the outcome after what ended the run (``stdout closed`` rather than ``failed``)."""
-        self._failure = classify(exc)[1]
+        self._failure = classify_exception(exc)[1]
 
     def fields(self, code: int) -> dict[str, Any]:
         """The summary's fields for exit code ``code`` (the outcome follows the code, or what failed)."""
@@ -118,7 +114,7 @@ class RunReport:
             self.summary.outcome = "complete"
         if not self.summary.duration_s:
             self.summary.duration_s = round(self.clock.monotonic() - self._started, 3)
-        return self.summary.fields(code, self.clock.now(), self.account, self.category, self.stream)
+        return self.summary.fields(code, self.clock.now(), self.labels)
 
     def stored(self, code: int) -> dict[str, Any]:
         """What the state store keeps as the last run (and, on success, the last success)."""
@@ -141,9 +137,7 @@ class RunReport:
 
         watermark = self.summary.watermark
         run = RunMetrics(
-            account=self.account,
-            category=self.category,
-            stream=self.stream,
+            labels=self.labels,
             finished=round(self.clock.now().timestamp(), 3),
             exit_code=fields["exit_code"],
             records=self.summary.emitted,

@@ -15,14 +15,13 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from zoom_oplog_shipper.errors import ConfigError
 
 # The --format, --stream and --category-type values, from the formats' and streams' declarations.
-from zoom_oplog_shipper.formats import OUTPUT_FORMATS as OUTPUT_FORMATS
-from zoom_oplog_shipper.streams import CATEGORY_TYPES as CATEGORY_TYPES
-from zoom_oplog_shipper.streams import STREAM_KEYS as STREAM_KEYS
+from zoom_oplog_shipper.formats import OUTPUT_FORMATS
+from zoom_oplog_shipper.streams import CATEGORY_TYPES, STREAM_KEYS
 
 APP_NAME = "zoom-oplog-shipper"
 
@@ -36,8 +35,10 @@ MAX_LOOKBACK = timedelta(days=31)
 DEFAULT_MAX_RUNTIME = timedelta(minutes=5)
 #: Half of the Pro plan's 10 Heavy requests per second: the quota is shared by every app on the account.
 DEFAULT_MAX_RPS = 5.0
-#: Windows read at once during a backfill; a few cover Zoom's answer times without more requests.
+#: The fewest windows `--concurrency auto` reads at once during a backfill: a few cover Zoom's
+#: answer times without spending more requests.
 DEFAULT_CONCURRENCY = 3
+#: The most windows read at once, set or `auto`.
 MAX_CONCURRENCY = 16
 #: Zoom's report endpoints answer in about this long: `auto` keeps enough windows in flight to use
 #: the allowed request rate (at --max-rps 10, five windows; never fewer than DEFAULT_CONCURRENCY).
@@ -54,6 +55,8 @@ README_END = "<!-- settings:end -->"
 
 #: (text, where) -> value; ``where`` names the flag, variable or file key in error messages.
 Parser = Callable[[str, str], Any]
+_N = TypeVar("_N", int, float)
+_T = TypeVar("_T")
 
 
 # -- value parsers ------------------------------------------------------------------------------
@@ -79,7 +82,7 @@ def parse_instant(text: str, setting: str) -> datetime:
     """Parse a date (midnight UTC) or an ISO 8601 datetime (UTC when it names no offset)."""
     value = text.strip()
     try:
-        if len(value) == 10:
+        if len(value) == len("YYYY-MM-DD"):
             day = date.fromisoformat(value)
             return datetime(day.year, day.month, day.day, tzinfo=UTC)
         parsed = datetime.fromisoformat(value.replace("z", "Z"))
@@ -169,22 +172,50 @@ def _choice(allowed: tuple[str, ...]) -> Parser:
     return parse
 
 
+def number_in(kind: Callable[[str], _N], low: float, high: float, what: str) -> Callable[[str], _N]:
+    """A parser of numbers (``kind``: int, float) from ``low`` to ``high``; anything else is a
+    ValueError saying that the text must be ``what``."""
+
+    def parse(text: str) -> _N:
+        try:
+            number = kind(text)
+        except ValueError:
+            number = None
+        if number is None or not low <= number <= high:
+            msg = f"{text!r} must be {what}"
+            raise ValueError(msg)
+        return number
+
+    return parse
+
+
+def switch_type(parse: Callable[[str], _T]) -> Callable[[str], _T]:
+    """An argparse ``type`` from a parser that raises ValueError: argparse shows its message, after
+    the switch's name."""
+
+    def convert(text: str) -> _T:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
 def _number(
     kind: type[float] | type[int], minimum: float, default: float, what: str, maximum: float = float("inf")
 ) -> Parser:
     """A number from ``minimum`` to ``maximum``; ``default`` when the text is empty."""
+    check = number_in(kind, minimum, maximum, what)
 
     def parse(text: str, where: str) -> float:
         if not text:
             return default
         try:
-            number = kind(text)
-        except ValueError:
-            number = None
-        if number is None or not minimum <= number <= maximum:
-            msg = f"{where}: {text!r} must be {what}"
-            raise ConfigError(msg)
-        return number
+            return check(text)
+        except ValueError as exc:
+            msg = f"{where}: {exc}"
+            raise ConfigError(msg) from None
 
     return parse
 
@@ -261,7 +292,8 @@ class Setting:
     secret: bool = False
     #: A key of the config file (False for ``config``, which names the file).
     toml: bool = True
-    #: The Config field it fills; "" for none (``client_secret_file`` fills ``client_secret``).
+    #: The Config field it fills; "" for none (``config`` names the file the others come from;
+    #: ``client_secret_file`` fills ``client_secret``).
     field: str | None = None
 
     @property
@@ -303,7 +335,7 @@ SETTINGS: tuple[Setting, ...] = (
     _setting(
         "config", "ZOOM_OPLOG_CONFIG", "TOML settings file; its keys are the names in the first column",
         _path_or_none, None, "`config.toml` in the user config directory when it exists",
-        flag="--config", metavar="PATH", toml=False, field="config_file",
+        flag="--config", metavar="PATH", toml=False, field="",
     ),
     _setting(
         "account_id", "ZOOM_ACCOUNT_ID", "Zoom account id", _stripped, "",
@@ -457,13 +489,6 @@ def read_setting(setting: Setting, raw: tuple[Any, str] | None) -> Found:
         msg = f"{where}: expected a string, got {type(value).__name__}"
         raise ConfigError(msg)
     return Found(setting.parse(str(value), where), where, str(value))
-
-
-def read_settings(
-    flags: Mapping[str, Any], env: Mapping[str, str], file_values: Mapping[str, Any], path: Path | None
-) -> dict[str, Found]:
-    """Every setting that a config file may hold, looked up and parsed, by name."""
-    return {s.name: read_setting(s, lookup(s, flags, env, file_values, path)) for s in SETTINGS if s.toml}
 
 
 # -- the command line ---------------------------------------------------------------------------

@@ -1,4 +1,7 @@
-"""The crash-safe state store: one SQLite file per (account, category), and its run lock.
+"""The crash-safe state store: one SQLite file per (account, partition), and its run lock.
+
+A partition is what `Stream.partition_key` gives: the category of the operation logs (``all``,
+``role``...), the stream's key (``activities``) for the others.
 
 SQLite's transactions make every commit atomic: a process killed at any instant leaves either the
 previous or the next state, never a torn one. The store holds the watermark, what the run learned
@@ -33,6 +36,10 @@ from zoom_oplog_shipper.access import (
 from zoom_oplog_shipper.errors import StateError
 
 SCHEMA_VERSION = 1
+#: The `meta` key that holds a store's partition. It keeps the name of the versions that had only
+#: the operation logs' categories: stores they wrote must keep opening (tests/test_upgrade.py), and
+#: `state show --json` prints it under this name.
+_PARTITION_KEY = "category_type"
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]")
 _T = TypeVar("_T")
 
@@ -45,11 +52,11 @@ CREATE TABLE IF NOT EXISTS seen (t INTEGER NOT NULL, fp BLOB NOT NULL, PRIMARY K
 """
 
 
-def state_file(state_dir: Path, account_id: str, category_type: str) -> Path:
-    """The store's path for one (account, category) pair; readable, and unique per pair."""
+def state_file(state_dir: Path, account_id: str, partition: str) -> Path:
+    """The store's path for one (account, partition) pair; readable, and unique per pair."""
     safe = _SAFE.sub("_", account_id)[:64] or "account"
-    tag = hashlib.blake2b(f"{account_id}\0{category_type}".encode(), digest_size=4).hexdigest()
-    return state_dir / f"{safe}-{category_type}-{tag}.sqlite3"
+    tag = hashlib.blake2b(f"{account_id}\0{partition}".encode(), digest_size=4).hexdigest()
+    return state_dir / f"{safe}-{partition}-{tag}.sqlite3"
 
 
 def _fix_hint(path: Path) -> str:
@@ -140,7 +147,7 @@ def _fsync(path: Path, flags: int) -> None:
         os.close(fd)
 
 
-def _init(conn: sqlite3.Connection, account_id: str, category_type: str) -> None:
+def _init(conn: sqlite3.Connection, account_id: str, partition: str) -> None:
     """Write a new store's tables and identity."""
     conn.executescript(_SCHEMA)
     conn.execute("BEGIN IMMEDIATE")
@@ -149,14 +156,14 @@ def _init(conn: sqlite3.Connection, account_id: str, category_type: str) -> None
         [
             ("schema", str(SCHEMA_VERSION)),
             ("account_id", account_id),
-            ("category_type", category_type),
+            (_PARTITION_KEY, partition),
             ("delivered", "0"),
         ],
     )
     conn.execute("COMMIT")
 
 
-def _create(path: Path, account_id: str, category_type: str) -> None:
+def _create(path: Path, account_id: str, partition: str) -> None:
     """Build a new store under a temporary name beside ``path``, then rename it into place.
 
     A crash at any moment leaves either no store or a complete one, never an empty file that a
@@ -172,7 +179,7 @@ def _create(path: Path, account_id: str, category_type: str) -> None:
         conn = sqlite3.connect(tmp, isolation_level=None)
         try:
             conn.execute("PRAGMA journal_mode=WAL")
-            _init(conn, account_id, category_type)
+            _init(conn, account_id, partition)
         finally:
             conn.close()  # the last connection checkpoints the WAL into the file and removes it
         _fsync(tmp, os.O_RDONLY)
@@ -285,7 +292,7 @@ def make_state_dir(directory: Path) -> None:
 
 
 class RunLock:
-    """An exclusive, non-blocking lock per (account, category), released on exit or crash."""
+    """An exclusive, non-blocking lock per (account, partition), released on exit or crash."""
 
     def __init__(self, store_path: Path) -> None:
         self.path = store_path.with_suffix(".lock")
@@ -328,9 +335,9 @@ class StateStore:
 
     @classmethod
     def open(
-        cls, path: Path, account_id: str, category_type: str, *, create: bool = True, readonly: bool = False
+        cls, path: Path, account_id: str, partition: str, *, create: bool = True, readonly: bool = False
     ) -> StateStore:
-        """Open (or create) the store, checking it belongs to this account and category.
+        """Open (or create) the store, checking it belongs to this account and partition.
 
         A file that is not this program's store (empty, not SQLite, another program's or another
         account's database) is refused with StateError and left exactly as it is. ``readonly``
@@ -342,12 +349,12 @@ class StateStore:
             if readonly or not create:
                 msg = f"no state at {path} yet; it is created by the first `zoom-oplog-shipper run`"
                 raise StateError(msg)
-            _create(path, account_id, category_type)
+            _create(path, account_id, partition)
         _check_header(path)
         conn = _connect_ro(path) if readonly else _connect_rw(path)
         store = cls(path, conn, readonly=readonly)
         try:
-            store._check_identity(account_id, category_type)
+            store._check_identity(account_id, partition)
             if not readonly:
                 conn.execute("PRAGMA journal_mode=WAL")
                 # NORMAL: a power cut can drop the last commit, which only re-sends a page (same
@@ -362,7 +369,7 @@ class StateStore:
         return store
 
     @classmethod
-    def copy_in_memory(cls, path: Path, account_id: str, category_type: str) -> StateStore:
+    def copy_in_memory(cls, path: Path, account_id: str, partition: str) -> StateStore:
         """A store in memory holding what the store at ``path`` holds (an empty one when there is none).
 
         The file is read with SQLite's backup API through a read-only connection, so its owner's
@@ -371,7 +378,7 @@ class StateStore:
         memory = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
         try:
             if store_exists(path):
-                source = cls.open(path, account_id, category_type, readonly=True)
+                source = cls.open(path, account_id, partition, readonly=True)
                 try:
                     source._conn.backup(memory)
                 except sqlite3.Error as exc:
@@ -379,14 +386,14 @@ class StateStore:
                 finally:
                     source.close()
             else:
-                _init(memory, account_id, category_type)
+                _init(memory, account_id, partition)
         except BaseException:
             memory.close()
             raise
         return cls(path, memory)
 
-    def _check_identity(self, account_id: str, category_type: str) -> None:
-        """Read-only: the file must carry this program's schema marker, for this account and category."""
+    def _check_identity(self, account_id: str, partition: str) -> None:
+        """Read-only: the file must carry this program's schema marker, for this account and partition."""
         try:
             meta = dict(self._conn.execute("SELECT key, value FROM meta").fetchall())
         except sqlite3.DatabaseError as exc:
@@ -405,8 +412,8 @@ class StateStore:
                 f"{SCHEMA_VERSION}; upgrade zoom-oplog-shipper or {_fix_hint(self.path)}"
             )
             raise StateError(msg)
-        if (meta.get("account_id"), meta.get("category_type")) != (account_id, category_type):
-            msg = f"state file {self.path} belongs to another account or category; {_fix_hint(self.path)}"
+        if (meta.get("account_id"), meta.get(_PARTITION_KEY)) != (account_id, partition):
+            msg = f"state file {self.path} belongs to another account, stream or category; {_fix_hint(self.path)}"
             raise StateError(msg)
 
     @contextmanager
@@ -538,7 +545,7 @@ class StateStore:
         for i in range(0, len(fps), 500):
             chunk = fps[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(f"SELECT fp FROM seen WHERE fp IN ({marks})", chunk)
+            rows = self._conn.execute(f"SELECT fp FROM seen WHERE fp IN ({marks})", chunk)  # noqa: S608 - placeholders only
             found.update(row[0] for row in rows)
         return found
 
@@ -633,7 +640,7 @@ class StateStore:
         return {
             "path": str(self.path),
             "account_id": meta.get("account_id"),
-            "category_type": meta.get("category_type"),
+            "category_type": meta.get(_PARTITION_KEY),
             "watermark": meta.get("watermark"),
             "floor": meta.get("floor"),
             "backfill_start": meta.get("backfill_start") or None,

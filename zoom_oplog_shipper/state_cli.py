@@ -34,9 +34,9 @@ def run_state_command(args: argparse.Namespace, config: Config, out: BinaryIO, c
     if not config.account_id:
         msg = "state commands need the account id: set ZOOM_ACCOUNT_ID or --account-id"
         raise ConfigError(msg)
-    log_type = stream_of(config)
-    key = log_type.store_key(config)
-    path = log_type.state_path(config)
+    stream = stream_of(config)
+    partition = stream.partition_key(config)
+    path = stream.state_path(config)
 
     def write(text: str) -> None:
         out.write(text.encode() + b"\n")
@@ -46,12 +46,12 @@ def run_state_command(args: argparse.Namespace, config: Config, out: BinaryIO, c
         write(str(path))
         return 0
     if args.state_command == "show":
-        write(_show(path, config, key, clock.now(), as_json=bool(getattr(args, "json", False))))
+        write(_show(path, config, partition, clock.now(), as_json=bool(getattr(args, "json", False))))
         return 0
     if not store_exists(path):
         return _missing(path, args)
     if args.state_command == "rewind":
-        return _rewind(path, config, key, args, clock.now())
+        return _rewind(path, config, partition, args, clock.now())
     return _reset(path, bool(args.yes))
 
 
@@ -69,15 +69,15 @@ def _missing(path: Path, args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(path: Path, config: Config, key: str, now: datetime, *, as_json: bool) -> str:
+def _show(path: Path, config: Config, partition: str, now: datetime, *, as_json: bool) -> str:
     if not store_exists(path):
         if as_json:
             return orjson.dumps({"path": str(path), "exists": False}, option=orjson.OPT_INDENT_2).decode()
         return (
-            f"no state yet for account {config.account_id}, {config.stream} ({key}): "
+            f"no state yet for account {config.account_id}, {config.stream} ({partition}): "
             f"the first `zoom-oplog-shipper run` creates {path}"
         )
-    store = StateStore.open(path, config.account_id, key, readonly=True)
+    store = StateStore.open(path, config.account_id, partition, readonly=True)
     try:
         info = {**store.describe(), "stream": config.stream}
     finally:
@@ -117,12 +117,12 @@ def human_report(info: dict[str, Any], now: datetime) -> list[str]:
 
 
 def _whose(info: dict[str, Any]) -> str:
-    """``account: A, stream: S`` and the category when the stream has categories (its store key)."""
+    """``account: A, stream: S`` and the category when the stream has categories (its partition)."""
     stream = info.get("stream")
-    key = info.get("category_type")
-    if stream is None or key == stream:  # the activity logs' store is keyed by the stream itself
-        return f"account: {info.get('account_id')}, stream: {stream or key}"
-    return f"account: {info.get('account_id')}, stream: {stream}, category: {key}"
+    partition = info.get("category_type")  # the name `state show --json` has always printed it under
+    if stream is None or partition == stream:  # the activity logs' store is keyed by the stream itself
+        return f"account: {info.get('account_id')}, stream: {stream or partition}"
+    return f"account: {info.get('account_id')}, stream: {stream}, category: {partition}"
 
 
 def _run_line(last: dict[str, Any], now: datetime) -> str:
@@ -216,7 +216,7 @@ def rewind_target(text: str, now: datetime) -> datetime:
     return to
 
 
-def _rewind(path: Path, config: Config, key: str, args: argparse.Namespace, now: datetime) -> int:
+def _rewind(path: Path, config: Config, partition: str, args: argparse.Namespace, now: datetime) -> int:
     if not args.yes:
         msg = (
             f"`state rewind --to {args.to}` moves the watermark in {path} back so the next run sends again "
@@ -228,7 +228,7 @@ def _rewind(path: Path, config: Config, key: str, args: argparse.Namespace, now:
     with _run_lock(path) as held:
         if not held:
             return int(ExitCode.FAILURE)
-        store = StateStore.open(path, config.account_id, key, create=False)
+        store = StateStore.open(path, config.account_id, partition, create=False)
         try:
             snap = store.snapshot()
             if snap.watermark is None:

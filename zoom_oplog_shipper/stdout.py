@@ -28,6 +28,8 @@ PATIENCE_S = 10.0
 #: for a slow one, so the wait costs no CPU to speak of. A reader that goes away ends a pause at once.
 FIRST_PAUSE_S = 0.0002
 LONGEST_PAUSE_S = 0.05
+#: poll() counts whole milliseconds: a shorter pause is slept instead.
+POLL_RESOLUTION_S = 0.001
 _GONE = select.POLLERR | select.POLLHUP | select.POLLNVAL
 
 
@@ -101,7 +103,7 @@ class ReaderWatch:
             left = self.unread()
             if not left or self._monotonic() >= deadline:  # drained, unknowable, or a live but slow reader
                 return True
-            if pause < 0.001:  # poll() counts whole milliseconds: the shortest pauses sleep
+            if pause < POLL_RESOLUTION_S:
                 time.sleep(pause)
             elif self.gone(pause):
                 return False

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
+
+
+class RunLabels(NamedTuple):
+    """Which run it was: the summary's account, stream and category, and every gauge's labels."""
+
+    account: str
+    category: str
+    stream: str = "operations"
 
 
 @dataclass
@@ -33,7 +41,7 @@ class RunSummary:
             return None
         return round((now - datetime.fromisoformat(self.watermark.replace("Z", "+00:00"))).total_seconds(), 1)
 
-    def fields(self, exit_code: int, now: datetime, account: str, category: str, stream: str) -> dict[str, Any]:
+    def fields(self, exit_code: int, now: datetime, labels: RunLabels) -> dict[str, Any]:
         """The summary's machine form: the top-level keys of the JSON summary line."""
         return {
             "outcome": self.outcome,
@@ -45,9 +53,9 @@ class RunSummary:
             "duration_s": self.duration_s,
             "watermark": self.watermark or None,
             "lag_s": self.lag_s(now),
-            "account": account,
-            "stream": stream,
-            "category": category,
+            "account": labels.account,
+            "stream": labels.stream,
+            "category": labels.category,
         }
 
     def line(self, exit_code: int = 0, lag_s: float | None = None) -> str:

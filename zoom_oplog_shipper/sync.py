@@ -19,22 +19,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 
+from zoom_oplog_shipper import planning
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.delivery import Delivery, Limits, Output
 from zoom_oplog_shipper.output import PageWriter
 from zoom_oplog_shipper.pages import PageSource
-from zoom_oplog_shipper.planning import (
-    Pace,
-    Read,
-    Slot,
-    first_day,
-    next_read,
-    piece,
-    plan_slot,
-    starting_point,
-    window_after,
-)
+from zoom_oplog_shipper.planning import Pace, Read, Slot
 from zoom_oplog_shipper.records import epoch, rfc3339_millis
 from zoom_oplog_shipper.run_state import Facts, RunState
 from zoom_oplog_shipper.scan import Encoder, Formatter
@@ -107,7 +99,7 @@ class SyncEngine:
         self.pages.set_deadline(deadline)
         state, stored = self._start(t0)
         today = t0.date()
-        first, note = first_day(state.watermark, self.options.lookback, today, stored=stored)
+        first, note = planning.first_day(state.watermark, self.options.lookback, today, stored=stored)
         if note is not None:
             log.log(*note)
             self.summary.notes.append(note[1])
@@ -129,7 +121,7 @@ class SyncEngine:
         """The run's state (its starting point is recorded in the store on a first run), and whether a
         watermark was stored before."""
         snap = self.store.snapshot()
-        start = starting_point(snap, self.options.backfill_start, t0)
+        start = planning.starting_point(snap, self.options.backfill_start, t0)
         for note in start.notes:
             log.log(*note)
         if start.fresh:
@@ -171,7 +163,7 @@ class _Windows:
         with Pool(workers, self._read) as pool:
             self._pool = pool
             try:
-                schedule(pool, self._plan, self._collected)
+                schedule(pool, partial(self._plan, pool), self._collected)
             except BaseException:  # a second Ctrl-C: the readers stop after their page
                 self.state.failed = True
                 raise
@@ -191,10 +183,9 @@ class _Windows:
             if self._pool is not None:
                 self._pool.wake()
 
-    def _plan(self) -> Slot | None:
+    def _plan(self, pool: Pool[Slot]) -> Slot | None:
         """The next window to read now, with all that the pages read so far taught; None for none now."""
-        state, pool = self.state, self._pool
-        assert pool is not None
+        state = self.state
         if state.stopped or state.failed or self.failure is not None:
             return None
         if pool.busy and not self._first_page:
@@ -209,8 +200,9 @@ class _Windows:
                           read.victim.window.start)  # fmt: skip
                 return state.split(read.victim, read.window)
             facts = state.facts
-            slot = plan_slot(read.window, self._previous, at_once=pool.workers > 1, to_inclusive=facts.to_inclusive,
-                             end=facts.end)  # fmt: skip
+            slot = planning.plan_slot(
+                read.window, self._previous, at_once=pool.workers > 1, to_inclusive=facts.to_inclusive, end=facts.end
+            )
             self._previous = state.plan(slot)
         return slot
 
@@ -219,12 +211,14 @@ class _Windows:
         state, facts = self.state, self.state.facts
         previous = self._previous
         upcoming = (
-            self._first if previous is None else window_after(previous, to_inclusive=facts.to_inclusive, end=facts.end)
+            self._first
+            if previous is None
+            else planning.window_after(previous, to_inclusive=facts.to_inclusive, end=facts.end)
         )
         pace = Pace(state.per_day, state.round_trip, self.max_rps, workers)
-        pieces = [piece(slot, pace) for slot in state.slots if not slot.finished]
+        pieces = [planning.piece(slot, pace) for slot in state.slots if not slot.finished]
         read = float(self.delivery.summary.pages)
-        return next_read(
+        return planning.next_read(
             pace, pieces, upcoming, facts.end, read=read, spent=self.spent, to_inclusive=facts.to_inclusive
         )
 

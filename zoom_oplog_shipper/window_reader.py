@@ -15,7 +15,7 @@ from datetime import date
 
 from zoom_oplog_shipper.delivery import Delivered, Delivery, WindowCursor
 from zoom_oplog_shipper.errors import ApiError
-from zoom_oplog_shipper.pages import InvalidRequest, Page, PageSource, PageTokenExpired
+from zoom_oplog_shipper.pages import InvalidRequestError, Page, PageSource, PageTokenExpiredError
 from zoom_oplog_shipper.planning import Slot, after_refusal
 from zoom_oplog_shipper.windows import Window
 
@@ -102,10 +102,10 @@ class WindowReader:
         """The next page; None when the window must be asked for anew (see ``reading``) or cannot be yet."""
         try:
             page = self.pages.get_page(reading.query, reading.token)
-        except PageTokenExpired as exc:
+        except PageTokenExpiredError as exc:
             self._token_expired(reading, exc)
             return None
-        except InvalidRequest as exc:
+        except InvalidRequestError as exc:
             if reading.token:
                 raise
             self._refused(slot, reading, exc)
@@ -114,7 +114,7 @@ class WindowReader:
             self.delivery.state.timed(page.seconds)
         return page
 
-    def _token_expired(self, reading: _Reading, exc: PageTokenExpired) -> None:
+    def _token_expired(self, reading: _Reading, exc: PageTokenExpiredError) -> None:
         """Read again from page one, only the days that can still hold records not yet emitted."""
         reading.restarts += 1
         window = reading.window
@@ -127,7 +127,7 @@ class WindowReader:
         )
         reading.again(WindowCursor(ordered=not self.delivery.state.facts.unordered, recheck_all=True))
 
-    def _refused(self, slot: Slot, reading: _Reading, exc: InvalidRequest) -> None:
+    def _refused(self, slot: Slot, reading: _Reading, exc: InvalidRequestError) -> None:
         """Adapt to what Zoom refused on page one (or raise): see `planning.after_refusal`."""
         delivery = self.delivery
         with delivery.lock:

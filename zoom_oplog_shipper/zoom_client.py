@@ -1,6 +1,6 @@
 """The Zoom client: OAuth token, a stream's report endpoint, retries and the request rate limit.
 
-`classify` is the one place that decides what an HTTP answer means and whether it is retried.
+`classify_response` is the one place that decides what an HTTP answer means and whether it is retried.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
+from http import HTTPStatus
 from typing import Any, NamedTuple
 
 import orjson
@@ -20,7 +21,7 @@ from zoom_oplog_shipper import __version__
 from zoom_oplog_shipper.clock import Clock
 from zoom_oplog_shipper.config import Config
 from zoom_oplog_shipper.errors import ApiError, AuthError, ConfigError, DailyLimitError
-from zoom_oplog_shipper.pages import PAGE_SIZE, Counters, InvalidRequest, Page, PageTokenExpired
+from zoom_oplog_shipper.pages import PAGE_SIZE, Counters, InvalidRequestError, Page, PageTokenExpiredError
 from zoom_oplog_shipper.settings import DEFAULT_API_URL, DEFAULT_OAUTH_URL, label
 from zoom_oplog_shipper.streams import Stream
 from zoom_oplog_shipper.windows import Window
@@ -54,10 +55,10 @@ class Outcome(Enum):
 
     OK = "ok"
     RETRY = "retry"
-    RENEW_TOKEN = "renew_token"
+    RENEW_TOKEN = "renew_token"  # noqa: S105 - an outcome's name, not a secret
     DAILY_LIMIT = "daily_limit"
     AUTH = "auth"
-    PAGE_TOKEN = "page_token"
+    PAGE_TOKEN = "page_token"  # noqa: S105 - an outcome's name, not a secret
     INVALID = "invalid"
     #: 404 or "No such API": the URL setting does not point at Zoom.
     WRONG_URL = "wrong_url"
@@ -82,33 +83,33 @@ def _body_code(body: Any) -> tuple[int | None, str]:
     return (code if isinstance(code, int) else None), str(message)
 
 
-def classify(status: int, body: Any, headers: Mapping[str, str], *, paged: bool = False) -> Verdict:
+def classify_response(status: int, body: Any, headers: Mapping[str, str], *, paged: bool = False) -> Verdict:
     """Decide what a report or token answer means.
 
     ``body`` is the decoded JSON (None when the body was not JSON); ``paged`` says whether the
     request carried a next_page_token.
     """
     code, message = _body_code(body)
-    if status == 200:
+    if status == HTTPStatus.OK:
         if isinstance(body, dict):
             return Verdict(Outcome.OK, "ok")
         return Verdict(Outcome.RETRY, "HTTP 200 with a body that is not a JSON object")
     detail = f"HTTP {status}" + (f" code {code}" if code is not None else "") + (f": {message}" if message else "")
-    if status == 429:
+    if status == HTTPStatus.TOO_MANY_REQUESTS:
         return _rate_limited(message, headers, detail, code)
     if code == ZoomCode.INVALID_TOKEN:
         return Verdict(Outcome.RENEW_TOKEN, detail, code=code)
-    if status in (401, 403) or code in _AUTH_CODES:
+    if status in (HTTPStatus.UNAUTHORIZED, HTTPStatus.FORBIDDEN) or code in _AUTH_CODES:
         return Verdict(Outcome.AUTH, detail, code=code)
     if paged and code == ZoomCode.VALIDATION:
         return Verdict(Outcome.PAGE_TOKEN, detail, code=code)
-    if status == 404 or "no such api" in message.lower():
+    if status == HTTPStatus.NOT_FOUND or "no such api" in message.lower():
         return Verdict(Outcome.WRONG_URL, detail, code=code)
-    if status == 408 or status >= 500:
+    if status == HTTPStatus.REQUEST_TIMEOUT or status >= HTTPStatus.INTERNAL_SERVER_ERROR:
         return Verdict(Outcome.RETRY, detail, code=code)
-    if status == 400 and isinstance(body, dict) and "error" in body:
+    if status == HTTPStatus.BAD_REQUEST and isinstance(body, dict) and "error" in body:
         return Verdict(Outcome.AUTH, detail)
-    if 400 <= status < 500:
+    if HTTPStatus.BAD_REQUEST <= status < HTTPStatus.INTERNAL_SERVER_ERROR:
         return Verdict(Outcome.INVALID, detail, code=code)
     return Verdict(Outcome.RETRY, detail, code=code)
 
@@ -198,7 +199,7 @@ class ZoomClient:
         self._session.headers["User-Agent"] = USER_AGENT
         #: Monotonic time after which no retry is waited for (the run's --max-runtime).
         self.deadline = deadline
-        self._rng = rng or random.Random()
+        self._rng = rng or random.Random()  # noqa: S311 - backoff jitter, not a secret
         self._token: _Token | None = None
         self._next_slot = 0.0
         self.counters = Counters()
@@ -298,13 +299,13 @@ class ZoomClient:
             except requests.RequestException as exc:
                 self._after_network_error(exc, attempt, what, "oauth_url")
                 continue
-            if status == 200 and isinstance(body, dict) and isinstance(body.get("access_token"), str):
+            if status == HTTPStatus.OK and isinstance(body, dict) and isinstance(body.get("access_token"), str):
                 ttl = body.get("expires_in")
                 ttl = float(ttl) if isinstance(ttl, int | float) and ttl > 0 else 3600.0
                 scopes = tuple(str(body.get("scope") or "").split())
                 log.debug("obtained an access token valid for %ss", int(ttl))
                 return _Token(body["access_token"], self._clock.monotonic() + ttl, scopes)
-            verdict = classify(status, body, headers)
+            verdict = classify_response(status, body, headers)
             if verdict.outcome is Outcome.OK:
                 verdict = Verdict(Outcome.RETRY, "token answer without access_token")
             if verdict.outcome is Outcome.WRONG_URL:
@@ -316,7 +317,7 @@ class ZoomClient:
             if verdict.outcome in (Outcome.AUTH, Outcome.INVALID, Outcome.RENEW_TOKEN):
                 raise AuthError(self._auth_message(status, body))
             if verdict.outcome is Outcome.DAILY_LIMIT:
-                raise DailyLimitError(f"{what}: {verdict.reason}", verdict.reset_at)
+                raise DailyLimitError(f"{what}: {verdict.reason}")
             if attempt == MAX_ATTEMPTS:
                 raise ApiError(f"{what} failed after {attempt} attempts: {verdict.reason}")
             self._wait_before_retry(verdict.wait or backoff_delay(attempt, self._rng), what, verdict.reason)
@@ -345,11 +346,11 @@ class ZoomClient:
 
     def get_page(self, stream: Stream, window: Window, next_page_token: str = "", page_size: int = PAGE_SIZE) -> Page:
         """One page of ``stream``'s report for ``window``, with retries, token renewal and pacing."""
-        url = self._config.api_url + stream.report.path
+        url = self._config.api_url + stream.endpoint.path
         params = {**window.params(), "page_size": str(page_size), **stream.query(self._config)}
         if next_page_token:
             params["next_page_token"] = next_page_token
-        what = f"GET {stream.report.path} {window.start}..{window.end}"
+        what = f"GET {stream.endpoint.path} {window.start}..{window.end}"
         renewed = False
         attempt = 0
         while True:
@@ -363,13 +364,13 @@ class ZoomClient:
                 self._after_network_error(exc, attempt, what, "api_url", "; progress is kept")
                 continue
             tracking = headers.get("x-zm-trackingid", "")
-            verdict = classify(status, body, headers, paged=bool(next_page_token))
+            verdict = classify_response(status, body, headers, paged=bool(next_page_token))
             if verdict.outcome is Outcome.OK:
-                page = _parse_page(body, stream.report.records_field)
+                page = _parse_page(body, stream.endpoint.records_field)
                 if page is not None:
                     log.debug("%s: %d records (tracking id %s)", what, len(page[0]), tracking or "-")
                     return Page(page[0], page[1], seconds)
-                verdict = Verdict(Outcome.RETRY, f"HTTP 200 without an {stream.report.records_field} list")
+                verdict = Verdict(Outcome.RETRY, f"HTTP 200 without an {stream.endpoint.records_field} list")
             if verdict.outcome is Outcome.RENEW_TOKEN and not renewed:
                 log.info("access token refused (%s); renewing it once", verdict.reason)
                 self._drop_token(used)
@@ -396,9 +397,9 @@ class ZoomClient:
             case Outcome.DAILY_LIMIT:
                 when = f"; the quota resets at {verdict.reset_at or '00:00 UTC'}"
                 msg = f"Zoom's daily request limit for this account is reached{when}{suffix}"
-                raise DailyLimitError(msg, verdict.reset_at)
+                raise DailyLimitError(msg)
             case Outcome.PAGE_TOKEN:
-                raise PageTokenExpired(verdict.reason)
+                raise PageTokenExpiredError(verdict.reason)
             case Outcome.WRONG_URL:
                 msg = (
                     f"{what}: {url} answered {verdict.reason}: {label('api_url')} {self._config.api_url} "
@@ -406,7 +407,7 @@ class ZoomClient:
                 )
                 raise ConfigError(msg)
             case Outcome.INVALID:
-                raise InvalidRequest(f"{what}: Zoom refused the request ({verdict.reason}){suffix}", verdict.code)
+                raise InvalidRequestError(f"{what}: Zoom refused the request ({verdict.reason}){suffix}", verdict.code)
 
 
 class StreamPages:
@@ -433,7 +434,7 @@ class StreamPages:
         """One page of the stream's report."""
         try:
             return self.client.get_page(self.stream, window, next_page_token, page_size)
-        except InvalidRequest as exc:
+        except InvalidRequestError as exc:
             message = None if next_page_token else self.stream.refused(self.client.config, str(exc))
             if message:
                 raise ConfigError(message) from None
@@ -443,7 +444,7 @@ class StreamPages:
 def permission_message(stream: Stream, verdict: Verdict) -> str:
     """What to change when Zoom refuses access to ``stream``'s report."""
     if verdict.code in (ZoomCode.MISSING_SCOPE, ZoomCode.MISSING_SCOPE_GRANULAR):
-        granular, classic = stream.report.scopes[0], stream.report.scopes[-1]
+        granular, classic = stream.endpoint.scopes[0], stream.endpoint.scopes[-1]
         return (
             f"the app lacks the scope to read {stream.title} ({verdict.reason}); add "
             f"{granular} (granular) or {classic} (classic) to the "
@@ -452,7 +453,7 @@ def permission_message(stream: Stream, verdict: Verdict) -> str:
     if verdict.code == ZoomCode.NO_PERMISSION:
         return (
             f"Zoom says no permission ({verdict.reason}): {stream.title} need a Pro or higher plan, "
-            f"Zoom Reporting enabled, and the app owner's role must allow {stream.report.permission}"
+            f"Zoom Reporting enabled, and the app owner's role must allow {stream.endpoint.permission}"
         )
     if verdict.code == ZoomCode.INVALID_TOKEN:
         return (

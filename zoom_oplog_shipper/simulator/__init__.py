@@ -10,7 +10,7 @@ from zoom_oplog_shipper.simulator._app import (
     ACTIVITIES_PATH,
     LOGS_PATH,
     TOKEN_PATH,
-    SimulatedDisconnect,
+    SimulatedDisconnectError,
     Simulator,
     add_months,
 )
@@ -45,7 +45,7 @@ __all__ = [
     "ReportEndpoint",
     "RunningServer",
     "Scenario",
-    "SimulatedDisconnect",
+    "SimulatedDisconnectError",
     "Simulator",
     "SimulatorConfig",
     "add_arguments",

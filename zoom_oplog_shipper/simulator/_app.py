@@ -80,7 +80,7 @@ _ALNUM = string.ascii_letters + string.digits
 _MAX_BODY = 1 << 30
 
 
-class SimulatedDisconnect(Exception):
+class SimulatedDisconnectError(Exception):
     """Raised by the WSGI app when a fault asks to drop the connection.
 
     The simulator's own server closes the socket without a response (``drop``) or mid-body
@@ -182,7 +182,7 @@ def _read_body(environ: WSGIEnvironment) -> bytes:
 def _cut(body: bytes) -> Iterator[bytes]:
     yield body[: max(1, len(body) // 2)]
     msg = "simulated connection cut mid-body"
-    raise SimulatedDisconnect(msg)
+    raise SimulatedDisconnectError(msg)
 
 
 class Simulator:
@@ -441,7 +441,7 @@ class Simulator:
             label = endpoint = "token" if path == TOKEN_PATH else BY_PATH[path].label
             try:
                 response = self._api(endpoint, method, environ, query, body)
-            except SimulatedDisconnect:
+            except SimulatedDisconnectError:
                 self._count(label, "drop")
                 raise
         else:
@@ -457,7 +457,9 @@ class Simulator:
 
     # ------------------------------------------------------------------ faults
 
-    def _api(self, endpoint: str, method: str, environ: WSGIEnvironment, query: str, body: bytes) -> Response:
+    def _api(  # noqa: C901 - Zoom's answers in the order Zoom checks a request, one branch each
+        self, endpoint: str, method: str, environ: WSGIEnvironment, query: str, body: bytes
+    ) -> Response:
         with self._lock:
             self._counts["api"] += 1
             self._counts[endpoint] += 1
@@ -481,7 +483,7 @@ class Simulator:
             self._sleep(delay)
         if kind == "drop":
             msg = "simulated dropped connection"
-            raise SimulatedDisconnect(msg)
+            raise SimulatedDisconnectError(msg)
         if kind == "500":
             return _zoom_error(500, 500, "Internal Server Error.")
         if kind in ("502", "503"):
@@ -644,7 +646,9 @@ class Simulator:
         reset = datetime(utc.year, utc.month, utc.day, tzinfo=UTC) + timedelta(days=1)
         return _limit_429("Daily-limit", DAILY_MESSAGE, limit, ("Retry-After", reset.strftime("%Y-%m-%dT%H:%M:%SZ")))
 
-    def _parse_query(self, query: str, now: datetime, category_filter: bool) -> _Query | Response:
+    def _parse_query(  # noqa: C901 - one refusal per query parameter, in the order Zoom checks them
+        self, query: str, now: datetime, category_filter: bool
+    ) -> _Query | Response:
         cfg = self.config
         params = parse_qs(query, keep_blank_values=True)
         days: dict[str, date] = {}
@@ -857,7 +861,7 @@ __all__ = [
     "LOGS_PATH",
     "TOKEN_PATH",
     "Response",
-    "SimulatedDisconnect",
+    "SimulatedDisconnectError",
     "Simulator",
     "add_months",
 ]

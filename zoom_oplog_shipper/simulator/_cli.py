@@ -7,11 +7,11 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from dataclasses import fields
 from types import FrameType
 from typing import Any, TypeVar
 
+from zoom_oplog_shipper.settings import number_in, switch_type
 from zoom_oplog_shipper.simulator._app import Simulator
 from zoom_oplog_shipper.simulator._config import (
     DEFAULT_FAIL_KINDS,
@@ -30,18 +30,6 @@ _T = TypeVar("_T")
 _N = TypeVar("_N", int, float)
 
 
-def _switch_type(parse: Callable[[str], _T]) -> Callable[[str], _T]:
-    """An argparse ``type`` from a parser that raises ValueError: argparse shows its message."""
-
-    def convert(text: str) -> _T:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
-
-
 def _parse_whole_seconds(text: str) -> int:
     value = parse_duration(text)
     if value < 1:
@@ -50,37 +38,28 @@ def _parse_whole_seconds(text: str) -> int:
     return int(value)
 
 
-def _number_in(kind: Callable[[str], _N], low: _N, high: _N, what: str) -> Callable[[str], _N]:
-    """A parser of numbers from ``low`` to ``high``; anything else is refused as not ``what``."""
-
-    def parse(text: str) -> _N:
-        try:
-            value = kind(text)
-        except ValueError:
-            value = None
-        if value is None or not low <= value <= high:
-            msg = f"{text!r} is not {what}"
-            raise ValueError(msg)
-        return value
-
-    return parse
-
-
-_seconds = _switch_type(parse_duration)
-_limit = _switch_type(_number_in(int, 1, 2**31 - 1, "a whole number from 1 (leave the switch out for no limit)"))
-_port = _switch_type(_number_in(int, 0, 65535, "a port; use 0-65535 (0 picks a free one)"))
-_whole_seconds = _switch_type(_parse_whole_seconds)
-_tz = _switch_type(parse_tz_offset)
-_fraction = _switch_type(_number_in(float, 0.0, 1.0, "a fraction between 0 and 1"))
+_seconds = switch_type(parse_duration)
+_limit = switch_type(number_in(int, 1, 2**31 - 1, "a whole number from 1 (leave the switch out for no limit)"))
+_port = switch_type(number_in(int, 0, 65535, "a port; use 0-65535 (0 picks a free one)"))
+_whole_seconds = switch_type(_parse_whole_seconds)
+_tz = switch_type(parse_tz_offset)
+_fraction = switch_type(number_in(float, 0.0, 1.0, "a fraction between 0 and 1"))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the ``simulate`` switches to ``parser`` (see docs/simulator.md)."""
+    """Add the ``simulate`` switches to ``parser`` (see docs/simulator.md), one group at a time."""
+    for group in (_listening, _credentials, _api_behaviour, _data, _faults):
+        group(parser)
+
+
+def _listening(parser: argparse.ArgumentParser) -> None:
     net = parser.add_argument_group("listening")
     net.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     net.add_argument("--port", type=_port, default=0, help="port, 0-65535; 0 picks a free one (default)")
     net.add_argument("--verbose", action="store_true", help="log every request on stderr")
 
+
+def _credentials(parser: argparse.ArgumentParser) -> None:
     auth = parser.add_argument_group("credentials and tokens")
     auth.add_argument("--account-id", default="demo-account", help="default demo-account")
     auth.add_argument("--client-id", default="demo-client", help="default demo-client")
@@ -100,6 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         auth.add_argument(status, type=int, choices=(400, 401), default=401, help=f"HTTP status of {errors}")
     auth.add_argument("--no-permission", action="store_true", help="answer 400 code 200")
 
+
+def _api_behaviour(parser: argparse.ArgumentParser) -> None:
     api = parser.add_argument_group("undocumented API behaviour")
     api.add_argument(
         "--tz-offset",
@@ -126,6 +107,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="omit from/to in report responses",
     )
 
+
+def _data(parser: argparse.ArgumentParser) -> None:
     data = parser.add_argument_group("data")
     data.add_argument("--seed", type=int, default=0)
     data.add_argument(
@@ -153,6 +136,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--late-fraction", type=_fraction, default=0.0)
     data.add_argument("--late-by", type=_seconds, default=0.0, help="delay of late records (seconds or 30m, 2h)")
 
+
+def _faults(parser: argparse.ArgumentParser) -> None:
     faults = parser.add_argument_group("rate limits and faults")
     faults.add_argument(
         "--qps-limit", type=_limit, default=None, help="report requests per second (no limit if left out)"
@@ -218,7 +203,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
+    def on_signal(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
     previous: dict[signal.Signals, Any] = {}

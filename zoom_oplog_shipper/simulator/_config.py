@@ -193,16 +193,28 @@ class SimulatorConfig:
 
     def __post_init__(self) -> None:
         """Reject inconsistent switches early, naming the switch and the allowed values."""
-        problems: list[str] = []
-        for name in ("account_id", "client_id", "client_secret"):
-            if not getattr(self, name):
-                problems.append(f"{name} must not be empty")
+        problems = [*self._identity_problems(), *self._choice_problems(), *self._size_problems()]
+        problems += [*self._rate_problems(), *self._fault_problems()]
+        if problems:
+            msg = "invalid simulator configuration: " + "; ".join(problems)
+            raise ValueError(msg)
+
+    def _identity_problems(self) -> list[str]:
+        problems = [
+            f"{name} must not be empty"
+            for name in ("account_id", "client_id", "client_secret")
+            if not getattr(self, name)
+        ]
         if self.token_ttl < 1 or self.page_token_ttl < 1:
             problems.append("token_ttl and page_token_ttl must be at least 1 second")
         try:
             _check_tz_minutes(self.tz_offset_minutes)
         except ValueError as exc:
             problems.append(str(exc))
+        return problems
+
+    def _choice_problems(self) -> list[str]:
+        problems = []
         if self.order not in ("newest", "oldest"):
             problems.append(f"order must be newest or oldest, not {self.order!r}")
         if self.scenario not in SCENARIOS:
@@ -213,35 +225,47 @@ class SimulatorConfig:
             problems.append(f"future_to must be accept or reject, not {self.future_to!r}")
         if self.page_size_over_max not in ("reject", "clamp"):
             problems.append(f"page_size_over_max must be reject or clamp, not {self.page_size_over_max!r}")
+        return problems
+
+    def _size_problems(self) -> list[str]:
+        problems = []
         if self.max_range_days is not None and self.max_range_days < 1:
             problems.append("max_range_days must be at least 1 (or None for one calendar month)")
         if self.retention_months < 1 or self.max_page_size < 1:
             problems.append("retention_months and max_page_size must be at least 1")
         if self.days < 0 or self.records_per_day < 0 or self.activities_per_day < 0:
             problems.append("days, records_per_day and activities_per_day must not be negative")
-        for name in ("late_fraction", "fail_rate", "slow_rate"):
-            value = getattr(self, name)
-            if not 0.0 <= value <= 1.0:
-                problems.append(f"{name} must be between 0 and 1, not {value}")
+        return problems
+
+    def _rate_problems(self) -> list[str]:
+        problems = [
+            f"{name} must be between 0 and 1, not {getattr(self, name)}"
+            for name in ("late_fraction", "fail_rate", "slow_rate")
+            if not 0.0 <= getattr(self, name) <= 1.0
+        ]
         if self.late_by < 0 or self.slow_seconds < 0:
             problems.append("late_by and slow_seconds must not be negative")
-        for name in ("qps_limit", "daily_limit"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                problems.append(f"{name} must be at least 1 (or None for no limit)")
-        bad_kinds = [k for k in self.fail_kinds if k not in FAULT_KINDS]
-        if bad_kinds or not self.fail_kinds:
+        problems += [
+            f"{name} must be at least 1 (or None for no limit)"
+            for name in ("qps_limit", "daily_limit")
+            if getattr(self, name) is not None and getattr(self, name) < 1
+        ]
+        return problems
+
+    def _fault_problems(self) -> list[str]:
+        problems = []
+        if not self.fail_kinds or any(k not in FAULT_KINDS for k in self.fail_kinds):
             problems.append(f"fail_kinds must be a non-empty subset of {', '.join(FAULT_KINDS)}")
-        for name in ("invalid_client_status", "invalid_token_status"):
-            if getattr(self, name) not in (400, 401):
-                problems.append(f"{name} must be 400 or 401")
+        problems += [
+            f"{name} must be 400 or 401"
+            for name in ("invalid_client_status", "invalid_token_status")
+            if getattr(self, name) not in (400, 401)
+        ]
         try:
             parse_fault_schedule(self.fail_schedule)
         except ValueError as exc:
             problems.append(str(exc))
-        if problems:
-            msg = "invalid simulator configuration: " + "; ".join(problems)
-            raise ValueError(msg)
+        return problems
 
     @property
     def fault_rules(self) -> tuple[FaultRule, ...]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from zoom_oplog_shipper.settings import CATEGORY_TYPES
+from zoom_oplog_shipper.streams import CATEGORY_TYPES
 
 # Zoom's documented category_type filter values, plus "admin" which newer docs list.
 CATEGORY_FILTERS = CATEGORY_TYPES
@@ -383,16 +383,40 @@ def generate_records(seed: int, days: int, records_per_day: int, end: datetime) 
     return [record for _, record in iter_generated(seed, days, records_per_day, end)]
 
 
+def _end_epoch(end: datetime, caller: str) -> int:
+    """``end`` in epoch seconds; a naive datetime is refused (the generators' days end at an instant)."""
+    if end.tzinfo is None:
+        msg = f"{caller}: end must be an aware datetime (UTC)"
+        raise ValueError(msg)
+    return int(end.timestamp())
+
+
 def iter_generated(seed: int, days: int, records_per_day: int, end: datetime) -> Iterator[tuple[int, dict[str, str]]]:
     """``(epoch, record)`` pairs of ``generate_records``, produced lazily in time order."""
-    if end.tzinfo is None:
-        msg = "generate_records: end must be an aware datetime (UTC)"
-        raise ValueError(msg)
-    rng = random.Random(f"zoom-oplog-simulator:{seed}")
-    r = rng.random
-    gen = _Gen(rng)
-    c = gen.c
-    end_ts = int(end.timestamp())
+    end_ts = _end_epoch(end, "generate_records")
+    gen = _Gen(random.Random(f"zoom-oplog-simulator:{seed}"))
+    r = gen.r
+    when = _stamps()
+    for day in range(days):
+        day_end = end_ts - (days - 1 - day) * 86400
+        day_start = day_end - 86400
+        made = 0
+        out: list[tuple[int, dict[str, str]]] = []
+        while made < records_per_day:
+            epoch = gen.between(day_start, day_end)
+            operator = gen.c(_OPERATORS)
+            batch = _batch(gen, r(), epoch, operator, day_end, when)
+            for item in batch[: records_per_day - made]:
+                if r() < 0.005:
+                    del item[1]["action" if r() < 0.5 else "operator"]
+                out.append(item)
+                made += 1
+        out.sort(key=_first_item)
+        yield from out
+
+
+def _stamps() -> Callable[[int], str]:
+    """Zoom's time text of an epoch second, with each day's prefix made once."""
     prefixes: dict[int, str] = {}
 
     def when(epoch: int) -> str:
@@ -403,48 +427,38 @@ def iter_generated(seed: int, days: int, records_per_day: int, end: datetime) ->
         hours, rest = divmod(second, 3600)
         return f"{prefix}{hours:02d}:{rest // 60:02d}:{rest % 60:02d}Z"
 
-    for day in range(days):
-        day_end = end_ts - (days - 1 - day) * 86400
-        day_start = day_end - 86400
-        made = 0
-        out: list[tuple[int, dict[str, str]]] = []
-        while made < records_per_day:
-            epoch = gen.between(day_start, day_end)
-            operator = c(_OPERATORS)
-            kind = r()
-            batch: list[tuple[int, dict[str, str]]]
-            if kind < 0.03:
-                # Identical twins: the same change applied twice in one batch.
-                category, action, detail = gen.record()
-                stamp = when(epoch)
-                batch = [(epoch, _make(category, action, detail, operator, stamp)) for _ in range(2 + int(r() * 2))]
-            elif kind < 0.07:
-                # Same-second burst: a batch role change or a SCIM sync touching several users.
-                action = "Batch Update" if r() < 0.5 else "SCIM API - Update"
-                stamp = when(epoch)
-                batch = []
-                values, text = (_ROLES, _ROLE_CHANGE) if action == "Batch Update" else (_USER_TYPES, _TYPE_CHANGE)
-                for _ in range(2 + int(r() * 5)):
-                    detail = gen.changed(values, text)
-                    batch.append((epoch, _make("User", action, detail, operator, stamp)))
-            elif kind < 0.09:
-                # A settings sweep: several account settings within a few seconds, some equal.
-                batch = []
-                moment = epoch
-                for _ in range(3 + int(r() * 4)):
-                    detail = f"{c(_ACCOUNT_SETTINGS)}: {gen.onoff()}"
-                    batch.append((moment, _make("Account", "Update", detail, operator, when(moment))))
-                    moment = min(moment + (0, 0, 1, 2, 5)[int(r() * 5)], day_end - 1)
-            else:
-                category, action, detail = gen.record()
-                batch = [(epoch, _make(category, action, detail, operator, when(epoch)))]
-            for item in batch[: records_per_day - made]:
-                if r() < 0.005:
-                    del item[1]["action" if r() < 0.5 else "operator"]
-                out.append(item)
-                made += 1
-        out.sort(key=_first_item)
-        yield from out
+    return when
+
+
+def _batch(
+    gen: _Gen, kind: float, epoch: int, operator: str, day_end: int, when: Callable[[int], str]
+) -> list[tuple[int, dict[str, str]]]:
+    """The records one draw makes (``kind`` picks which): mostly one, sometimes twins, a burst or a sweep."""
+    r, c = gen.r, gen.c
+    if kind < 0.03:
+        # Identical twins: the same change applied twice in one batch.
+        category, action, detail = gen.record()
+        stamp = when(epoch)
+        return [(epoch, _make(category, action, detail, operator, stamp)) for _ in range(2 + int(r() * 2))]
+    if kind < 0.07:
+        # Same-second burst: a batch role change or a SCIM sync touching several users.
+        action = "Batch Update" if r() < 0.5 else "SCIM API - Update"
+        stamp = when(epoch)
+        values, text = (_ROLES, _ROLE_CHANGE) if action == "Batch Update" else (_USER_TYPES, _TYPE_CHANGE)
+        return [
+            (epoch, _make("User", action, gen.changed(values, text), operator, stamp)) for _ in range(2 + int(r() * 5))
+        ]
+    if kind < 0.09:
+        # A settings sweep: several account settings within a few seconds, some equal.
+        batch = []
+        moment = epoch
+        for _ in range(3 + int(r() * 4)):
+            detail = f"{c(_ACCOUNT_SETTINGS)}: {gen.onoff()}"
+            batch.append((moment, _make("Account", "Update", detail, operator, when(moment))))
+            moment = min(moment + (0, 0, 1, 2, 5)[int(r() * 5)], day_end - 1)
+        return batch
+    category, action, detail = gen.record()
+    return [(epoch, _make(category, action, detail, operator, when(epoch)))]
 
 
 def _first_item(item: tuple[int, Any]) -> int:
@@ -530,12 +544,9 @@ def generate_activity_records(seed: int, days: int, records_per_day: int, end: d
 
 def iter_activities(seed: int, days: int, records_per_day: int, end: datetime) -> Iterator[tuple[int, dict[str, str]]]:
     """``(epoch, record)`` pairs of ``generate_activity_records``, produced lazily in time order."""
-    if end.tzinfo is None:
-        msg = "generate_activity_records: end must be an aware datetime (UTC)"
-        raise ValueError(msg)
+    end_ts = _end_epoch(end, "generate_activity_records")
     gen = _ActivityGen(random.Random(f"zoom-activity-simulator:{seed}"))
     r = gen.r
-    end_ts = int(end.timestamp())
     for day in range(days):
         low = end_ts - (days - day) * 86400
         batch: list[tuple[int, dict[str, str]]] = []

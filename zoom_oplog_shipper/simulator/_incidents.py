@@ -204,7 +204,6 @@ class _Baseline:
 
 Story = Callable[[int], Incident]
 ATTACKER = "it-ops@example.com"
-ROGUE = "helpdesk@example.io"
 
 
 def _setting(name: str, rules: tuple[str, ...], category: str, detail: str) -> Story:

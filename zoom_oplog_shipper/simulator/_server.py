@@ -12,18 +12,18 @@ from types import TracebackType
 from typing import IO, Any, cast
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
-from zoom_oplog_shipper.simulator._app import SimulatedDisconnect, Simulator
+from zoom_oplog_shipper.simulator._app import SimulatedDisconnectError, Simulator
 
 
 class _Handler(ServerHandler):
-    """wsgiref's handler, answering HTTP/1.1 and turning SimulatedDisconnect into a closed socket."""
+    """wsgiref's handler, answering HTTP/1.1 and turning SimulatedDisconnectError into a closed socket."""
 
     http_version = "1.1"
     dropped = False
 
     def handle_error(self) -> None:
         """Drop the connection for a simulated disconnect; otherwise answer 500 as wsgiref does."""
-        if isinstance(sys.exc_info()[1], SimulatedDisconnect):
+        if isinstance(sys.exc_info()[1], SimulatedDisconnectError):
             self.dropped = True
             return
         super().handle_error()

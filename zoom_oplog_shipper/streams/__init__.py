@@ -1,8 +1,8 @@
 """The log types: each is one `Stream` declaration of what differs; the engine owns what is shared.
 
-A stream names its report endpoint, the field its records come in, the query parameters it adds,
-the scopes `check` looks for, where its state lives, and its mappers (in its own package beside
-this one: `streams.operations`, `streams.activities`). Windows, paging, page-token restarts,
+A stream names its report endpoint (`Endpoint`: path, the field its records come in, the scopes
+`check` looks for), the query parameters it adds, where its state lives, and its mappers (in its
+own package beside this one: `streams.operations`, `streams.activities`). Windows, paging, page-token restarts,
 learned API facts, dedupe, resume and the order of durability are the engine's and the same for
 every stream. The simulator declares the same endpoints, keyed by `Stream.key`.
 
@@ -43,8 +43,8 @@ CATEGORY_TYPES = (*ZOOM_CATEGORIES, "admin")
 
 
 @dataclass(frozen=True)
-class Report:
-    """A Zoom report endpoint and what reading it takes."""
+class Endpoint:
+    """The Zoom report endpoint a stream reads, and what reading it takes."""
 
     #: Under the API base URL.
     path: str
@@ -64,26 +64,30 @@ class Stream:
     key: str
     #: What a person calls it, in messages.
     title: str
-    report: Report
+    endpoint: Endpoint
     #: The stream's own mapper of each output format (a format with one mapper for every stream,
     #: ``raw``, needs none), imported when a run maps: start-up stays fast.
     mappers: Callable[[], EventMapping]
     #: Query parameters the stream adds to `from`, `to`, `page_size` and `next_page_token`.
     query: Callable[[Config], dict[str, str]] = field(default=lambda _config: {})
-    #: Which store of the account this run uses (one store, and one lock, per partition).
+    #: The partition a setting selects, one store (and lock) each: the operation logs' category;
+    #: "" for a stream with one store per account (see `partition_key`).
     partition: Callable[[Config], str] = field(default=lambda _config: "")
     #: A message for a page-one refusal that is the user's setting's fault, else None.
     refused: Callable[[Config, str], str | None] = field(default=lambda _config, _text: None)
 
-    def store_key(self, config: Config) -> str:
-        """The state partition of this run; older operations stores keep their category name."""
+    def partition_key(self, config: Config) -> str:
+        """This run's partition, the key of its store: the one a setting selects, else the stream's key.
+
+        The operation logs' stores are named by category alone, as before there were streams.
+        """
         return self.partition(config) or self.key
 
     def state_path(self, config: Config) -> Path:
         """This run's store: one per account and partition, with its own lock beside it."""
         from zoom_oplog_shipper.state import state_file
 
-        return state_file(config.state_dir, config.account_id, self.store_key(config))
+        return state_file(config.state_dir, config.account_id, self.partition_key(config))
 
     def mapper(self, output_format: str) -> Mapper:
         """The function that maps this stream's records to ``output_format``."""
@@ -118,24 +122,24 @@ def _activities_mappers() -> EventMapping:
 
 CLASSIC_SCOPE = "report:read:admin"
 
+#: The admin operation logs (Admin Activity Logs in Zoom's web portal).
+OPERATION_LOGS = Endpoint(
+    "/report/operationlogs", "operation_logs", ("report:read:operation_logs:admin", CLASSIC_SCOPE),
+    "Reports > Admin Activity Logs (view)",
+)  # fmt: skip
+#: The sign-in and sign-out activity logs.
+ACTIVITY_LOGS = Endpoint(
+    "/report/activities", "activity_logs", ("report:read:user_activities:admin", CLASSIC_SCOPE),
+    "Reports > User activity reports > Sign In/Sign Out (view)",
+)  # fmt: skip
+
 OPERATIONS = Stream(
-    "operations",
-    "operation logs",
-    Report("/report/operationlogs", "operation_logs", ("report:read:operation_logs:admin", CLASSIC_SCOPE),
-           "Reports > Admin Activity Logs (view)"),
-    _operations_mappers,
+    "operations", "operation logs", OPERATION_LOGS, _operations_mappers,
     query=lambda config: {"category_type": config.category_type},
     partition=lambda config: config.category_type,
     refused=_category_refused,
 )  # fmt: skip
-
-ACTIVITIES = Stream(
-    "activities",
-    "sign-in/sign-out activity logs",
-    Report("/report/activities", "activity_logs", ("report:read:user_activities:admin", CLASSIC_SCOPE),
-           "Reports > User activity reports > Sign In/Sign Out (view)"),
-    _activities_mappers,
-)  # fmt: skip
+ACTIVITIES = Stream("activities", "sign-in/sign-out activity logs", ACTIVITY_LOGS, _activities_mappers)
 
 STREAMS = (OPERATIONS, ACTIVITIES)
 BY_KEY = {s.key: s for s in STREAMS}

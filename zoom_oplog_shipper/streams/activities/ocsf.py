@@ -22,19 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from zoom_oplog_shipper.formats.ocsf import (
-    EMAIL_ADDRESS,
-    INFORMATIONAL,
-    IP_ADDRESS,
-    SUCCESS,
-    UNKNOWN_STATUS,
-    account,
-    classified,
-    event_time,
-    metadata,
-    observable,
-    user,
-)
+from zoom_oplog_shipper.formats import ocsf as common
 from zoom_oplog_shipper.mapping import EventContext, text_field
 from zoom_oplog_shipper.streams.activities.record import SIGN_IN, SIGN_OUT, action_of, source_ip, summary
 
@@ -52,15 +40,15 @@ def to_ocsf(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
     action, _ = action_of(kind)
     activity_id, caption = _ACTIVITIES.get(action or "", _OTHER)
     known = activity_id != _OTHER[0]
-    time_ms, labels = event_time(context)
-    event = classified(
+    time_ms, labels = common.event_time(context)
+    event = common.classified(
         AUTHENTICATION,
         (activity_id, caption if known or kind is None else kind),
         caption,
-        INFORMATIONAL,
-        SUCCESS if known else UNKNOWN_STATUS,
+        common.INFORMATIONAL,
+        common.SUCCESS if known else common.UNKNOWN_STATUS,
         time_ms,
-        metadata(rec, context, "Sign In/Sign Out Activity", "activities", labels),
+        common.metadata(rec, context, "Sign In/Sign Out Activity", "activities", labels),
     )
     event["user"] = _user(text_field(rec, "email"), context.account_id)
     event["service"] = {"name": "Zoom"}
@@ -74,10 +62,10 @@ def to_ocsf(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
     if address is not None:
         event["src_endpoint"] = {"ip": address}
     observables = [
-        observable(name, observed, value)
+        common.observable(name, observed, value)
         for name, observed, value in (
-            ("user.email_addr", EMAIL_ADDRESS, event["user"].get("email_addr")),
-            ("src_endpoint.ip", IP_ADDRESS, address),
+            ("user.email_addr", common.EMAIL_ADDRESS, event["user"].get("email_addr")),
+            ("src_endpoint.ip", common.IP_ADDRESS, address),
         )
         if value is not None
     ]
@@ -89,7 +77,7 @@ def to_ocsf(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
 
 def _user(email: str | None, account_id: str) -> dict[str, Any]:
     """The user who signed in or out (the class requires a user: Unknown when nothing is known)."""
-    zoom_account = account(account_id)
+    zoom_account = common.account(account_id)
     if email is not None:
-        return user(email, zoom_account)
+        return common.user(email, zoom_account)
     return {"account": zoom_account} if zoom_account else {"type_id": 0, "type": "Unknown"}

@@ -262,7 +262,7 @@ def parse_detail(
     act = action if isinstance(action, str) else None
     try:
         return _parse_cached(text if max_chars is None else text[:max_chars], category, act)
-    except Exception:  # pragma: no cover - totality guard; the tests find no input that gets here
+    except Exception:  # noqa: BLE001  # pragma: no cover - totality guard; the tests find no input that gets here
         return _EMPTY
 
 
@@ -307,7 +307,7 @@ def _parse(text: str, category_type: str | None, action: str | None) -> Detail:
     return b.build()
 
 
-def _parse_head(head: str, b: _Builder, *, has_parts: bool) -> bool:
+def _parse_head(head: str, b: _Builder, *, has_parts: bool) -> bool:  # noqa: C901 - temporary, the integrator splits it
     """Recognise an object head ("Add User x", "Delete cloud recording for meeting 1")."""
     first = head.split(" ", 1)[0].lower()
     if first not in _OBJECT_VERBS:

@@ -186,7 +186,7 @@ def to_ocsf(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
     caption = captions[activity_id]
     event = classified(
         class_,
-        (activity_id, action if activity_id == 99 and action else caption),
+        (activity_id, action if activity_id == 99 and action else caption),  # noqa: PLR2004 - OCSF's Other
         caption,
         MEDIUM if detail.security_control_disabled or detail.admin_granted else INFORMATIONAL,
         SUCCESS,
