@@ -10,16 +10,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).parent.parent / "zoom_oplog_shipper"
 MAX_LINES = 60
-#: (module under the package, function) allowed above the limit, and why.
-ALLOWED = {
-    # Temporary: being split for the CPU budget (issue 16); their ruff C901 noqa goes with them.
-    ("streams/operations/detail.py", "_parse_head"),
-    ("streams/operations/ecs.py", "detail_fields"),
-}
 
 Function = ast.FunctionDef | ast.AsyncFunctionDef
 
@@ -47,15 +39,9 @@ def test_no_function_is_longer_than_60_lines() -> None:
     long = [
         f"{module}:{node.lineno} {node.name} ({length(node)} lines)"
         for module, node in functions()
-        if length(node) > MAX_LINES and (module, node.name) not in ALLOWED
+        if length(node) > MAX_LINES
     ]
     assert long == [], f"split these functions (at most {MAX_LINES} lines each): {long}"
-
-
-@pytest.mark.parametrize(("module", "name"), sorted(ALLOWED))
-def test_every_allowed_exception_still_exists(module: str, name: str) -> None:
-    """An exception whose function was split or renamed leaves the list."""
-    assert any(m == module and node.name == name for m, node in functions())
 
 
 def test_length_counts_the_body_not_the_docstring() -> None:

@@ -130,3 +130,29 @@ def test_readme_says_the_activity_logs_hold_successful_sign_ins_and_outs_only() 
     output = text[text.index("## Output") : text.index("## Guarantees")]
     assert "successful sign-ins and sign-outs only" in output and "no failed" in output
     assert "`Sign in` or `Sign out`" in output
+
+
+def _module_map() -> set[str]:
+    """The package paths docs/streams.md's module map names.
+
+    A bare name is in the folder of the name before it: ``ocsf.py`` after ``streams/x/ecs.py`` is
+    ``streams/x/ocsf.py``.
+    """
+    named = set()
+    for row in _table((ROOT / "docs" / "streams.md").read_text(encoding="utf-8"), "| module | job |"):
+        folder = ""
+        for name in re.findall(r"`([^`]+)`", row[0]):
+            folder, _, _ = name.rpartition("/") if "/" in name else (folder, "", "")
+            named.add(name if "/" in name else f"{folder}/{name}".lstrip("/"))
+    return named
+
+
+def test_the_module_map_names_every_module_and_only_modules() -> None:
+    package = ROOT / "zoom_oplog_shipper"
+    named = _module_map()
+    modules = {p.relative_to(package).as_posix() for p in package.rglob("*.py")}
+    # A package's __init__ that only says what the folder is needs no row of its own.
+    markers = {m for m in modules if m.endswith("/__init__.py") and m.count("/") > 1}
+    covered = {m for m in modules if any(m.startswith(n) for n in named if n.endswith("/"))}
+    assert sorted(modules - named - markers - covered) == []
+    assert sorted(n for n in named if not n.endswith("/") and n not in modules) == []

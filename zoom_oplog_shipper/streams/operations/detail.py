@@ -307,7 +307,7 @@ def _parse(text: str, category_type: str | None, action: str | None) -> Detail:
     return b.build()
 
 
-def _parse_head(head: str, b: _Builder, *, has_parts: bool) -> bool:  # noqa: C901 - temporary, the integrator splits it
+def _parse_head(head: str, b: _Builder, *, has_parts: bool) -> bool:
     """Recognise an object head ("Add User x", "Delete cloud recording for meeting 1")."""
     first = head.split(" ", 1)[0].lower()
     if first not in _OBJECT_VERBS:

@@ -114,7 +114,7 @@ def _merge(doc: dict[str, Any], fields: dict[str, Any]) -> None:
 # --- the fields parsed out of operation_detail -------------------------------------------------
 
 
-def detail_fields(detail: Detail) -> dict[str, Any]:  # noqa: C901 - temporary, the integrator splits it
+def detail_fields(detail: Detail) -> dict[str, Any]:
     """The ECS 9.4.0 fields for a parsed ``operation_detail``, as a nested dict (empty when it is empty).
 
     :func:`to_ecs` merges them into the event: nested dicts key by key (no key here collides with
