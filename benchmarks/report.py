@@ -81,22 +81,24 @@ def _latency(latency: dict[str, Any]) -> dict[str, tuple[float, str] | None]:
     """The latency budgets: wall time against the rate limit's floor, and the requests it cost."""
     runs = latency["runs"]
     reachable = [r for r in runs if r["lower_bound_ratio"] <= LATENCY_BUDGET]
-    out: dict[str, tuple[float, str] | None] = {"latency_floor": None, "latency_requests": None}
-    if reachable:
-        worst = max(reachable, key=lambda r: r["ratio_to_floor"])
-        out["latency_floor"] = (
-            worst["ratio_to_floor"],
-            f"{worst['days']} days at --max-rps {worst['max_rps']:g}, {worst['requests']} requests; "
-            f"{len(runs) - len(reachable)} of {len(runs)} pairs have a lower bound above {LATENCY_BUDGET}x",
-        )
-    if runs:
-        worst = max(runs, key=lambda r: r["requests_ratio"])
-        out["latency_requests"] = (
-            worst["requests_ratio"],
-            f"{worst['days']} days at --max-rps {worst['max_rps']:g}: {worst['requests']} requests, "
-            f"{worst['requests_one_at_a_time']} one window at a time",
-        )
-    return out
+    out_of_reach = f"{len(runs) - len(reachable)} of {len(runs)} pairs have a lower bound above {LATENCY_BUDGET}x"
+    return {
+        "latency_floor": _worst(reachable, "ratio_to_floor", lambda r: f", {r['requests']} requests; {out_of_reach}"),
+        "latency_requests": _worst(
+            runs,
+            "requests_ratio",
+            lambda r: f": {r['requests']} requests, {r['requests_one_at_a_time']} one window at a time",
+        ),
+    }
+
+
+def _worst(runs: list[dict[str, Any]], ratio: str, detail: Callable[[dict[str, Any]], str]) -> tuple[float, str] | None:
+    """The largest ``ratio`` of the latency ``runs``, with the pair it was measured at and ``detail`` of that
+    run (None when there are no runs)."""
+    if not runs:
+        return None
+    worst = max(runs, key=lambda r: r[ratio])
+    return worst[ratio], f"{worst['days']} days at --max-rps {worst['max_rps']:g}{detail(worst)}"
 
 
 _COMPARE: dict[str, Callable[[float, float], bool]] = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b}

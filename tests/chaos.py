@@ -1,6 +1,7 @@
-"""What the chaos suites (tests/test_chaos.py, tests/test_chaos_activities.py) share: a simulator world
-with in-process runs on a fake clock, real processes SIGKILLed at random moments, the scenarios both
-streams go through, and how delivered records are counted against the simulator's.
+"""What the chaos suites (tests/test_chaos.py, tests/test_chaos_activities.py) share: their marks, a
+simulator world with in-process runs on a fake clock (and the `world` fixture that makes them), real
+processes SIGKILLed at random moments, the scenarios both streams go through, and how delivered
+records are counted against the simulator's.
 
 Property, for every scenario: the multiset of records the simulator holds in the collected range
 equals the multiset of records that appear on stdout across all runs, with no duplicate `event.id`
@@ -35,6 +36,9 @@ from zoom_oplog_shipper.simulator import RunningServer, Simulator, SimulatorConf
 START = datetime(2026, 11, 26, 9, 17, 23, tzinfo=UTC)
 PAGE = 300
 TZS = [-12 * 60, -5 * 60 - 30, 0, 5 * 60 + 45, 14 * 60]
+#: The marks of every chaos test. Not measured for coverage: these runs repeat, thousands of times, code
+#: the other tests cover (measured, they add 7 lines and 2 branches of ~7,600, and double their CPU time).
+MARKS = [pytest.mark.chaos, pytest.mark.no_cover]
 #: (stream, line): each suite's `test_report` prints the lines of its stream.
 REPORT: list[tuple[str, str]] = []
 #: Adds records in the last ``span`` before the world's now: (world, rng, count, span, late_by).
@@ -152,6 +156,21 @@ def worlds(tmp_path: Path, name: str, stream: str, concurrency: str, **defaults:
     finally:
         for w in made:
             w.close()
+
+
+#: Makes a world of the suite's stream; keyword arguments are simulator settings.
+MakeWorld = Callable[..., World]
+
+
+def world_fixture(stream: str, **defaults: Any) -> Callable[[Path, pytest.FixtureRequest, str], Iterator[MakeWorld]]:
+    """A suite's `world` fixture: makes worlds of ``stream`` (see `worlds`), one test's worth each."""
+
+    @pytest.fixture
+    def world(tmp_path: Path, request: pytest.FixtureRequest, concurrency: str) -> Iterator[MakeWorld]:
+        with worlds(tmp_path, request.node.name, stream, concurrency, **defaults) as make:
+            yield make
+
+    return world
 
 
 def hourly_runs(

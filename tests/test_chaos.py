@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,12 @@ from typing import Any
 import orjson
 import pytest
 from chaos import (
+    MARKS,
     PAGE,
     REPORT,
     START,
     TZS,
+    MakeWorld,
     World,
     assert_delivered,
     backfill_then_hourly,
@@ -39,24 +41,16 @@ from chaos import (
     parsed_lines,
     print_report,
     tally,
-    worlds,
+    world_fixture,
 )
 
 from zoom_oplog_shipper.records import record_time
 from zoom_oplog_shipper.simulator import Simulator, SimulatorConfig, serve_in_thread
 
-# Not measured for coverage: these runs repeat, thousands of times, code the other tests cover
-# (measured, they add 7 lines and 2 branches of ~7,600, and double their CPU time).
-pytestmark = [pytest.mark.chaos, pytest.mark.no_cover]
+pytestmark = MARKS
 
 STREAM = "operations"
-MakeWorld = Callable[..., World]
-
-
-@pytest.fixture
-def world(tmp_path: Path, request: pytest.FixtureRequest, concurrency: str) -> Iterator[MakeWorld]:
-    with worlds(tmp_path, request.node.name, STREAM, concurrency) as make:
-        yield make
+world = world_fixture(STREAM)
 
 
 def add_recent(w: World, rng: random.Random, count: int, span: timedelta, late_by: float | None = None) -> None:

@@ -10,37 +10,19 @@ the other report shows up as extra.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import chaos
 import pytest
-from chaos import (
-    TZS,
-    World,
-    backfill_then_hourly,
-    burst_across_page_edges,
-    hourly_runs_with_late_records,
-    kill_at_random_moments,
-    print_report,
-    worlds,
-)
 
-# Not measured for coverage: these runs repeat, thousands of times, code the other tests cover
-# (measured, they add 7 lines and 2 branches of ~7,600, and double their CPU time).
-pytestmark = [pytest.mark.chaos, pytest.mark.no_cover]
+pytestmark = chaos.MARKS
 
 STREAM = "activities"
 CLIENTS = ("Windows", "Mac", "mac", "iOS", "Android", "Browser", "Linux", "windows")
 
 
-MakeWorld = Callable[..., World]
-
-
-@pytest.fixture
-def world(tmp_path: Path, request: pytest.FixtureRequest, concurrency: str) -> Iterator[MakeWorld]:
-    with worlds(tmp_path, request.node.name, STREAM, concurrency, records_per_day=10) as make:
-        yield make
+world = chaos.world_fixture(STREAM, records_per_day=10)
 
 
 def sign_in(rng: random.Random, time: str, user: int) -> dict[str, str]:
@@ -59,7 +41,7 @@ def sign_in(rng: random.Random, time: str, user: int) -> dict[str, str]:
     return rec
 
 
-def add_recent(w: World, rng: random.Random, count: int, span: timedelta, late_by: float | None = None) -> None:
+def add_recent(w: chaos.World, rng: random.Random, count: int, span: timedelta, late_by: float | None = None) -> None:
     """Activity records in the last ``span`` before now: shared sign-ins in one second, identical twins."""
     now = w.clock.now()
     recs = []
@@ -77,35 +59,35 @@ def add_recent(w: World, rng: random.Random, count: int, span: timedelta, late_b
 # Every undocumented switch of the operation logs chaos tests, each value at least once with each order.
 SWITCHES = [
     pytest.param(order, tz, future_to, id=f"{order}-tz{tz}-{future_to}")
-    for i, tz in enumerate(TZS)
+    for i, tz in enumerate(chaos.TZS)
     for order, future_to in (("newest", ("accept", "reject")[i % 2]), ("oldest", ("reject", "accept")[i % 2]))
 ]
 
 
 @pytest.mark.parametrize(("order", "tz", "future_to"), SWITCHES)
-def test_backfill_then_hourly(world: MakeWorld, order: str, tz: int, future_to: str) -> None:
+def test_backfill_then_hourly(world: chaos.MakeWorld, order: str, tz: int, future_to: str) -> None:
     w = world(seed=tz % 7, days=120, activities_per_day=30, order=order, tz_offset_minutes=tz, future_to=future_to)
-    backfill_then_hourly(w, tz, add_recent)
+    chaos.backfill_then_hourly(w, tz, add_recent)
     assert {d["event"]["dataset"] for d in w.docs} == {"zoom.activity"}
 
 
 @pytest.mark.parametrize("order", ["newest", "oldest"])
 @pytest.mark.parametrize("seed", [3, 4])
-def test_hourly_runs_with_late_records(world: MakeWorld, seed: int, order: str) -> None:
+def test_hourly_runs_with_late_records(world: chaos.MakeWorld, seed: int, order: str) -> None:
     w = world(seed=seed, days=3, activities_per_day=400, late_fraction=0.3, late_by=5 * 3600, order=order)
-    hourly_runs_with_late_records(w, seed, add_recent)
+    chaos.hourly_runs_with_late_records(w, seed, add_recent)
 
 
 @pytest.mark.parametrize("order", ["newest", "oldest"])
 @pytest.mark.parametrize("seed", [6, 7])
-def test_same_second_bursts_and_twins_across_page_edges(world: MakeWorld, seed: int, order: str) -> None:
+def test_same_second_bursts_and_twins_across_page_edges(world: chaos.MakeWorld, seed: int, order: str) -> None:
     # a company-wide meeting: everyone signs in within one second
-    burst_across_page_edges(world(seed=seed, days=2, activities_per_day=100, order=order), seed,
-                            lambda rng, time, i: sign_in(rng, time, i % 97))  # fmt: skip
+    chaos.burst_across_page_edges(world(seed=seed, days=2, activities_per_day=100, order=order), seed,
+                                  lambda rng, time, i: sign_in(rng, time, i % 97))  # fmt: skip
 
 
 @pytest.mark.parametrize("seed", [8, 9])
-def test_page_tokens_expire_between_pages(world: MakeWorld, seed: int) -> None:
+def test_page_tokens_expire_between_pages(world: chaos.MakeWorld, seed: int) -> None:
     # a third of the pages take 100 s of the simulator's time, and page tokens live 90 s
     w = world(seed=seed, days=30, activities_per_day=200, page_token_ttl=90, slow_rate=0.3, slow_seconds=100)
     w.verify(w.backfill(25, "--max-runtime", "1h"), w.clock.now())
@@ -115,10 +97,10 @@ def test_page_tokens_expire_between_pages(world: MakeWorld, seed: int) -> None:
 
 
 def test_sigkill_at_random_moments(tmp_path: Path, concurrency: str) -> None:
-    kill_at_random_moments(tmp_path, STREAM, concurrency, activities_per_day=800)
+    chaos.kill_at_random_moments(tmp_path, STREAM, concurrency, activities_per_day=800)
 
 
 def test_report(capsys: pytest.CaptureFixture[str]) -> None:
     """Print the numbers of every scenario above."""
     with capsys.disabled():
-        print_report(STREAM, "chaos activities")
+        chaos.print_report(STREAM, "chaos activities")

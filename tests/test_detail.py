@@ -552,22 +552,25 @@ def test_detail_is_immutable() -> None:
         detail.group_name = "Other"  # type: ignore[misc]
 
 
+#: control -> (setting, the value that weakens it) for each setting that turns the control down.
+WEAKENING: dict[str, list[tuple[str, str]]] = {
+    "two-factor-authentication": [("Sign in with Two-Factor Authentication", "Off"), ("Require 2FA for admins", "Off")],
+    "waiting-room": [("Waiting Room", "Off"), ("Allow participants to bypass the waiting room", "On")],
+    "meeting-security-option": [("Require that all meetings are secured with one security option", "Off")],
+    "passcode": [
+        ("Require a passcode for instant meetings", "Off"),
+        ("Require password for participants joining by phone", "Off"),
+        ("Embed passcode in invite link for one-click join", "On"),
+    ],
+    "sign-out-timer": [("Automatically sign users out after a specified time", "Off"), ("Session timeout", "Off")],
+    "password-rules": [("Have special characters in password policy", "Off")],
+    "authenticated-join": [("Only authenticated users can join meetings", "Off")],
+}
+
+
 @pytest.mark.parametrize(
     ("setting", "weak_value", "control"),
-    [
-        ("Sign in with Two-Factor Authentication", "Off", "two-factor-authentication"),
-        ("Require 2FA for admins", "Off", "two-factor-authentication"),
-        ("Waiting Room", "Off", "waiting-room"),
-        ("Allow participants to bypass the waiting room", "On", "waiting-room"),
-        ("Require that all meetings are secured with one security option", "Off", "meeting-security-option"),
-        ("Require a passcode for instant meetings", "Off", "passcode"),
-        ("Require password for participants joining by phone", "Off", "passcode"),
-        ("Embed passcode in invite link for one-click join", "On", "passcode"),
-        ("Automatically sign users out after a specified time", "Off", "sign-out-timer"),
-        ("Session timeout", "Off", "sign-out-timer"),
-        ("Have special characters in password policy", "Off", "password-rules"),
-        ("Only authenticated users can join meetings", "Off", "authenticated-join"),
-    ],
+    [(setting, weak_value, control) for control, rows in WEAKENING.items() for setting, weak_value in rows],
 )
 def test_security_control_table(setting: str, weak_value: str, control: str) -> None:
     strong_value = "On" if weak_value == "Off" else "Off"

@@ -58,66 +58,31 @@ def test_sample_records_are_valid_ocsf(record: dict[str, Any]) -> None:
     assert event["metadata"]["original_time"] == record["time"]
 
 
+def operation(category_type: str, action: str, operation_detail: str) -> dict[str, Any]:
+    """The fields of an operation log record that decide its class and activity."""
+    return {"category_type": category_type, "action": action, "operation_detail": operation_detail}
+
+
 # (record fields, class_uid, activity_id)
 CLASS_TABLE: list[tuple[dict[str, Any], int, int]] = [
-    ({"category_type": "User", "action": "Add", "operation_detail": "Add User bob@example.com"}, 3001, 1),
-    ({"category_type": "User", "action": "Update", "operation_detail": "Activate User a@x.io"}, 3001, 2),
-    ({"category_type": "User", "action": "Update", "operation_detail": "Deactivate User a@x.io"}, 3001, 5),
-    ({"category_type": "user", "action": "delete", "operation_detail": "delete user - user2@example.com"}, 3001, 6),
+    (operation("User", "Add", "Add User bob@example.com"), 3001, 1),
+    (operation("User", "Update", "Activate User a@x.io"), 3001, 2),
+    (operation("User", "Update", "Deactivate User a@x.io"), 3001, 5),
+    (operation("user", "delete", "delete user - user2@example.com"), 3001, 6),
+    (operation("User", "Batch Update", "Change Role  - h@d.io: from User to Co-Owner"), 3001, 7),
     (
-        {
-            "category_type": "User",
-            "action": "Batch Update",
-            "operation_detail": "Change Role  - h@d.io: from User to Co-Owner",
-        },
-        3001,
-        7,
-    ),
-    (
-        {
-            "category_type": "User",
-            "action": "Update",
-            "operation_detail": "Update User b@x.io  - Sign in with Two-Factor Authentication: from On to Off",
-        },
+        operation("User", "Update", "Update User b@x.io  - Sign in with Two-Factor Authentication: from On to Off"),
         3001,
         11,
     ),
-    (
-        {"category_type": "User", "action": "Update", "operation_detail": "Update User b@x.io  - Job Title: set to X"},
-        3001,
-        99,
-    ),
-    ({"category_type": "Role", "action": "Add", "operation_detail": "Add Role Zoom Room Admin"}, 3004, 1),
-    ({"category_type": "User", "action": "Update", "operation_detail": "Update billing contact information"}, 3004, 3),
-    (
-        {
-            "category_type": "Account",
-            "action": "Update",
-            "operation_detail": "Security  - Sign in with Two-Factor Authentication: from On to Off",
-        },
-        3004,
-        3,
-    ),
-    (
-        {
-            "category_type": "User Settings",
-            "action": "Update",
-            "operation_detail": "Schedule Meeting  - Host video: from Off to On",
-        },
-        3004,
-        3,
-    ),
-    ({"category_type": "User Group", "action": "Add", "operation_detail": "Add Group Engineers"}, 3004, 1),
-    (
-        {
-            "category_type": "Recording",
-            "action": "Delete",
-            "operation_detail": "Delete cloud recording for meeting 111",
-        },
-        3004,
-        4,
-    ),
-    ({"category_type": "Zoom Rooms", "action": "Frobnicate", "operation_detail": "Something new"}, 3004, 99),
+    (operation("User", "Update", "Update User b@x.io  - Job Title: set to X"), 3001, 99),
+    (operation("Role", "Add", "Add Role Zoom Room Admin"), 3004, 1),
+    (operation("User", "Update", "Update billing contact information"), 3004, 3),
+    (operation("Account", "Update", "Security  - Sign in with Two-Factor Authentication: from On to Off"), 3004, 3),
+    (operation("User Settings", "Update", "Schedule Meeting  - Host video: from Off to On"), 3004, 3),
+    (operation("User Group", "Add", "Add Group Engineers"), 3004, 1),
+    (operation("Recording", "Delete", "Delete cloud recording for meeting 111"), 3004, 4),
+    (operation("Zoom Rooms", "Frobnicate", "Something new"), 3004, 99),
     ({}, 3004, 99),
 ]
 
@@ -131,16 +96,20 @@ def test_class_and_activity_table(fields: dict[str, Any], class_uid: int, activi
     assert event["category_uid"] == 3
 
 
-def test_role_promotion_is_account_change_with_before_and_after() -> None:
-    record = {
-        "action": "Update",
-        "category_type": "User",
-        "operation_detail": "Update User bart@panther.io  - User Role: from Member to Admin",
-        "operator": "homer@panther.io",
-        "time": "2022-03-02T08:11:09Z",
-    }
-    event = event_for(record)
+def valid_update_event(category_type: str, operation_detail: str, operator: str, time: str) -> dict[str, Any]:
+    """The event for an "Update" record of these fields, checked against the OCSF models."""
+    event = event_for({**operation(category_type, "Update", operation_detail), "operator": operator, "time": time})
     assert_ocsf_valid(event)
+    return event
+
+
+def test_role_promotion_is_account_change_with_before_and_after() -> None:
+    event = valid_update_event(
+        "User",
+        "Update User bart@panther.io  - User Role: from Member to Admin",
+        "homer@panther.io",
+        "2022-03-02T08:11:09Z",
+    )
     assert event["class_name"] == "Account Change"
     assert event["activity_name"] == "Attach Policy"
     assert event["user"]["email_addr"] == "bart@panther.io"
@@ -160,15 +129,12 @@ def test_role_promotion_is_account_change_with_before_and_after() -> None:
 
 
 def test_two_factor_off_is_entity_management_with_changes() -> None:
-    record = {
-        "action": "Update",
-        "category_type": "Account",
-        "operation_detail": "Security  - Sign in with Two-Factor Authentication: from On to Off",
-        "operator": "example@example.io",
-        "time": "2022-12-16T18:20:35Z",
-    }
-    event = event_for(record)
-    assert_ocsf_valid(event)
+    event = valid_update_event(
+        "Account",
+        "Security  - Sign in with Two-Factor Authentication: from On to Off",
+        "example@example.io",
+        "2022-12-16T18:20:35Z",
+    )
     assert event["class_name"] == "Entity Management"
     assert event["entity"]["type_id"] == 4
     assert event["entity"]["uid"] == ACCOUNT
@@ -188,19 +154,11 @@ def test_two_factor_off_is_entity_management_with_changes() -> None:
 
 
 def test_group_and_recording_entities() -> None:
-    group = event_for(
-        {
-            "category_type": "User Group",
-            "action": "Update",
-            "operation_detail": "Edit Group Springfield  - X: from On to Off",
-        }
-    )
+    group = event_for(operation("User Group", "Update", "Edit Group Springfield  - X: from On to Off"))
     assert_ocsf_valid(group)
     assert group["entity"]["type_id"] == 3
     assert group["entity"]["group"] == {"name": "Springfield"}
-    rec = event_for(
-        {"category_type": "Recording", "action": "Delete", "operation_detail": "Delete cloud recording for meeting 111"}
-    )
+    rec = event_for(operation("Recording", "Delete", "Delete cloud recording for meeting 111"))
     assert_ocsf_valid(rec)
     assert rec["entity"] == {
         "type_id": 99,
@@ -211,13 +169,7 @@ def test_group_and_recording_entities() -> None:
 
 
 def test_scim_action_names_the_app() -> None:
-    event = event_for(
-        {
-            "category_type": "User",
-            "action": "SCIM API - Update",
-            "operation_detail": "Edit User a@b.io  - Change Type: from Basic to Licensed",
-        }
-    )
+    event = event_for(operation("User", "SCIM API - Update", "Edit User a@b.io  - Change Type: from Basic to Licensed"))
     assert_ocsf_valid(event)
     assert event["actor"]["app_name"] == "SCIM API"
     assert event["activity_id"] == 99

@@ -207,31 +207,31 @@ def test_token_expiry_mid_run(h: Harness) -> None:
     assert h.zoom.token_requests == 2
 
 
-def test_daily_limit_keeps_progress(h: Harness) -> None:
+def assert_progress_kept(h: Harness, error: type[Exception], kept: int, match: str | None = None) -> None:
+    """A backfill of 900 records (three pages) that fails with ``error`` has printed ``kept`` lines;
+    the next run prints the rest, each record once."""
     start = NOW - timedelta(days=2)
     h.zoom.records = spread(start, 900, timedelta(minutes=3))
+    with pytest.raises(error, match=match):
+        h.run(backfill_start=start)
+    assert len(h.lines) == kept
+    h.run()
+    assert len(h.ids()) == 900 and set(h.ids().values()) == {1}
+
+
+def test_daily_limit_keeps_progress(h: Harness) -> None:
     h.zoom.fail_at(
         3,
         429,
         {"code": 429, "message": "You have reached the maximum daily rate limit for this API."},
         {"X-RateLimit-Type": "Daily-limit", "Retry-After": "2026-11-27T00:00:00Z"},
     )
-    with pytest.raises(DailyLimitError):
-        h.run(backfill_start=start)
-    assert len(h.lines) == 600
-    h.run()
-    assert len(h.ids()) == 900 and set(h.ids().values()) == {1}
+    assert_progress_kept(h, DailyLimitError, kept=600)
 
 
 def test_persistent_500s_fail_with_progress_kept(h: Harness) -> None:
-    start = NOW - timedelta(days=2)
-    h.zoom.records = spread(start, 900, timedelta(minutes=3))
     h.zoom.fail_at(2, 500, {"code": 500, "message": "Internal Error"}, times=6)
-    with pytest.raises(ApiError, match="progress is kept"):
-        h.run(backfill_start=start)
-    assert len(h.lines) == 300
-    h.run()
-    assert len(h.ids()) == 900 and set(h.ids().values()) == {1}
+    assert_progress_kept(h, ApiError, kept=300, match="progress is kept")
 
 
 def test_max_runtime_cuts_a_backfill_into_runs(h: Harness) -> None:

@@ -264,12 +264,18 @@ TLS = (
 )
 
 
+#: (error, how it is described) for a host that cannot be reached at all.
+UNREACHABLE: list[tuple[requests.RequestException, str]] = [
+    (requests.ConnectionError(REFUSED), "connection refused"),
+    (requests.ConnectionError(DNS), "the host name does not resolve (DNS)"),
+    (requests.exceptions.SSLError(TLS), "its TLS certificate could not be verified"),
+]
+
+
 @pytest.mark.parametrize(
     ("exc", "phrase"),
     [
-        (requests.ConnectionError(REFUSED), "connection refused"),
-        (requests.ConnectionError(DNS), "the host name does not resolve (DNS)"),
-        (requests.exceptions.SSLError(TLS), "its TLS certificate could not be verified"),
+        *UNREACHABLE,
         (requests.exceptions.SSLError("[SSL: WRONG_VERSION_NUMBER] wrong version number"), "the TLS handshake failed"),
         (requests.exceptions.ConnectTimeout("HTTPSConnectionPool(...): timed out"), "no connection within 10 s"),
         (requests.exceptions.ReadTimeout("HTTPSConnectionPool(...): Read timed out."), "no answer within 60 s"),
@@ -301,12 +307,7 @@ class _Unreachable:
 
 @pytest.mark.parametrize(
     ("exc", "phrase"),
-    [
-        (requests.ConnectionError(REFUSED), "connection refused"),
-        (requests.ConnectionError(DNS), "the host name does not resolve (DNS)"),
-        (requests.exceptions.SSLError(TLS), "its TLS certificate could not be verified"),
-        (requests.exceptions.ReadTimeout("Read timed out."), "no answer within 60 s"),
-    ],
+    [*UNREACHABLE, (requests.exceptions.ReadTimeout("Read timed out."), "no answer within 60 s")],
 )
 @pytest.mark.parametrize("step", ["token", "page"])
 def test_unreachable_host_names_the_setting_and_the_url(

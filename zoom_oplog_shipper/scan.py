@@ -8,7 +8,7 @@ the fingerprints already delivered. The engine does the I/O around it: the store
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,9 +24,9 @@ Encoder = Callable[[dict[str, Any]], bytes]
 Candidate = tuple[bytes, dict[str, Any], datetime | None]
 
 
-@dataclass(frozen=True)
+@dataclass
 class Cursor:
-    """What a window's earlier pages left for the next one."""
+    """What a window's earlier pages left for the next one (`scan_page` builds a new one, never changes it)."""
 
     #: Occurrences of each canonical record at the current second (the whole window when unordered).
     counts: dict[bytes, int] = field(default_factory=dict)
@@ -58,56 +58,47 @@ class _Tally:
     """A page's scan in progress: occurrence counts, the sort order, the times seen."""
 
     def __init__(self, cursor: Cursor, ordered: bool, inclusive_bound: datetime | None) -> None:
-        self.counts = dict(cursor.counts)
-        self.untimed_counts = dict(cursor.untimed_counts)
-        self.current, self.direction = cursor.current, cursor.direction
+        #: The cursor the next page starts from, kept up to date as the page is read: a copy, so the
+        #: caller's cursor stays as it was, and the page's span (oldest, newest) starts afresh.
+        self.cursor = Cursor(
+            counts=dict(cursor.counts),
+            untimed_counts=dict(cursor.untimed_counts),
+            current=cursor.current,
+            direction=cursor.direction,
+        )
         self.ordered = ordered
         self.inclusive_bound = inclusive_bound
-        self.newest: datetime | None = None
-        self.oldest: datetime | None = None
         self.unordered = False
         self.to_inclusive = False
 
     def occurrence(self, canon: bytes, t: datetime | None) -> int:
         """The record's occurrence number among identical records (of its second, when ordered)."""
-        bucket = self.untimed_counts if t is None else self._at(t)
+        bucket = self.cursor.untimed_counts if t is None else self._at(t)
         n = bucket.get(canon, 0)
         bucket[canon] = n + 1
         return n
 
     def _at(self, t: datetime) -> dict[bytes, int]:
         """The counts of ``t``'s second; notes the order, the page's span and an inclusive `to`."""
-        self.newest = t if self.newest is None else max(self.newest, t)
-        self.oldest = t if self.oldest is None else min(self.oldest, t)
-        if t != self.current:
-            if self.current is not None:
-                self._step(-1 if t < self.current else 1)
+        self.cursor.newest = t if self.cursor.newest is None else max(self.cursor.newest, t)
+        self.cursor.oldest = t if self.cursor.oldest is None else min(self.cursor.oldest, t)
+        if t != self.cursor.current:
+            if self.cursor.current is not None:
+                self._step(-1 if t < self.cursor.current else 1)
                 if self.unordered:  # the page is dropped: nothing more to note
-                    return self.counts
+                    return self.cursor.counts
             if self.ordered:
-                self.counts.clear()
-            self.current = t
+                self.cursor.counts.clear()
+            self.cursor.current = t
         if self.inclusive_bound is not None and t >= self.inclusive_bound:
             self.to_inclusive = True
-        return self.counts
+        return self.cursor.counts
 
     def _step(self, step: int) -> None:
-        if self.direction == 0:
-            self.direction = step
-        elif step != self.direction and self.ordered:
+        if self.cursor.direction == 0:
+            self.cursor.direction = step
+        elif step != self.cursor.direction and self.ordered:
             self.unordered = True
-
-    def cursor(self, cursor: Cursor) -> Cursor:
-        """The cursor the next page starts from."""
-        return replace(
-            cursor,
-            counts=self.counts,
-            untimed_counts=self.untimed_counts,
-            current=self.current,
-            direction=self.direction,
-            oldest=self.oldest,
-            newest=self.newest,
-        )
 
 
 def scan_page(
@@ -143,9 +134,9 @@ def scan_page(
         fp = fingerprint(account_id, canon, n)
         if fp not in seen:
             candidates.append((fp, rec, t))
-    newest = tally.newest
-    done = tally.direction == -1 and ordered and newest is not None and newest < cutoff
-    return PageScan(candidates, tally.cursor(cursor), to_inclusive=tally.to_inclusive, skipped=skipped, done=done)
+    newest = tally.cursor.newest
+    done = tally.cursor.direction == -1 and ordered and newest is not None and newest < cutoff
+    return PageScan(candidates, tally.cursor, to_inclusive=tally.to_inclusive, skipped=skipped, done=done)
 
 
 @dataclass(frozen=True)
