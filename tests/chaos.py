@@ -36,9 +36,10 @@ from zoom_oplog_shipper.simulator import RunningServer, Simulator, SimulatorConf
 START = datetime(2026, 11, 26, 9, 17, 23, tzinfo=UTC)
 PAGE = 300
 TZS = [-12 * 60, -5 * 60 - 30, 0, 5 * 60 + 45, 14 * 60]
-#: The marks of every chaos test. Not measured for coverage: these runs repeat, thousands of times, code
-#: the other tests cover (measured, they add 7 lines and 2 branches of ~7,600, and double their CPU time).
-MARKS = [pytest.mark.chaos, pytest.mark.no_cover]
+#: The marks of every chaos test. conftest.py adds `no_cover` to them when coverage is measured: these
+#: runs repeat, thousands of times, code the other tests cover (measured, they add 7 lines and 2
+#: branches of ~7,600, and double their CPU time).
+MARKS = [pytest.mark.chaos]
 #: (stream, line): each suite's `test_report` prints the lines of its stream.
 REPORT: list[tuple[str, str]] = []
 #: Adds records in the last ``span`` before the world's now: (world, rng, count, span, late_by).
