@@ -7,7 +7,8 @@ from typing import Any
 
 #: (id, description, comparison, limit, unit)
 BUDGETS: tuple[tuple[str, str, str, float, str], ...] = (
-    ("e2e_throughput", "end-to-end backfill at the largest size", ">=", 100_000, "records/s"),
+    # Above the 12,000 records/s the highest Zoom rate limit can feed (issue 16; was 100k/s, issue 5).
+    ("e2e_throughput", "end-to-end backfill at the largest size, pacing off", ">=", 20_000, "records/s"),
     ("e2e_vs_baseline", "end-to-end / curl+jq baseline at the largest size", ">=", 4.0, "x"),
     # At the default rate limit (1,500 records/s) 30 µs a record is 4.5% of one core (issue 16).
     ("cpu_us", "per-record CPU of the whole process at the largest size (shipper CPU / records)", "<=", 30.0, "µs"),
@@ -18,7 +19,6 @@ BUDGETS: tuple[tuple[str, str, str, float, str], ...] = (
     ("version_ms", "`--version` wall time (median)", "<=", 150, "ms"),
     ("empty_run_ms", "empty incremental run wall time, default lookback (median)", "<=", 400, "ms"),
     ("state_bytes", "state on disk per remembered fingerprint (worst)", "<=", 128, "bytes"),
-    ("e2e_issue12", "end-to-end backfill at the largest size (issue 12)", ">=", 40_000, "records/s"),
     ("latency_floor", "latency backfill: wall / (requests / --max-rps), worst pair whose lower bound is within "
      "the budget (issue 18)", "<=", 1.25, "x"),
     ("latency_requests", "latency backfill: requests / those of one window at a time, worst pair (issue 18)", "<=",
@@ -70,8 +70,6 @@ def _measure(results: dict[str, Any]) -> dict[str, tuple[float, str] | None]:
         out["empty_run_ms"] = (default["empty"]["wall_s"]["median"] * 1000, f"lookback {default['lookback']}")
     if "startup" in results:
         out["version_ms"] = (results["startup"]["version_ms"]["median"], "bytecode cached")
-    if largest is not None:
-        out["e2e_issue12"] = (largest["ours"]["records_per_s"]["median"], f"{largest['records']:,} records")
     if "latency" in results:
         out.update(_latency(results["latency"]))
     return out
