@@ -142,8 +142,11 @@ def _module_map() -> set[str]:
     for row in _table((ROOT / "docs" / "streams.md").read_text(encoding="utf-8"), "| module | job |"):
         folder = ""
         for name in re.findall(r"`([^`]+)`", row[0]):
-            folder, _, _ = name.rpartition("/") if "/" in name else (folder, "", "")
-            named.add(name if "/" in name else f"{folder}/{name}".lstrip("/"))
+            if "/" in name:
+                folder = name.rpartition("/")[0]
+                named.add(name)
+            else:
+                named.add(f"{folder}/{name}".lstrip("/"))
     return named
 
 
