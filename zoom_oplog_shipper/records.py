@@ -69,4 +69,7 @@ def epoch(moment: datetime) -> int:
 
 def rfc3339_millis(moment: datetime) -> str:
     """``2022-01-25T17:52:16.000Z``: UTC with milliseconds, as ECS timestamps are written."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    t = moment if moment.tzinfo is UTC else moment.astimezone(UTC)
+    fields = (t.year, t.month, t.day, t.hour, t.minute, t.second, t.microsecond // 1000)
+    # printf-style: half the cost of isoformat(timespec="milliseconds"), and it runs for every event.
+    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % fields  # noqa: UP031

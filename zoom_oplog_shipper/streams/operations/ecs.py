@@ -7,6 +7,7 @@ The event is built step by step: the fields every event has, then the fields tha
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
@@ -77,38 +78,9 @@ def to_ecs(record: dict[str, Any], context: EventContext) -> dict[str, Any]:
     if operator is not None:
         doc["user"] = user(operator)
         doc["related"] = {"user": [operator]}
-    fields = detail_fields(parse_detail(detail, category_type, action)) if detail is not None else {}
-    if fields:
-        _merge(doc, fields)
-        if categories[0] != "iam" and "admin" in doc["event"]["type"]:
-            # `admin` is an IAM type; a role grant filed under another category keeps its tag only.
-            doc["event"]["type"].remove("admin")
+    if detail is not None:
+        add_detail_fields(doc, parse_detail(detail, category_type, action), admin_type=categories[0] == "iam")
     return doc
-
-
-def _merge(doc: dict[str, Any], fields: dict[str, Any]) -> None:
-    """Merge :func:`detail_fields` into an event: dicts key by key after the event's own keys;
-    ``related.user``, ``tags`` and ``event.type`` unioned (the event's order first)."""
-    for key, value in fields.items():
-        current: Any = doc.get(key)
-        if key == "zoom":  # the event has zoom.operation, and nothing else under zoom
-            for name, part in value.items():
-                if name == "operation":
-                    current["operation"].update(part)
-                else:
-                    current[name] = part
-        elif key == "event":
-            _union(current["type"], value["type"])
-        elif current is None:
-            doc[key] = value
-        elif key == "user":
-            current.update(value)
-        elif key == "related":
-            _union(current["user"], value["user"])
-        elif key == "tags":
-            _union(current, value)
-        else:  # pragma: no cover - detail_fields sets nothing else the event has
-            doc[key] = value
 
 
 # --- the fields parsed out of operation_detail -------------------------------------------------
@@ -117,11 +89,11 @@ def _merge(doc: dict[str, Any], fields: dict[str, Any]) -> None:
 def detail_fields(detail: Detail) -> dict[str, Any]:
     """The ECS 9.4.0 fields for a parsed ``operation_detail``, as a nested dict (empty when it is empty).
 
-    :func:`to_ecs` merges them into the event: nested dicts key by key (no key here collides with
-    one the event sets: ``user.target``/``user.changes`` sit beside the operator's ``user.name``);
-    the lists ``related.user``, ``tags`` and ``event.type`` are unioned with the event's.
-    ``event.type: ["admin"]`` appears only when an admin/owner role is granted, an IAM event type
-    (:func:`to_ecs` drops it from events that are not ``iam``).
+    :func:`to_ecs` merges them into the event (:func:`add_detail_fields`): nested dicts key by key
+    (no key here collides with one the event sets: ``user.target``/``user.changes`` sit beside the
+    operator's ``user.name``); the lists ``related.user``, ``tags`` and ``event.type`` are unioned
+    with the event's. ``event.type: ["admin"]`` appears only when an admin/owner role is granted, an
+    IAM event type (:func:`to_ecs` leaves it out of events that are not ``iam``).
 
     Fields: ``user.target.email``/``user.target.name`` (the affected user), ``group.name`` (the
     group acted on), ``related.user`` (every user seen in the text; the event adds the operator),
@@ -132,24 +104,32 @@ def detail_fields(detail: Detail) -> dict[str, Any]:
     absent keys left out), ``zoom.operation.object_type``, ``zoom.operation.disabled_controls``,
     ``zoom.role.name``, ``zoom.meeting.id``, ``zoom.webinar.id``.
     """
-    out: dict[str, Any] = {}
+    fields: dict[str, Any] = {}
+    add_detail_fields(fields, detail)
+    return fields
+
+
+def add_detail_fields(doc: dict[str, Any], detail: Detail, *, admin_type: bool = True) -> None:
+    """Merge :func:`detail_fields` into ``doc`` as they are made, without building them first: dicts
+    key by key after ``doc``'s own keys, ``related.user``, ``tags`` and ``event.type`` unioned
+    (``doc``'s order first); the ``admin`` event type only when ``admin_type`` (an ``iam`` event)."""
     if user := _user_fields(detail):
-        out["user"] = user
+        doc.setdefault("user", {}).update(user)
     if detail.group_name:
-        out["group"] = {"name": detail.group_name}
+        doc["group"] = {"name": detail.group_name}
     if detail.related_users:
-        out["related"] = {"user": list(detail.related_users)}
-    tags: list[str] = []
-    if detail.security_control_disabled:
-        tags.append(TAG_SECURITY_CONTROL_DISABLED)
+        _union(doc.setdefault("related", {}).setdefault("user", []), detail.related_users)
+    tags = [TAG_SECURITY_CONTROL_DISABLED] if detail.security_control_disabled else []
     if detail.admin_granted:
         tags.append(TAG_ADMIN_ROLE_GRANTED)
-        out["event"] = {"type": ["admin"]}
+        if admin_type:  # an IAM type: a role grant filed under another category keeps its tag only
+            _union(doc.setdefault("event", {}).setdefault("type", []), ["admin"])
     if tags:
-        out["tags"] = tags
+        _union(doc.setdefault("tags", []), tags)
     if zoom := _zoom_fields(detail):
-        out["zoom"] = zoom
-    return out
+        into = doc.setdefault("zoom", {})
+        for name, part in zoom.items():
+            into.setdefault(name, {}).update(part)
 
 
 def _user_fields(detail: Detail) -> dict[str, Any]:
@@ -184,7 +164,7 @@ def _zoom_fields(detail: Detail) -> dict[str, Any]:
     return zoom
 
 
-def _union(current: list[Any], new: list[Any]) -> None:
+def _union(current: list[Any], new: Iterable[Any]) -> None:
     for item in new:
         if item not in current:
             current.append(item)
